@@ -1,0 +1,33 @@
+"""kvlite: an embedded key/document store on SQLite, with a ``dict`` view and JSONPath queries.
+
+>>> import kvlite
+>>> db = kvlite.open(":memory:")
+>>> users = db.collection("users")
+>>> users.put("u1", {"name": "Ada", "age": 36})
+>>> users.get("u1")
+{'name': 'Ada', 'age': 36}
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import errors
+from .collection import Collection
+from .dictview import DictView
+from .errors import KvliteError
+from .serializers import Serializer
+from .serializers import register as register_serializer
+from .store import Store, open
+
+__all__ = [
+    "Collection",
+    "DictView",
+    "KvliteError",
+    "Serializer",
+    "Store",
+    "errors",
+    "open",
+    "register_serializer",
+    "__version__",
+]

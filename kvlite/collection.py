@@ -1,0 +1,456 @@
+"""Collection: one table of ``key -> value`` entries with TTL, and the key-value protocol.
+
+Table layout (one per collection, named ``kv_<id>`` after its registry row, so
+no user text ever reaches SQL)::
+
+    id          INTEGER PRIMARY KEY  -- insertion order, as in dict
+    key         ANY NOT NULL UNIQUE  -- str/bytes/int/float, kept as given
+    key_type    INTEGER              -- 1 when the key is a bool
+    value       ANY NOT NULL         -- serializer output (TEXT for JSON)
+    created_at, updated_at REAL
+    expires_at  REAL NULL            -- NULL = never expires
+
+Expiry: an entry whose ``expires_at`` is at or before the store's clock is
+invisible to every read at once.  Expired rows are physically deleted when
+their key is written again, by :meth:`Collection.purge_expired`, and every
+1024 writes through a collection object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Tuple
+
+import apsw
+
+from . import keys as _keys
+from .errors import InvalidKey, InvalidTTL, SerializationError
+from .serializers import Serializer, encode
+from .store import translate_error
+
+if TYPE_CHECKING:
+    from .dictview import DictView
+    from .store import Store
+
+__all__ = ["Collection", "MISSING"]
+
+_PURGE_EVERY = 1024
+_PAGE = 1000
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Sentinel for "no default given".
+MISSING: Any = _Missing()
+
+
+def table_sql_name(table_id: int) -> str:
+    """The quoted SQL name of a collection's table (built from an integer only)."""
+    return f'"kv_{int(table_id):d}"'
+
+
+def create_table_sql(table_id: int) -> str:
+    table = table_sql_name(table_id)
+    index = f'"kv_{int(table_id):d}_expires"'
+    return f"""
+        CREATE TABLE {table} (
+            id         INTEGER PRIMARY KEY,
+            key        ANY NOT NULL UNIQUE,
+            key_type   INTEGER NOT NULL DEFAULT 0,
+            value      ANY NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            expires_at REAL
+        ) STRICT;
+        CREATE INDEX {index} ON {table}(expires_at) WHERE expires_at IS NOT NULL;
+    """
+
+
+def expiry(ttl: object, now: float) -> float | None:
+    """The ``expires_at`` for a ``ttl`` (seconds from ``now``); ``None`` = never.
+
+    A TTL is a positive, finite ``int``/``float`` or a positive
+    ``datetime.timedelta``; anything else raises :class:`InvalidTTL`.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, datetime.timedelta):
+        ttl = ttl.total_seconds()
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise InvalidTTL(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
+    if not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
+    return now + ttl
+
+
+Entry = Tuple[Any, Any]
+
+
+class Collection:
+    """A named table of ``key -> value`` entries in a :class:`~kvlite.Store`.
+
+    Get one with ``store.collection(name)``.  Every method is atomic; the
+    ``_many`` methods run in one transaction each.  Reads never see expired
+    entries.  Keys: see :mod:`kvlite.keys` (``str``, ``bytes``, ``int``,
+    ``float``, ``bool``; others raise :class:`~kvlite.errors.InvalidKey`).
+    """
+
+    def __init__(self, store: Store, name: str, table_id: int, serializer: Serializer) -> None:
+        self.store = store
+        self.name = name
+        self.serializer = serializer
+        self._table_id = table_id
+        self._dropped = False
+        self._writes = 0
+        self._dict: DictView | None = None
+        t = self._table = table_sql_name(table_id)
+        live = "(expires_at IS NULL OR expires_at > ?)"
+        self._live = live
+        self._sql_get = f"SELECT value FROM {t} WHERE key = ? AND {live}"
+        self._sql_get_entry = f"SELECT key, key_type, value FROM {t} WHERE key = ? AND {live}"
+        self._sql_ttl = f"SELECT expires_at FROM {t} WHERE key = ? AND {live}"
+        self._sql_put = f"""
+            INSERT INTO {t} (key, key_type, value, created_at, updated_at, expires_at)
+            VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+            ON CONFLICT (key) DO UPDATE SET
+                id         = CASE WHEN expires_at <= ?4 THEN (SELECT max(id) + 1 FROM {t}) ELSE id END,
+                key        = CASE WHEN expires_at <= ?4 THEN excluded.key ELSE key END,
+                key_type   = CASE WHEN expires_at <= ?4 THEN excluded.key_type ELSE key_type END,
+                created_at = CASE WHEN expires_at <= ?4 THEN excluded.created_at ELSE created_at END,
+                value      = excluded.value,
+                updated_at = excluded.updated_at,
+                expires_at = excluded.expires_at"""
+        self._sql_delete = f"DELETE FROM {t} WHERE key = ?1 RETURNING (expires_at IS NULL OR expires_at > ?2)"
+        self._sql_pop = f"DELETE FROM {t} WHERE key = ?1 RETURNING value, (expires_at IS NULL OR expires_at > ?2)"
+        self._sql_popitem = (
+            f"DELETE FROM {t} WHERE id = (SELECT id FROM {t} WHERE {live} ORDER BY id DESC LIMIT 1) "
+            "RETURNING key, key_type, value"
+        )
+        self._sql_count = f"SELECT count(*) FROM {t} WHERE {live}"
+        self._sql_page = f"SELECT id, key, key_type, value FROM {t} WHERE id > ? AND {live} ORDER BY id LIMIT ?"
+        self._sql_page_rev = (
+            f"SELECT id, key, key_type, value FROM {t} WHERE id < ? AND {live} ORDER BY id DESC LIMIT ?"
+        )
+        self._sql_keys_page = f"SELECT id, key, key_type FROM {t} WHERE id > ? AND {live} ORDER BY id LIMIT ?"
+        self._sql_keys_page_rev = (
+            f"SELECT id, key, key_type FROM {t} WHERE id < ? AND {live} ORDER BY id DESC LIMIT ?"
+        )
+        self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= ?"
+        self._sql_clear = f"DELETE FROM {t}"
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _encode(self, value: Any) -> str | bytes:
+        return encode(self.serializer, value)
+
+    def _decode(self, data: str | bytes) -> Any:
+        try:
+            return self.serializer.loads(data)
+        except Exception as exc:
+            raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+
+    def _after_write(self) -> None:
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self._purge_any()
+
+    def _purge_any(self) -> int:
+        conn = self.store._conn()
+        try:
+            conn.execute(self._sql_purge, (self.store.now(),))
+            return conn.changes()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+
+    # -- single keys ------------------------------------------------------------------
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` when it is missing or expired."""
+        stored, _ = _keys.encode(key)
+        try:
+            row = self.store._conn().execute(self._sql_get, (stored, self.store._clock())).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        if row is None:
+            return default
+        return self._decode(row[0])
+
+    def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
+        """Store ``value`` under ``key``, replacing any previous value and TTL.
+
+        ``ttl`` is in seconds (``None``: never expires).  An existing key keeps
+        its place in iteration order (as in ``dict``); a key that had expired
+        counts as new and moves to the end.
+
+        :raises InvalidKey: unsupported key type.
+        :raises InvalidTTL: ``ttl`` is not a positive finite number.
+        :raises SerializationError: the serializer cannot encode ``value`` (nothing written).
+        """
+        stored, key_type = _keys.encode(key)
+        now = self.store._clock()
+        expires = expiry(ttl, now)
+        data = self._encode(value)
+        try:
+            self.store._conn().execute(self._sql_put, (stored, key_type, data, now, expires))
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        self._after_write()
+
+    def delete(self, key: Any) -> bool:
+        """Remove ``key``; ``True`` if a live entry was removed, ``False`` if none (or it had expired)."""
+        stored, _ = _keys.encode(key)
+        try:
+            row = self.store._conn().execute(self._sql_delete, (stored, self.store._clock())).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        return bool(row and row[0])
+
+    def ttl(self, key: Any) -> float | None:
+        """Seconds until ``key`` expires; ``None`` when it never expires or is missing."""
+        stored, _ = _keys.encode(key)
+        now = self.store._clock()
+        try:
+            row = self.store._conn().execute(self._sql_ttl, (stored, now)).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        if row is None or row[0] is None:
+            return None
+        return row[0] - now
+
+    def __contains__(self, key: Any) -> bool:
+        try:
+            stored, _ = _keys.encode(key)
+            row = self.store._conn().execute(self._sql_ttl, (stored, self.store._clock())).fetchone()
+        except (InvalidKey, UnicodeEncodeError):
+            return False
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        return row is not None
+
+    # -- many keys --------------------------------------------------------------------
+
+    def get_many(self, keys: Iterable[Any], default: Any = None) -> list[Any]:
+        """Values for ``keys``, in the same positions (``default`` where missing); one read snapshot."""
+        encoded = [_keys.encode(key)[0] for key in keys]
+        conn = self.store._conn()
+        now = self.store._clock()
+        out: list[Any] = []
+        try:
+            with self.store._read(conn):
+                for stored in encoded:
+                    row = conn.execute(self._sql_get, (stored, now)).fetchone()
+                    out.append(default if row is None else self._decode(row[0]))
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        return out
+
+    def put_many(self, entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
+                 ttl: float | datetime.timedelta | None = None) -> int:
+        """Store every ``(key, value)`` of a mapping or iterable of pairs in one transaction.
+
+        All land or none does: a bad key or value anywhere raises and leaves the
+        collection as it was.  Returns the number of entries written.
+        """
+        items: Iterable[Any]
+        if isinstance(entries, Mapping):
+            items = entries.items()
+        elif hasattr(entries, "keys"):  # the same duck-typing as dict.update
+            items = ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
+        else:
+            items = entries
+        now = self.store._clock()
+        expires = expiry(ttl, now)
+        written = 0
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            nonlocal written
+            for pair in items:
+                key, value = pair
+                stored, key_type = _keys.encode(key)
+                written += 1
+                yield stored, key_type, self._encode(value), now, expires
+
+        conn = self.store._conn()
+        with self.store._write(conn):
+            try:
+                conn.executemany(self._sql_put, rows())
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+            except UnicodeEncodeError as exc:
+                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        self._after_write()
+        return written
+
+    def delete_many(self, keys: Iterable[Any]) -> int:
+        """Remove every key in ``keys`` in one transaction; returns how many live entries were removed."""
+        encoded = [_keys.encode(key)[0] for key in keys]
+        conn = self.store._conn()
+        removed = 0
+        with self.store._write(conn):
+            now = self.store._clock()
+            try:
+                for stored in encoded:
+                    row = conn.execute(self._sql_delete, (stored, now)).fetchone()
+                    removed += bool(row and row[0])
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+            except UnicodeEncodeError as exc:
+                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        return removed
+
+    def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
+        """:meth:`ttl` for each key, in the same positions; one read snapshot."""
+        encoded = [_keys.encode(key)[0] for key in keys]
+        conn = self.store._conn()
+        now = self.store._clock()
+        out: list[float | None] = []
+        try:
+            with self.store._read(conn):
+                for stored in encoded:
+                    row = conn.execute(self._sql_ttl, (stored, now)).fetchone()
+                    out.append(None if row is None or row[0] is None else row[0] - now)
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        return out
+
+    # -- compound operations (one statement or one transaction each) ---------------------
+
+    def pop(self, key: Any, default: Any = MISSING) -> Any:
+        """Remove ``key`` and return its value; ``default`` if missing, else ``KeyError``."""
+        try:
+            stored, _ = _keys.encode(key)
+        except InvalidKey:
+            if default is MISSING:
+                raise KeyError(key) from None
+            return default
+        try:
+            row = self.store._conn().execute(self._sql_pop, (stored, self.store._clock())).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        except UnicodeEncodeError:
+            row = None
+        if row is None or not row[1]:
+            if default is MISSING:
+                raise KeyError(key)
+            return default
+        return self._decode(row[0])
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the most recently inserted ``(key, value)``; ``KeyError`` when empty."""
+        try:
+            row = self.store._conn().execute(self._sql_popitem, (self.store._clock(),)).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        if row is None:
+            raise KeyError("popitem(): dictionary is empty")
+        return _keys.decode(row[0], row[1]), self._decode(row[2])
+
+    def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
+        """The value of ``key``; if missing, store ``default`` (with ``ttl``) and return it."""
+        stored, key_type = _keys.encode(key)
+        conn = self.store._conn()
+        with self.store._write(conn):
+            now = self.store._clock()
+            try:
+                row = conn.execute(self._sql_get, (stored, now)).fetchone()
+                if row is not None:
+                    return self._decode(row[0])
+                conn.execute(self._sql_put, (stored, key_type, self._encode(default), now, expiry(ttl, now)))
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+            except UnicodeEncodeError as exc:
+                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        return default
+
+    # -- whole collection -------------------------------------------------------------
+
+    def _pages(self, sql: str, reverse: bool) -> Iterator[tuple[Any, ...]]:
+        """Rows in insertion order (or reversed), read in pages by ``id``.
+
+        Each page is its own short read, so a slow consumer never holds a lock
+        or pins the WAL; writes made during iteration may or may not be seen.
+        """
+        last = (1 << 63) - 1 if reverse else -(1 << 63)
+        conn = self.store._conn()
+        while True:
+            try:
+                rows = conn.execute(sql, (last, self.store._clock(), _PAGE)).fetchall()
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+            yield from rows
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+
+    def keys(self, *, reverse: bool = False) -> Iterator[Any]:
+        """Every live key, in insertion order (or reversed)."""
+        sql = self._sql_keys_page_rev if reverse else self._sql_keys_page
+        decode = _keys.decode
+        for _, stored, key_type in self._pages(sql, reverse):
+            yield decode(stored, key_type)
+
+    def items(self, *, reverse: bool = False) -> Iterator[Entry]:
+        """Every live ``(key, value)``, in insertion order (or reversed), decoded one page at a time."""
+        sql = self._sql_page_rev if reverse else self._sql_page
+        decode_key, decode = _keys.decode, self._decode
+        for _, stored, key_type, data in self._pages(sql, reverse):
+            yield decode_key(stored, key_type), decode(data)
+
+    def values(self, *, reverse: bool = False) -> Iterator[Any]:
+        """Every live value, in insertion order (or reversed)."""
+        for _, value in self.items(reverse=reverse):
+            yield value
+
+    def count(self) -> int:
+        """Number of live (not expired) entries."""
+        try:
+            return self.store._conn().execute(self._sql_count, (self.store._clock(),)).fetchone()[0]
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+    def purge_expired(self) -> int:
+        """Delete expired entries now; returns how many."""
+        with self.store._write(self.store._conn()):
+            return self._purge_any()
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        conn = self.store._conn()
+        with self.store._write(conn):
+            try:
+                conn.execute(self._sql_clear)
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+
+    def dict(self) -> DictView:
+        """A :class:`~kvlite.DictView` over this collection: a ``MutableMapping`` that behaves like ``dict``."""
+        from .dictview import DictView
+
+        if self._dict is None:
+            self._dict = DictView._over(self)
+        return self._dict
+
+    def __repr__(self) -> str:
+        return f"<kvlite.Collection {self.name!r} serializer={self.serializer.name!r} in {self.store.path!r}>"

@@ -1,0 +1,248 @@
+"""DictView: a ``MutableMapping`` over one collection that behaves like ``dict``.
+
+What matches ``dict`` exactly: key types and equality (``1 == 1.0 == True`` is
+one key; ``"a"``, ``b"a"``, ``1`` are three), insertion order (updating a key
+keeps its place; deleting and re-adding moves it to the end), ``KeyError`` and
+``TypeError`` where ``dict`` raises them, ``==`` with any mapping, and every
+``dict`` method: ``get``, ``setdefault``, ``pop``, ``popitem`` (LIFO),
+``update``, ``|``, ``|=``, ``copy``, ``fromkeys``, ``reversed``, ``clear``.
+
+What cannot match, because the data lives in a file:
+
+* Values are stored copies.  ``d[k].append(x)`` changes a copy, not the
+  stored value: write it back with ``d[k] = value`` (the same rule as
+  ``shelve`` without ``writeback``).  ``d.setdefault(k, [])`` returns the
+  stored value, a new object on every call once it exists.
+* Values go through the collection's serializer (JSON by default: tuples come
+  back as lists).  Keys must be ``str``, ``bytes``, ``int``, ``float`` or
+  ``bool``: other hashable keys raise :class:`~kvlite.errors.InvalidKey` (a
+  ``TypeError``) when written, and are simply absent when read.
+* Changing the collection while iterating over it does not raise
+  ``RuntimeError``; iteration reads pages of rows in insertion order and may
+  or may not see the changes.
+
+``DictView()`` with no collection (and ``copy()``, ``fromkeys()``, ``|``) make
+a view over a new private in-memory store, so a ``DictView`` can stand in for
+``dict`` anywhere, including ``type(d)(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
+from typing import Any, Iterable, Iterator
+
+from .collection import MISSING, Collection
+from .errors import InvalidKey
+
+
+class DictView(MutableMapping):  # type: ignore[type-arg]
+    """A ``dict`` whose contents live in a kvlite collection.
+
+    Get one with ``collection.dict()`` or ``store.dict(name)``.  Every
+    operation is atomic; compound ones (``setdefault``, ``pop``, ``popitem``,
+    ``update``) are one statement or one transaction each.
+    """
+
+    _collection: Collection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Like ``dict(...)``: a view over a new private in-memory store, filled from the arguments."""
+        from .store import Store
+
+        self._collection = Store(":memory:").collection("dict")
+        if args or kwargs:
+            self.update(*args, **kwargs)
+
+    @classmethod
+    def _over(cls, collection: Collection) -> DictView:
+        view = cls.__new__(cls)
+        view._collection = collection
+        return view
+
+    @property
+    def collection(self) -> Collection:
+        """The :class:`~kvlite.Collection` this view reads and writes."""
+        return self._collection
+
+    # -- the five abstract methods --------------------------------------------------
+
+    def __getitem__(self, key: Any) -> Any:
+        hash(key)
+        try:
+            value = self._collection.get(key, MISSING)
+        except InvalidKey:
+            raise KeyError(key) from None
+        if value is MISSING:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        hash(key)
+        self._collection.put(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        hash(key)
+        try:
+            deleted = self._collection.delete(key)
+        except InvalidKey:
+            deleted = False
+        if not deleted:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._collection.keys()
+
+    def __len__(self) -> int:
+        return self._collection.count()
+
+    # -- faster or dict-exact versions of the mixin methods --------------------------
+
+    def __contains__(self, key: object) -> bool:
+        hash(key)
+        return key in self._collection
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._collection.keys(reverse=True)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        hash(key)
+        try:
+            return self._collection.get(key, default)
+        except InvalidKey:
+            return default
+
+    def keys(self) -> KeysView[Any]:
+        return KeysView(self)
+
+    def items(self) -> ItemsView[Any, Any]:
+        return _ItemsView(self)
+
+    def values(self) -> ValuesView[Any]:
+        return _ValuesView(self)
+
+    def pop(self, key: Any, default: Any = MISSING) -> Any:
+        hash(key)
+        return self._collection.pop(key, default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        return self._collection.popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        hash(key)
+        return self._collection.setdefault(key, default)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Like ``dict.update``, in one transaction: all pairs land, or none."""
+        store = self._collection.store
+        with store.transaction():
+            if isinstance(other, DictView):
+                other = list(other.items())
+            if isinstance(other, Iterable) or hasattr(other, "keys"):
+                self._collection.put_many(_checked_pairs(other))
+            else:
+                raise TypeError(f"{type(other).__name__!r} object is not iterable")
+            if kwargs:
+                self._collection.put_many(kwargs)
+
+    def clear(self) -> None:
+        self._collection.clear()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        other_items = dict(other.items())
+        if len(self) != len(other_items):
+            return False
+        return dict(self.items()) == other_items
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- dict extras ------------------------------------------------------------------
+
+    def _new_like(self) -> DictView:
+        from .store import Store
+
+        collection = Store(":memory:", serializer=self._collection.serializer).collection("dict")
+        return type(self)._over(collection)
+
+    def copy(self) -> DictView:
+        """A shallow copy in a new private in-memory store (``d.copy() == d``)."""
+        new = self._new_like()
+        new._collection.put_many(self._collection.items())
+        return new
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> Any:
+        """Like ``dict.fromkeys``: a new mapping of ``cls()`` with every key set to ``value``."""
+        new = cls()
+        for key in iterable:
+            new[key] = value
+        return new
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, (dict, DictView)):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, (dict, DictView)):
+            return NotImplemented
+        new = dict(other)
+        new.update(self.items())
+        return new
+
+    def __ior__(self, other: Any) -> DictView:
+        self.update(other)
+        return self
+
+    def __repr__(self) -> str:
+        shown = []
+        for i, (key, value) in enumerate(self._collection.items()):
+            if i == 20:
+                shown.append("...")
+                break
+            shown.append(f"{key!r}: {value!r}")
+        return "{" + ", ".join(shown) + "}"
+
+
+def _checked_pairs(other: Any) -> Iterator[tuple[Any, Any]]:
+    """The pairs of ``other`` as ``dict.update`` reads them, hashing each key first."""
+    if hasattr(other, "keys"):
+        for key in other.keys():
+            hash(key)
+            yield key, other[key]
+        return
+    for i, pair in enumerate(other):
+        try:
+            key, value = pair
+        except (TypeError, ValueError):
+            try:
+                length = len(pair)
+            except TypeError:
+                raise TypeError(f"cannot convert dictionary update sequence element #{i} to a sequence") from None
+            raise ValueError(
+                f"dictionary update sequence element #{i} has length {length}; 2 is required") from None
+        hash(key)
+        yield key, value
+
+
+class _ItemsView(ItemsView):  # type: ignore[type-arg]
+    """``d.items()``: iterates keys and values in one pass (not one query per key)."""
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._collection.items()  # type: ignore[attr-defined, no-any-return]
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        return self._mapping._collection.items(reverse=True)  # type: ignore[attr-defined, no-any-return]
+
+
+class _ValuesView(ValuesView):  # type: ignore[type-arg]
+    """``d.values()``: one pass over the rows."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._mapping._collection.values()  # type: ignore[attr-defined, no-any-return]
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._collection.values(reverse=True)  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,114 @@
+"""Every exception a kvlite user can meet.
+
+All of them derive from :class:`KvliteError`.  A few also derive from the
+built-in exception a Python programmer would expect in the same situation
+(``InvalidKey`` is a ``TypeError``, ``InvalidTTL`` a ``ValueError``), so code
+written for ``dict`` keeps working.  The dict view raises plain ``KeyError``
+wherever ``dict`` does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KvliteError",
+    "StoreClosed",
+    "StoreLocked",
+    "StoreFull",
+    "CorruptStore",
+    "IncompatibleVersion",
+    "ReadOnlyError",
+    "InvalidKey",
+    "InvalidTTL",
+    "InvalidCollectionName",
+    "SerializationError",
+    "SerializerMismatch",
+    "UnknownSerializer",
+    "QuerySyntaxError",
+    "NotSupported",
+]
+
+
+class KvliteError(Exception):
+    """Base class of every kvlite error."""
+
+
+class StoreClosed(KvliteError):
+    """The store was closed; open it again to use it."""
+
+
+class StoreLocked(KvliteError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
+class StoreFull(KvliteError):
+    """The disk (or the configured ``max_page_count``) is full; nothing was written."""
+
+
+class CorruptStore(KvliteError):
+    """The file is not an SQLite database, not a kvlite store, or is damaged."""
+
+
+class IncompatibleVersion(KvliteError):
+    """The file was written by a newer kvlite whose schema this version does not know."""
+
+
+class ReadOnlyError(KvliteError):
+    """A write was attempted on a store opened read-only, or on a file that cannot be written."""
+
+
+class InvalidKey(KvliteError, TypeError):
+    """The key's type (or size) cannot be stored.
+
+    Supported key types are ``str``, ``bytes``, ``int`` (64-bit), ``float``
+    (not NaN) and ``bool``.
+    """
+
+
+class InvalidTTL(KvliteError, ValueError):
+    """A TTL that is not a positive, finite number of seconds."""
+
+
+class InvalidCollectionName(KvliteError, ValueError):
+    """A collection name that is empty, too long, or not valid text."""
+
+
+class SerializationError(KvliteError, ValueError):
+    """A value the collection's serializer cannot encode (nothing was written),
+    or stored bytes it cannot decode."""
+
+
+class SerializerMismatch(KvliteError):
+    """The collection was written with a different serializer than the one asked for."""
+
+    def __init__(self, collection: str, stored: str, requested: str) -> None:
+        super().__init__(
+            f"collection {collection!r} was written with serializer {stored!r}, "
+            f"but was opened with serializer {requested!r}; "
+            f"open it with serializer={stored!r}"
+        )
+        self.collection = collection
+        self.stored = stored
+        self.requested = requested
+
+
+class UnknownSerializer(KvliteError, ValueError):
+    """No serializer is registered under that name (or its optional package is missing)."""
+
+
+class QuerySyntaxError(KvliteError, ValueError):
+    """A JSONPath or ObjectPath expression that does not parse.
+
+    ``position`` is the 0-based offset in ``path`` where parsing failed, when
+    the engine reports one (else ``None``).
+    """
+
+    def __init__(self, message: str, *, path: str = "", engine: str = "", position: int | None = None) -> None:
+        where = f" at position {position}" if position is not None else ""
+        super().__init__(f"invalid {engine or 'query'} path {path!r}{where}: {message}")
+        self.path = path
+        self.engine = engine
+        self.position = position
+
+
+class NotSupported(KvliteError):
+    """The operation cannot be given its guarantees on this store or collection."""

@@ -1,0 +1,69 @@
+"""Keys: which Python values can be keys, and how they are stored.
+
+A key keeps its type: ``"a"``, ``b"a"`` and ``1`` are three keys.  As in
+``dict``, keys that compare equal are one key (``1``, ``1.0`` and ``True``):
+the first one stored is the one iteration gives back, until it is deleted.
+
+Storage: the ``key`` column has no type affinity, so SQLite keeps TEXT, BLOB,
+INTEGER and REAL apart and compares INTEGER with REAL by value, exactly as
+Python compares ``int`` with ``float``.  ``bool`` is stored as INTEGER with
+``key_type = 1`` so it comes back as ``bool``.
+
+Supported: ``str``, ``bytes``, ``int`` (-2**63 .. 2**63-1), ``float`` (not
+NaN), ``bool``.  Subclasses (``enum.StrEnum``, ``enum.IntEnum``, ...) are
+stored as their base type and come back as it.  Keys are limited to
+:data:`MAX_KEY_LENGTH` characters (``str``) or bytes (``bytes``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+from .errors import InvalidKey
+
+Key = Union[str, bytes, int, float, bool]
+
+#: Longest key, in characters (``str``) or bytes (``bytes``).
+MAX_KEY_LENGTH = 1 << 20
+
+KEY_PLAIN = 0
+KEY_BOOL = 1
+
+_INT_MIN = -(1 << 63)
+_INT_MAX = (1 << 63) - 1
+
+
+def encode(key: object) -> tuple[object, int]:
+    """``(stored value, key_type)`` for ``key``; raises :class:`InvalidKey`."""
+    kind = type(key)
+    if kind is str or kind is bytes:
+        if len(key) > MAX_KEY_LENGTH:  # type: ignore[arg-type]
+            raise InvalidKey(f"key is {len(key)} long; the limit is {MAX_KEY_LENGTH}")  # type: ignore[arg-type]
+        return key, KEY_PLAIN
+    if kind is int:
+        if not _INT_MIN <= key <= _INT_MAX:  # type: ignore[operator]
+            raise InvalidKey("int keys must fit in 64 bits (-2**63 .. 2**63-1)")
+        return key, KEY_PLAIN
+    if kind is bool:
+        return int(key), KEY_BOOL  # type: ignore[call-overload]
+    if kind is float:
+        if math.isnan(key):  # type: ignore[arg-type]
+            raise InvalidKey("NaN cannot be a key (it is not equal to itself)")
+        return key, KEY_PLAIN
+    # Subclasses of the supported types are stored as their base type.
+    for base in (str, bytes, int, float):
+        if isinstance(key, base):
+            if base is str:
+                return encode(str.__str__(key))  # type: ignore[arg-type]
+            return encode(base(key))  # type: ignore[call-overload]
+    raise InvalidKey(
+        f"keys must be str, bytes, int, float or bool, not {type(key).__name__}"
+    )
+
+
+def decode(stored: object, key_type: int) -> Key:
+    """The Python key for a stored ``(key, key_type)`` pair."""
+    if key_type == KEY_BOOL:
+        return bool(stored)
+    return stored  # type: ignore[return-value]

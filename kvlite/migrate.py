@@ -1,0 +1,112 @@
+"""The migration runner: brings a file's schema up to the version this kvlite knows.
+
+Migrations are the numbered files ``NNNN_name.sql`` of the ``migrations/``
+folder (installed as the package ``kvlite.migrations``).  The file's version is
+SQLite's ``user_version``; kvlite files are marked by ``application_id``.
+Pending files are applied in order in one ``BEGIN IMMEDIATE`` transaction,
+each recorded in ``kvlite_migrations``: either all of them land or none.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import apsw
+
+from .errors import CorruptStore, IncompatibleVersion
+
+#: SQLite ``application_id`` of a kvlite file: the bytes ``kvlt``.
+APPLICATION_ID = 0x6B766C74
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+@lru_cache(maxsize=1)
+def migrations() -> tuple[Migration, ...]:
+    """Every migration shipped with this kvlite, in version order."""
+    try:
+        folder = resources.files("kvlite.migrations")
+    except ModuleNotFoundError:  # running from a source tree that is not installed
+        folder = Path(__file__).resolve().parent.parent / "migrations"  # type: ignore[assignment]
+    found = []
+    for entry in folder.iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise RuntimeError(f"migration numbers must be 1, 2, 3, ...; found {migration.version} at {expected}")
+    return tuple(found)
+
+
+def latest_version() -> int:
+    return len(migrations())
+
+
+def inspect(conn: apsw.Connection) -> int:
+    """The schema version of the file behind ``conn``, or 0 for a new, empty file.
+
+    Reads only (never writes).  Raises :class:`CorruptStore` for a file that is
+    not SQLite or not kvlite, :class:`IncompatibleVersion` for a newer schema.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise CorruptStore(f"not an SQLite database, or damaged: {exc}") from exc
+    if app_id == 0 and version == 0 and tables == 0:
+        return 0
+    if app_id != APPLICATION_ID:
+        raise CorruptStore("this SQLite file is not a kvlite store (no kvlite application_id)")
+    if version > latest_version():
+        raise IncompatibleVersion(
+            f"the file has kvlite schema version {version}, but this kvlite knows only up to "
+            f"{latest_version()}; upgrade kvlite to open it"
+        )
+    return version
+
+
+def upgrade(conn: apsw.Connection) -> int:
+    """Apply every pending migration in one transaction; returns the new version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = inspect(conn)  # again, under the write lock: another process may have migrated
+        for migration in migrations()[current:]:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO kvlite_migrations(version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.time()),
+            )
+        if current < latest_version():
+            from . import __version__
+
+            conn.execute(
+                "INSERT INTO kvlite_meta(key, value) VALUES ('created_by', ?) ON CONFLICT(key) DO NOTHING",
+                (__version__,),
+            )
+            conn.execute(
+                "INSERT INTO kvlite_meta(key, value) VALUES ('last_migrated_by', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (__version__,),
+            )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID:d}")
+            conn.execute(f"PRAGMA user_version = {latest_version():d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return latest_version()

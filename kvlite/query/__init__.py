@@ -1,0 +1,1 @@
+"""Queries over stored values: JSONPath and ObjectPath, streaming, with SQL push-down."""

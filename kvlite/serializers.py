@@ -1,0 +1,233 @@
+"""Serializers: how values become bytes or text in the file, and back.
+
+A serializer is a small object with a ``name`` (recorded per collection in the
+file), ``dumps(value) -> str | bytes`` and ``loads(data) -> value``.  The
+built-in ones are:
+
+========== ======================================= ==========================
+name       values it keeps                         needs
+========== ======================================= ==========================
+``json``   JSON types (tuples come back as lists)  core (orjson)
+``pickle`` any picklable object, exactly           core (stdlib)
+``msgpack`` msgpack types (tuples become lists)    ``pip install kvlite[msgpack]``
+``cbor2``  CBOR types (sets, tuples as lists, ...) ``pip install kvlite[cbor2]``
+========== ======================================= ==========================
+
+Only ``json`` stores SQLite TEXT, so only JSON collections get SQL push-down
+for queries and expression indexes.
+
+Register your own with :func:`register`::
+
+    class Upper(kvlite.Serializer):
+        name = "upper-text"
+        def dumps(self, value): return str(value).upper()
+        def loads(self, data): return data
+
+    kvlite.register_serializer(Upper())
+
+Security: ``pickle`` runs code when it loads.  kvlite never picks a
+serializer from the file: it uses the one the caller asked for (``json`` by
+default) and refuses a collection recorded with another one
+(:class:`~kvlite.errors.SerializerMismatch`), so a hostile file cannot make
+kvlite unpickle anything unless the caller passed ``serializer="pickle"``.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any, ClassVar
+
+import orjson
+
+from .errors import SerializationError, UnknownSerializer
+
+__all__ = ["Serializer", "JSONSerializer", "PickleSerializer", "register", "get", "names"]
+
+
+class Serializer:
+    """Base class for serializers.
+
+    Subclasses set :attr:`name` and implement :meth:`dumps` and :meth:`loads`.
+    ``dumps`` raises any exception for a value it cannot encode; kvlite turns it
+    into :class:`~kvlite.errors.SerializationError` and writes nothing.
+    """
+
+    #: The name recorded in the file. Must be unique in the registry.
+    name: ClassVar[str] = ""
+    #: True when ``dumps`` returns JSON text that SQLite's JSON functions can
+    #: read; enables query push-down and expression indexes.
+    json: ClassVar[bool] = False
+
+    def dumps(self, value: Any) -> str | bytes:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def loads(self, data: str | bytes) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def _has_non_finite(value: Any) -> bool:
+    """True when ``value`` holds a NaN or an infinity anywhere (JSON cannot keep them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
+
+class JSONSerializer(Serializer):
+    """JSON through orjson, stored as SQLite TEXT.
+
+    Strict: only JSON types are accepted (``dict`` with ``str`` keys, ``list``,
+    ``tuple`` (read back as ``list``), ``str``, ``int`` (64-bit), ``float``,
+    ``bool``, ``None``).  NaN and infinities, sets, bytes, datetimes,
+    dataclasses and other objects raise :class:`SerializationError` instead of
+    being silently changed.
+    """
+
+    name = "json"
+    json = True
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+    def dumps(self, value: Any) -> str:
+        data = orjson.dumps(value, option=self._OPTIONS)
+        # orjson writes NaN/Infinity as null; refuse rather than change the value.
+        if b"null" in data and _has_non_finite(value):
+            raise ValueError("NaN and infinity are not valid JSON")
+        return data.decode()
+
+    def loads(self, data: str | bytes) -> Any:
+        return orjson.loads(data)
+
+
+class PickleSerializer(Serializer):
+    """``pickle`` (highest protocol): keeps any picklable object exactly.
+
+    Only use it on files you trust: loading a pickle can run arbitrary code.
+    """
+
+    name = "pickle"
+
+    def dumps(self, value: Any) -> bytes:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: str | bytes) -> Any:
+        return pickle.loads(data)  # noqa: S301 - the caller asked for pickle explicitly
+
+
+class MsgpackSerializer(Serializer):
+    """msgpack (``pip install kvlite[msgpack]``); tuples come back as lists."""
+
+    name = "msgpack"
+
+    def __init__(self) -> None:
+        import msgpack
+
+        self._packb = msgpack.packb
+        self._unpackb = msgpack.unpackb
+
+    def dumps(self, value: Any) -> bytes:
+        return self._packb(value, use_bin_type=True)
+
+    def loads(self, data: str | bytes) -> Any:
+        return self._unpackb(data, raw=False, strict_map_key=False)
+
+
+class CBORSerializer(Serializer):
+    """CBOR through cbor2 (``pip install kvlite[cbor2]``)."""
+
+    name = "cbor2"
+
+    def __init__(self) -> None:
+        import cbor2
+
+        self._dumps = cbor2.dumps
+        self._loads = cbor2.loads
+
+    def dumps(self, value: Any) -> bytes:
+        return self._dumps(value)
+
+    def loads(self, data: str | bytes) -> Any:
+        return self._loads(data)
+
+
+_registry: dict[str, Serializer] = {}
+_lazy: dict[str, tuple[type[Serializer], str]] = {
+    "msgpack": (MsgpackSerializer, "msgpack"),
+    "cbor2": (CBORSerializer, "cbor2"),
+}
+
+
+def register(serializer: Serializer, *, replace: bool = False) -> Serializer:
+    """Make ``serializer`` available by its ``name`` to :func:`kvlite.open` and
+    :meth:`kvlite.Store.collection`.  Returns it.
+
+    Raises ``ValueError`` when the name is empty or already taken (unless
+    ``replace=True``).
+    """
+    name = serializer.name
+    if not isinstance(name, str) or not name:
+        raise ValueError("a serializer needs a non-empty str name")
+    if not replace and (name in _registry or name in _lazy):
+        raise ValueError(f"a serializer named {name!r} is already registered")
+    _lazy.pop(name, None)
+    _registry[name] = serializer
+    return serializer
+
+
+def get(spec: str | Serializer) -> Serializer:
+    """The serializer for ``spec`` (a registered name, or a :class:`Serializer`
+    instance, which is registered on first use)."""
+    if isinstance(spec, Serializer):
+        known = _registry.get(spec.name)
+        if known is None:
+            return register(spec)
+        return spec
+    if not isinstance(spec, str):
+        raise UnknownSerializer(f"serializer must be a name or a Serializer, not {type(spec).__name__}")
+    found = _registry.get(spec)
+    if found is not None:
+        return found
+    if spec in _lazy:
+        cls, package = _lazy[spec]
+        try:
+            instance = cls()
+        except ImportError as exc:
+            raise UnknownSerializer(
+                f"serializer {spec!r} needs the {package!r} package: pip install 'kvlite[{package}]'"
+            ) from exc
+        _registry[spec] = instance
+        del _lazy[spec]
+        return instance
+    raise UnknownSerializer(f"no serializer named {spec!r}; known: {', '.join(names())}")
+
+
+def names() -> list[str]:
+    """Names of every registered (or installable built-in) serializer."""
+    return sorted(set(_registry) | set(_lazy))
+
+
+def encode(serializer: Serializer, value: Any) -> str | bytes:
+    """``serializer.dumps(value)``, with any failure as :class:`SerializationError`."""
+    try:
+        data = serializer.dumps(value)
+    except Exception as exc:  # a serializer may raise anything for a bad value
+        raise SerializationError(
+            f"{serializer.name} cannot encode a value of type {type(value).__name__}: {exc}"
+        ) from exc
+    if not isinstance(data, (str, bytes)):
+        raise SerializationError(f"serializer {serializer.name!r} returned {type(data).__name__}, not str or bytes")
+    return data
+
+
+register(JSONSerializer())
+register(PickleSerializer())

@@ -1,0 +1,421 @@
+"""The Store: one SQLite file (or ``":memory:"``), its connections, settings and transactions.
+
+Connections: one apsw connection per thread, made on first use, so threads
+never share a transaction; a forked child starts with none.  Every setting
+kvlite applies to SQLite lives in :meth:`Store._configure`.
+
+Transactions: :meth:`Store.transaction` starts ``BEGIN IMMEDIATE`` (the write
+lock is taken at once, so a second writer waits up to ``timeout`` seconds
+instead of failing half-way); nested blocks are savepoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+import uuid
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import apsw
+
+from . import migrate
+from . import serializers as _serializers
+from .errors import (
+    CorruptStore,
+    InvalidCollectionName,
+    KvliteError,
+    ReadOnlyError,
+    SerializationError,
+    SerializerMismatch,
+    StoreClosed,
+    StoreFull,
+    StoreLocked,
+)
+
+if TYPE_CHECKING:
+    from .collection import Collection
+    from .dictview import DictView
+
+__all__ = ["Store", "open", "translate_error"]
+
+#: Longest collection name, in characters.
+MAX_COLLECTION_NAME = 255
+
+_DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+
+_live_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    # An SQLite connection must not be used across fork(): the child opens its own.
+    for store in list(_live_stores):
+        store._local = threading.local()
+        store._connections = []
+        store._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+def translate_error(exc: apsw.Error) -> Exception:
+    """The :mod:`kvlite.errors` exception for an apsw error (or ``exc`` itself)."""
+    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+        return StoreLocked(f"the store is locked by another connection (busy timeout expired): {exc}")
+    if isinstance(exc, apsw.ReadOnlyError):
+        return ReadOnlyError(f"the store cannot be written: {exc}")
+    if isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
+        return CorruptStore(f"the file is damaged or not a database: {exc}")
+    if isinstance(exc, apsw.FullError):
+        return StoreFull(f"the disk or the store's size limit is full; nothing was written: {exc}")
+    if isinstance(exc, apsw.TooBigError):
+        return SerializationError(f"value or key too large for SQLite: {exc}")
+    if isinstance(exc, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
+        return StoreClosed("the store is closed")
+    if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
+        return KvliteError(f"the collection was dropped (by this or another connection): {exc}")
+    return exc
+
+
+def validate_collection_name(name: object) -> str:
+    """``name`` if it can name a collection; raises :class:`InvalidCollectionName`.
+
+    Any non-empty Unicode text up to :data:`MAX_COLLECTION_NAME` characters
+    without NUL is accepted: names are stored as data and never reach SQL as
+    text (tables are named ``kv_<number>``).
+    """
+    if not isinstance(name, str):
+        raise InvalidCollectionName(f"collection names are str, not {type(name).__name__}")
+    if not name:
+        raise InvalidCollectionName("collection names cannot be empty")
+    if len(name) > MAX_COLLECTION_NAME:
+        raise InvalidCollectionName(f"collection names are at most {MAX_COLLECTION_NAME} characters")
+    if "\x00" in name:
+        raise InvalidCollectionName("collection names cannot contain NUL")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCollectionName("collection names must be valid Unicode text") from None
+    return name
+
+
+class Store:
+    """One kvlite file.  Use :func:`kvlite.open` to make one.
+
+    Safe to share between threads (each thread gets its own SQLite connection)
+    and to open from several processes at once.  Close it with :meth:`close`
+    or a ``with`` block; using it afterwards raises :class:`StoreClosed`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        serializer: str | _serializers.Serializer = "json",
+        durability: str = "normal",
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        readonly: bool = False,
+    ) -> None:
+        if durability not in _DURABILITY:
+            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
+                and math.isfinite(timeout)):
+            raise ValueError("timeout must be a finite number of seconds >= 0")
+        self._default_serializer = _serializers.get(serializer)
+        self.path = os.fspath(path)
+        self.durability = durability
+        self.timeout = float(timeout)
+        self.readonly = readonly
+        self._clock = clock
+        self._memory = self.path == ":memory:"
+        if self._memory:
+            # A named in-memory database every thread's connection shares.
+            self._uri = f"file:/kvlite-{uuid.uuid4().hex}?vfs=memdb"
+        else:
+            self._uri = self.path
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[apsw.Connection] = []
+        self._collections: dict[str, Collection] = {}
+        self._closed = False
+        self._keeper: apsw.Connection | None = None
+        conn = self._conn()  # validates and migrates the file now, not at first use
+        if self._memory:
+            self._keeper = conn  # the memdb lives as long as one connection does
+        _live_stores.add(self)
+
+    # -- connections -----------------------------------------------------------------
+
+    def _conn(self) -> apsw.Connection:
+        """This thread's connection (made on first use)."""
+        try:
+            return self._local.conn
+        except AttributeError:
+            pass
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        conn = self._connect()
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> apsw.Connection:
+        if self.readonly:
+            flags = apsw.SQLITE_OPEN_READONLY
+        else:
+            flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        flags |= apsw.SQLITE_OPEN_URI if self._memory else 0
+        if not self._memory and not self.readonly:
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise KvliteError(f"cannot create the store: folder {parent!r} does not exist")
+        try:
+            conn = apsw.Connection(self._uri, flags=flags, statementcachesize=512)
+        except apsw.CantOpenError as exc:
+            raise ReadOnlyError(f"cannot open {self.path!r}: {exc}") if self.readonly or os.path.exists(
+                self.path) else KvliteError(f"cannot open {self.path!r}: {exc}") from exc
+        try:
+            self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: apsw.Connection) -> None:
+        """Every SQLite setting kvlite uses, in one place."""
+        conn.set_busy_timeout(int(self.timeout * 1000))
+        version = migrate.inspect(conn)  # reads only: a foreign file is never modified
+        try:
+            if not self._memory and not self.readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {_DURABILITY[self.durability]}")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            if version < migrate.latest_version():
+                if self.readonly:
+                    raise ReadOnlyError(
+                        f"{self.path!r} needs a schema upgrade (or is new) and the store is read-only")
+                migrate.upgrade(conn)
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+
+    def now(self) -> float:
+        """The store's clock (``time.time`` unless ``clock=`` was given)."""
+        return self._clock()
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Atomic block across keys and collections: all of it lands, or none.
+
+        The outermost block is ``BEGIN IMMEDIATE``: it takes the write lock at
+        once (waiting up to ``timeout``), so reads inside it see a stable
+        snapshot and a read-modify-write cannot lose an update.  A nested block
+        is a savepoint: if it raises, only its own writes are undone and the
+        exception propagates to the outer block.
+        """
+        with self._write(self._conn()):
+            yield self
+
+    @contextlib.contextmanager
+    def _write(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
+        """A write transaction on ``conn``, or a savepoint inside the current one."""
+        if self.readonly:
+            raise ReadOnlyError("the store was opened read-only")
+        try:
+            outer = conn.getautocommit()
+            conn.execute("BEGIN IMMEDIATE" if outer else "SAVEPOINT kvlite")
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("ROLLBACK" if outer else "ROLLBACK TO kvlite; RELEASE kvlite")
+            raise
+        try:
+            conn.execute("COMMIT" if outer else "RELEASE kvlite")
+        except apsw.Error as exc:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("ROLLBACK" if outer else "ROLLBACK TO kvlite; RELEASE kvlite")
+            raise translate_error(exc) from exc
+
+    @contextlib.contextmanager
+    def _read(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
+        """One read snapshot for several statements (inside a transaction: that one)."""
+        if not conn.getautocommit():
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("COMMIT")
+
+    # -- collections -----------------------------------------------------------------
+
+    def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None) -> Collection:
+        """The collection ``name``, created on first use.
+
+        ``serializer`` defaults to the store's.  A collection keeps the
+        serializer it was created with: asking for another one raises
+        :class:`SerializerMismatch` (the file is never decoded with the wrong
+        one).  Names are any Unicode text (see :func:`validate_collection_name`).
+        """
+        from .collection import Collection
+
+        validate_collection_name(name)
+        wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
+        cached = self._collections.get(name)
+        if cached is not None and not cached._dropped:
+            if cached.serializer.name != wanted.name:
+                raise SerializerMismatch(name, cached.serializer.name, wanted.name)
+            return cached
+        conn = self._conn()
+        row = self._registry_row(conn, name)
+        if row is None:
+            with self._write(conn):
+                row = self._registry_row(conn, name)
+                if row is None:
+                    row = self._create_collection(conn, name, wanted)
+        table_id, stored = row
+        if stored != wanted.name:
+            raise SerializerMismatch(name, stored, wanted.name)
+        coll = Collection(self, name, table_id, wanted)
+        self._collections[name] = coll
+        return coll
+
+    def _registry_row(self, conn: apsw.Connection, name: str) -> tuple[int, str] | None:
+        try:
+            row = conn.execute("SELECT id, serializer FROM kvlite_collections WHERE name = ?", (name,)).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        return None if row is None else (row[0], row[1])
+
+    def _create_collection(self, conn: apsw.Connection, name: str,
+                           serializer: _serializers.Serializer) -> tuple[int, str]:
+        from .collection import create_table_sql
+
+        try:
+            next_id = conn.execute(
+                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'kvlite_collections'), 0) + 1"
+            ).fetchone()[0]
+            table_id = conn.execute(
+                "INSERT INTO kvlite_collections(name, table_name, serializer, created_at) "
+                "VALUES (?, ?, ?, ?) RETURNING id",
+                (name, f"kv_{next_id}", serializer.name, self.now()),
+            ).fetchone()[0]
+            conn.execute(create_table_sql(table_id))
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        return table_id, serializer.name
+
+    def collections(self) -> list[str]:
+        """Names of every collection in the file, oldest first."""
+        try:
+            return [row[0] for row in self._conn().execute("SELECT name FROM kvlite_collections ORDER BY id")]
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+
+    def drop_collection(self, name: str) -> bool:
+        """Delete the collection ``name`` and all its entries; ``False`` when there was none."""
+        from .collection import table_sql_name
+
+        validate_collection_name(name)
+        conn = self._conn()
+        with self._write(conn):
+            try:
+                row = conn.execute("DELETE FROM kvlite_collections WHERE name = ? RETURNING id", (name,)).fetchone()
+                if row is not None:
+                    conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+        cached = self._collections.pop(name, None)
+        if cached is not None:
+            cached._dropped = True
+        return row is not None
+
+    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None) -> DictView:
+        """Shortcut for ``store.collection(name, serializer=...).dict()``."""
+        return self.collection(name, serializer=serializer).dict()
+
+    def purge_expired(self) -> int:
+        """Delete the expired entries of every collection; returns how many were deleted."""
+        from .collection import table_sql_name
+
+        conn = self._conn()
+        total = 0
+        with self._write(conn):
+            try:
+                ids = [row[0] for row in conn.execute("SELECT id FROM kvlite_collections")]
+                for table_id in ids:
+                    conn.execute(f"DELETE FROM {table_sql_name(table_id)} WHERE expires_at <= ?", (self.now(),))
+                    total += conn.changes()
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+        return total
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every connection of this store.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            with contextlib.suppress(apsw.Error):
+                conn.close(True)
+        self._keeper = None
+        self._local = threading.local()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"serializer={self._default_serializer.name!r}"
+        return f"<kvlite.Store {self.path!r} {state}>"
+
+
+def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
+    path: str | os.PathLike[str] = ":memory:",
+    *,
+    serializer: str | _serializers.Serializer = "json",
+    durability: str = "normal",
+    timeout: float = 30.0,
+    clock: Callable[[], float] = time.time,
+    readonly: bool = False,
+) -> Store:
+    """Open (or create) the kvlite store at ``path``; ``":memory:"`` for a private in-memory one.
+
+    :param serializer: default serializer for collections (``"json"``,
+        ``"pickle"``, ``"msgpack"``, ``"cbor2"``, a registered name, or a
+        :class:`~kvlite.Serializer`).
+    :param durability: ``"normal"`` (WAL, ``synchronous=NORMAL``: a commit
+        survives a crash of the process; a power loss may undo the last
+        commits) or ``"full"`` (``synchronous=FULL``: a commit survives power
+        loss too, at the cost of an fsync per commit).
+    :param timeout: seconds a write waits for another writer before
+        :class:`~kvlite.errors.StoreLocked`.
+    :param clock: the time source for TTLs (seconds, like ``time.time``).
+    :param readonly: open without write access; writes raise
+        :class:`~kvlite.errors.ReadOnlyError`.
+    :raises CorruptStore: the file is not SQLite, not kvlite, or damaged.
+    :raises IncompatibleVersion: the file was made by a newer kvlite.
+    """
+    return Store(path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
+                 readonly=readonly)
