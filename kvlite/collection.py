@@ -417,8 +417,10 @@ class Collection:
         for _, value in self.items(reverse=reverse):
             yield value
 
-    def count(self) -> int:
-        """Number of live (not expired) entries."""
+    def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
+        """Number of live (not expired) entries; with ``path``, the number of matches of the query."""
+        if path is not None:
+            return sum(1 for _ in self.find(path, engine=engine))
         try:
             return self.store._conn().execute(self._sql_count, (self.store._clock(),)).fetchone()[0]
         except apsw.Error as exc:
@@ -426,6 +428,67 @@ class Collection:
 
     def __len__(self) -> int:
         return self.count()
+
+    # -- queries (kvlite.query) ---------------------------------------------------------
+
+    def find(self, path: str, *, engine: str = "jsonpath", limit: int | None = None, offset: int = 0,
+             order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(key, value)`` for every match of ``path``, streaming.
+
+        ``path`` is JSONPath (jsonpath-ng's extended syntax) or, with
+        ``engine="objectpath"``, ObjectPath.  The root ``$`` is the collection
+        seen as the mapping ``{key: document}``; the matches, their values and
+        their order are exactly what the engine returns on that mapping loaded
+        in memory (see ``docs/queries.md``).  ``key`` is the key of the
+        document a match came from (``None`` when a query over the whole
+        collection, such as ``count($.*)``, has no single source).
+
+        ``order_by`` (``"$.age"``; ``"-$.age"`` or ``desc=True`` for
+        descending) orders the *documents* before the path runs (JSON
+        collections only; missing values first when ascending).  ``offset``
+        and ``limit`` page through the matches; reading stops as soon as
+        ``limit`` matches are out.
+
+        :raises QuerySyntaxError: the path does not parse.
+        """
+        from .query import find
+
+        return find(self, path, engine=engine, limit=limit, offset=offset, order_by=order_by, desc=desc)
+
+    def select(self, path: str, **options: Any) -> Iterator[Any]:
+        """Like :meth:`find`, yielding only the matched values."""
+        return (value for _, value in self.find(path, **options))
+
+    def explain(self, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
+                desc: bool = False) -> dict[str, Any]:
+        """How :meth:`find` would run ``path``: which part runs in SQL (with SQLite's query plan,
+        so you can see an index being used) and which in Python, and whether it streams."""
+        from .query import explain
+
+        return explain(self, path, engine=engine, order_by=order_by, desc=desc)
+
+    def create_index(self, path: str) -> str:
+        """Create an expression index on ``json_extract(value, path)`` (JSON collections only).
+
+        ``path`` is a plain field path (``"$.age"``, ``"$.address.city"``);
+        filters and ``order_by`` on it then use the index.  Idempotent;
+        returns the normalised path.
+        """
+        from .query import create_index
+
+        return create_index(self, path)
+
+    def drop_index(self, path: str) -> bool:
+        """Drop the index on ``path``; ``False`` if there was none."""
+        from .query import drop_index
+
+        return drop_index(self, path)
+
+    def indexes(self) -> list[str]:
+        """Paths of this collection's expression indexes."""
+        from .query import indexes
+
+        return indexes(self)
 
     def __iter__(self) -> Iterator[Any]:
         return self.keys()

@@ -1,1 +1,388 @@
-"""Queries over stored values: JSONPath and ObjectPath, streaming, with SQL push-down."""
+"""Queries over stored values: JSONPath and ObjectPath, streaming, with SQL push-down.
+
+The promise: a query's answer is exactly what the engine returns on the
+collection loaded into a plain ``dict`` (``{view_key(key): document}`` in
+insertion order, with the adapter fixes described in
+:mod:`kvlite.query.jsonpath` and :mod:`kvlite.query.objectpath`), computed
+without loading it: rows come from one SQLite cursor and are decoded one at a
+time; for JSON collections, filters on plain field paths narrow the rows in
+SQL first (``json_extract``, expression indexes), and Python re-checks every
+row that SQL lets through, so push-down can only make a query faster.
+
+Keys as the engines see them (:func:`view_key`): a ``str`` key as it is;
+``int``/``float``/``bool`` keys as ``str(key)`` (``1`` -> ``"1"``); ``bytes``
+keys decoded as UTF-8 (invalid bytes as ``\\xNN`` escapes).  ``find`` still
+yields the real key.
+"""
+
+from __future__ import annotations
+
+import binascii
+import itertools
+from typing import TYPE_CHECKING, Any, Iterator
+
+import apsw
+
+from ..errors import NotSupported, QuerySyntaxError
+from ..store import translate_error
+from . import jsonpath as _jp
+from . import objectpath as _op
+
+if TYPE_CHECKING:
+    from ..collection import Collection
+
+__all__ = ["find", "explain", "view_key", "create_index", "drop_index", "indexes", "ENGINES"]
+
+ENGINES = ("jsonpath", "objectpath")
+
+
+def view_key(key: Any) -> str:
+    """How a key appears to the path engines (the root mapping's keys are text)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return str(key)
+
+
+def _key_candidates(name: str) -> list[Any]:
+    """Stored keys whose :func:`view_key` may be ``name``."""
+    out: list[Any] = [name, name.encode("utf-8", "surrogateescape")]
+    for convert in (int, float):
+        try:
+            out.append(convert(name))
+        except (ValueError, OverflowError):
+            pass
+    if name in ("True", "False"):
+        out.append(int(name == "True"))
+    return out
+
+
+# -- ordering ------------------------------------------------------------------------------
+
+
+def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str, str]:
+    """``(ascending, descending)`` ORDER BY clauses for the collection's document order."""
+    if order_by is None:
+        return "id", "id DESC"
+    if isinstance(order_by, str) and order_by.startswith("-"):
+        order_by, desc = order_by[1:], not desc
+    if not coll.serializer.json:
+        raise NotSupported("order_by needs a JSON collection (it sorts in SQL with json_extract)")
+    path = _jp.sql_path(_jp.parse(order_by))
+    if path is None:
+        raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
+    expr = f"json_extract(value, '{path}')"
+    asc_sql, desc_sql = f"{expr}, id", f"{expr} DESC, id"
+    return (desc_sql, asc_sql) if desc else (asc_sql, desc_sql)
+
+
+# -- row sources ------------------------------------------------------------------------------
+
+
+def _select(coll: Collection, where: list[_jp.Condition], order: str,
+            limit: int | None = None, offset: int = 0) -> tuple[str, list[Any]]:
+    clauses = [coll._live] + [f"({c.sql})" for c in where]
+    params: list[Any] = [None] + [p for c in where for p in c.params]  # [0] is "now", filled in later
+    sql = f"SELECT key, key_type, value FROM {coll._table} WHERE {' AND '.join(clauses)} ORDER BY {order}"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else limit, offset]
+    return sql, params
+
+
+def _rows(coll: Collection, sql: str, params: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """``(key, document)`` for each row of ``sql``, read from a cursor one at a time."""
+    from ..keys import decode as decode_key
+
+    params = [coll.store.now()] + params[1:]
+    cursor = coll.store._conn().cursor()
+    try:
+        try:
+            cursor.execute(sql, params)
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        decode = coll._decode
+        while True:
+            try:
+                row = next(cursor, None)
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
+            if row is None:
+                return
+            yield decode_key(row[0], row[1]), decode(row[2])
+    finally:
+        cursor.close(True)
+
+
+# -- running a plan ----------------------------------------------------------------------------
+
+
+def _json_where(coll: Collection, step: _jp.Step) -> list[_jp.Condition]:
+    return step.where if coll.serializer.json else []
+
+
+def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+    context = None
+    if step.kind == "scan":
+        where = _json_where(coll, step)
+        first = order[0]
+        if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
+            # "+id": let SQLite narrow through the expression index and sort the
+            # (few) hits, instead of walking the whole table in id order.
+            first = "+id"
+        sql, params = _select(coll, where, first)
+        for key, doc in _rows(coll, sql, params):
+            for value in _jp.apply_rest(step, doc, context):
+                yield key, value
+    elif step.kind == "descend":
+        sql, params = _select(coll, [], order[0])
+        for key, doc in _rows(coll, sql, params):
+            for value in _jp.descend(step, doc, context):
+                yield key, value
+    elif step.kind == "keys":
+        for name in step.names:
+            found = None
+            candidates = _key_candidates(name)
+            marks = ", ".join("?" for _ in candidates)
+            sql = (f"SELECT key, key_type, value FROM {coll._table} "
+                   f"WHERE {coll._live} AND key IN ({marks}) ORDER BY id")
+            for key, doc in _rows(coll, sql, [None] + candidates):
+                if view_key(key) == name:
+                    found = (key, doc)  # as in a dict built in order: the last value wins
+            if found is not None:
+                for value in _jp.apply_rest(step, found[1], context):
+                    yield found[0], value
+    elif step.kind == "position":
+        for key, doc in _positions(coll, step, order):
+            for value in _jp.apply_rest(step, doc, context):
+                yield key, value
+    else:  # pragma: no cover - fallback is handled by the caller
+        raise AssertionError(step.kind)
+
+
+def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+    if step.slice is None:
+        for index in step.positions:
+            if index >= 0:
+                sql, params = _select(coll, [], order[0], 1, index)
+            else:
+                sql, params = _select(coll, [], order[1], 1, -index - 1)
+            yield from _rows(coll, sql, params)
+        return
+    start, end, stride = step.slice
+    if stride == 0:
+        raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath")
+    if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
+        begin = start or 0
+        sql, params = _select(coll, [], order[0], max(0, end - begin), begin)
+        yield from _rows(coll, sql, params)
+        return
+    picked = range(coll.count())[start:end:stride]
+    if not picked:
+        return
+    if picked.step > 0:
+        sql, params = _select(coll, [], order[0], None, picked.start)
+    else:
+        sql, params = _select(coll, [], order[1], None, coll.count() - 1 - picked.start)
+    every = abs(picked.step)
+    rows = _rows(coll, sql, params)
+    for i, row in enumerate(rows):
+        if i // every >= len(picked):
+            rows.close()
+            return
+        if i % every == 0:
+            yield row
+
+
+def _load(coll: Collection, order: tuple[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    sql, params = _select(coll, [], order[0])
+    mapping: dict[str, Any] = {}
+    originals: dict[str, Any] = {}
+    for key, doc in _rows(coll, sql, params):
+        name = view_key(key)
+        mapping[name] = doc
+        originals[name] = key
+    return mapping, originals
+
+
+def _owner(match: Any, mapping: dict[str, Any], originals: dict[str, Any]) -> Any:
+    """The collection key of the document a jsonpath-ng match came from (``None``: the root)."""
+    from jsonpath_ng import jsonpath as jp
+
+    datum = match
+    while datum.context is not None and datum.context.context is not None:
+        datum = datum.context
+    if datum.context is None:
+        return None
+    path = datum.path
+    if isinstance(path, jp.Fields) and len(path.fields) == 1:
+        return originals.get(path.fields[0])
+    if isinstance(path, jp.Index) and len(path.indices) == 1:
+        names = list(mapping)
+        index = path.indices[0]
+        if -len(names) <= index < len(names):
+            return originals.get(names[index])
+    return None
+
+
+def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | None = None,
+         offset: int = 0, order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
+    """``(key, matched value)`` for every match of ``path``; see :meth:`Collection.find`."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError("limit must be an int >= 0 or None")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError("offset must be an int >= 0")
+    order = _order_sql(coll, order_by, desc)
+    if engine == "jsonpath":
+        matches = _find_jsonpath(coll, _jp.parse(path), order)
+    else:
+        matches = _find_objectpath(coll, _op.parse(path), order)
+    stop = None if limit is None else offset + limit
+    return itertools.islice(matches, offset, stop)
+
+
+def _find_jsonpath(coll: Collection, tree: Any, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+    plan = _jp.plan(tree)
+    for step in plan.steps:
+        if step.kind == "fallback":
+            mapping, originals = _load(coll, order)
+            for match in step.tree.find(mapping):
+                yield _owner(match, mapping, originals), match.value
+        else:
+            yield from _run_step(coll, step, order)
+
+
+def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+    if parsed.rowwise:
+        sql, params = _select(coll, [], order[0])
+        for key, doc in _rows(coll, sql, params):
+            for value in _op.rowwise(parsed, doc):
+                yield key, value
+        return
+    mapping, _ = _load(coll, order)
+    for value in _op.evaluate(parsed, mapping):
+        yield None, value
+
+
+# -- explain --------------------------------------------------------------------------------------
+
+
+def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
+            desc: bool = False) -> dict[str, Any]:
+    """What runs in SQL and what in Python for ``path`` (see :meth:`Collection.explain`)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    order = _order_sql(coll, order_by, desc)
+    pushdown = coll.serializer.json
+    steps: list[dict[str, Any]] = []
+    if engine == "objectpath":
+        parsed = _op.parse(path)
+        sql, params = _select(coll, [], order[0])
+        steps.append({
+            "kind": "scan" if parsed.rowwise else "fallback",
+            "sql": sql,
+            "python": ("objectpath on each document" if parsed.rowwise
+                       else "objectpath on the whole collection loaded in memory"),
+            "pushdown": [],
+        })
+    else:
+        for step in _jp.plan(_jp.parse(path)).steps:
+            where = step.where if pushdown else []
+            info: dict[str, Any] = {"kind": step.kind, "pushdown": [c.text for c in where]}
+            if step.kind == "fallback":
+                info["python"] = "jsonpath-ng on the whole collection loaded in memory"
+            elif step.kind == "keys":
+                info["python"] = "point lookups of " + ", ".join(repr(n) for n in step.names)
+            elif step.kind == "position":
+                info["python"] = "documents by position (LIMIT/OFFSET)"
+            elif step.kind == "descend":
+                info["python"] = "recursive search inside every document"
+            else:
+                checked = "filter re-checked" if step.filter is not None else "no filter"
+                info["python"] = f"jsonpath-ng on each document ({checked})"
+            if step.kind in ("scan", "descend", "fallback"):
+                first = order[0]
+                if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
+                    first = "+id"
+                sql, params = _select(coll, where, first)
+                info["sql"] = sql
+                info["params"] = params[1:]
+                info["query_plan"] = _query_plan(coll, sql, params)
+            steps.append(info)
+    streaming = all(s["kind"] != "fallback" for s in steps)
+    notes = []
+    if not pushdown:
+        notes.append(f"serializer {coll.serializer.name!r} is not JSON text: no SQL push-down, "
+                     "every document is decoded and checked in Python")
+    return {"engine": engine, "path": path, "streaming": streaming, "steps": steps, "notes": notes}
+
+
+def _query_plan(coll: Collection, sql: str, params: list[Any]) -> list[str]:
+    params = [coll.store.now()] + params[1:]
+    try:
+        return [row[3] for row in coll.store._conn().execute("EXPLAIN QUERY PLAN " + sql, params)]
+    except apsw.Error as exc:
+        raise translate_error(exc) from exc
+
+
+# -- indexes ------------------------------------------------------------------------------------------
+
+
+def _index_name(coll: Collection, sql_path: str) -> str:
+    return f"kv_{coll._table_id:d}_ix_{binascii.hexlify(sql_path.encode()).decode()}"
+
+
+def _index_path(coll: Collection, path: str) -> str:
+    if not coll.serializer.json:
+        raise NotSupported("indexes need a JSON collection (they index json_extract(value, path))")
+    sql_path = _jp.sql_path(_jp.parse(path))
+    if sql_path is None:
+        raise NotSupported(f"an index path must be a plain field path like '$.age' or '$.a.b', not {path!r}")
+    return sql_path
+
+
+def create_index(coll: Collection, path: str) -> str:
+    sql_path = _index_path(coll, path)
+    name = _index_name(coll, sql_path)
+    conn = coll.store._conn()
+    with coll.store._write(conn):
+        try:
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON {coll._table}(json_extract(value, \'{sql_path}\'))')
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+    return sql_path
+
+
+def drop_index(coll: Collection, path: str) -> bool:
+    sql_path = _index_path(coll, path)
+    name = _index_name(coll, sql_path)
+    conn = coll.store._conn()
+    with coll.store._write(conn):
+        try:
+            existed = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?",
+                                   (name,)).fetchone() is not None
+            conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+    return existed
+
+
+def indexes(coll: Collection) -> list[str]:
+    prefix = f"kv_{coll._table_id:d}_ix_"
+    try:
+        rows = coll.store._conn().execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? ORDER BY name",
+            (f"kv_{coll._table_id:d}",)).fetchall()
+    except apsw.Error as exc:
+        raise translate_error(exc) from exc
+    out = []
+    for (name,) in rows:
+        if name.startswith(prefix):
+            try:
+                out.append(binascii.unhexlify(name[len(prefix):]).decode())
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+    return out

@@ -1,0 +1,338 @@
+"""JSONPath (jsonpath-ng's extended parser) over a collection: parse, plan, push down, evaluate.
+
+The collection is seen as the mapping ``{view_key: document}`` in insertion
+order (see :func:`kvlite.query.view_key`).  kvlite's answer is, by definition,
+:func:`evaluate` run on that mapping loaded in memory; the planner computes the
+same answer without loading it.
+
+Adapter fixes (jsonpath-ng 1.x misbehaves on these; kvlite applies the fixes
+in :func:`evaluate` and the streaming planner alike):
+
+* A comparison whose operands cannot be compared (``None > 3``, ``[1] < 2``,
+  ``"a" > 1.5``) is false for that document instead of raising ``TypeError``
+  out of the whole query.
+* ``[n]`` and slices on an object (and so on the root mapping) index its
+  values in order, as the engine's own filter ``[?(...)]`` already does; the
+  engine raised ``KeyError``.  So ``$[0]`` is the first document and
+  ``$[-1]`` the last.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any, Iterator
+
+from jsonpath_ng import jsonpath as jp
+from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+from jsonpath_ng.ext import filter as jp_filter
+from jsonpath_ng.ext.parser import ExtendedJsonPathParser
+
+from ..errors import QuerySyntaxError
+
+__all__ = ["parse", "evaluate", "plan", "Plan", "sql_path"]
+
+
+# -- adapter fixes -------------------------------------------------------------------
+
+
+class _SafeExpression(jp_filter.Expression):
+    """A filter comparison that is false, not an error, for incomparable operands."""
+
+    def find(self, datum: Any) -> list[Any]:
+        try:
+            return super().find(datum)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return []
+
+
+class _MappingIndex(jp.Index):
+    """``[n]``: on an object, the n-th value (like the engine's filter); on a list, as before."""
+
+    def _find_base(self, datum: Any, create: bool) -> list[Any]:
+        datum = jp.DatumInContext.wrap(datum)
+        value = datum.value
+        if isinstance(value, dict):
+            keys = list(value)
+            out = []
+            for index in self.indices:
+                if -len(keys) <= index < len(keys):
+                    key = keys[index]
+                    out.append(jp.DatumInContext(value[key], path=jp.Fields(key), context=datum))
+            return out
+        if isinstance(value, list):
+            return [jp.DatumInContext(value[index], path=jp.Index(index), context=datum)
+                    for index in self.indices if -len(value) <= index < len(value)]
+        return []
+
+
+class _MappingSlice(jp.Slice):
+    """``[a:b]`` / ``[*]``: on an object, a slice of its values (the engine wrapped it in a list)."""
+
+    def find(self, datum: Any) -> list[Any]:
+        datum = jp.DatumInContext.wrap(datum)
+        value = datum.value
+        if isinstance(value, dict):
+            keys = list(value)[self.start:self.end:self.step]
+            return [jp.DatumInContext(value[key], path=jp.Fields(key), context=datum) for key in keys]
+        return super().find(datum)
+
+
+def _fix(node: Any) -> Any:
+    """Swap the adapter classes into a freshly parsed tree (in place) and return it."""
+    if isinstance(node, jp_filter.Expression) and not isinstance(node, _SafeExpression):
+        node.__class__ = _SafeExpression
+    elif type(node) is jp.Index:
+        node.__class__ = _MappingIndex
+    elif type(node) is jp.Slice:
+        node.__class__ = _MappingSlice
+    for attr in ("left", "right", "target"):
+        child = getattr(node, attr, None)
+        if isinstance(child, jp.JSONPath):
+            _fix(child)
+    for child in getattr(node, "expressions", None) or ():
+        _fix(child)
+    return node
+
+
+_parse_lock = threading.Lock()  # ply's parser tables are shared; parse one path at a time
+_cache: dict[str, Any] = {}
+
+
+def parse(path: str) -> Any:
+    """The adapter-fixed jsonpath-ng tree for ``path``; :class:`QuerySyntaxError` if it does not parse."""
+    if not isinstance(path, str):
+        raise QuerySyntaxError(f"a path is a str, not {type(path).__name__}", path=repr(path), engine="jsonpath")
+    cached = _cache.get(path)
+    if cached is not None:
+        return cached
+    try:
+        with _parse_lock:
+            tree = ExtendedJsonPathParser().parse(path)
+    except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # ply raises plain Exception too
+        raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc))) from None
+    tree = _fix(tree)
+    if len(_cache) > 256:
+        _cache.clear()
+    _cache[path] = tree
+    return tree
+
+
+def _position(message: str) -> int | None:
+    match = re.search(r"(?:position|col(?:umn)?)\s*(\d+)", message)
+    if match:
+        return int(match.group(1))
+    match = re.search(r"line \d+, col (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:
+    """The reference answer: matched values of ``tree`` on ``mapping`` (in memory)."""
+    return [match.value for match in tree.find(mapping)]
+
+
+# -- SQL push-down ---------------------------------------------------------------------
+
+_SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sql_path(node: Any) -> str | None:
+    """SQLite JSON path (``$.a.b``) for a chain of single plain field names, else ``None``.
+
+    Only names of ``[A-Za-z_][A-Za-z0-9_]*`` qualify, so the result can be
+    written into SQL as a literal (which an expression index needs) and can
+    never carry SQL.
+    """
+    parts: list[str] = []
+
+    def walk(n: Any) -> bool:
+        if isinstance(n, (jp.This, jp.Root)):
+            return True
+        if isinstance(n, jp.Fields):
+            if len(n.fields) != 1 or not _SAFE_FIELD.match(n.fields[0]):
+                return False
+            parts.append(n.fields[0])
+            return True
+        if isinstance(n, jp.Child):
+            return walk(n.left) and walk(n.right)
+        return False
+
+    if not walk(node) or not parts:
+        return None
+    return "$." + ".".join(parts)
+
+
+@dataclass
+class Condition:
+    """A SQL condition over ``value`` that every match satisfies (a superset filter)."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    text: str = ""
+    path: str = ""  # the SQLite JSON path it reads (to know whether an index covers it)
+
+
+_INT64 = (-(1 << 63) + 2, (1 << 63) - 2)
+
+
+def compile_expression(expr: Any) -> Condition | None:
+    """A superset SQL condition for one filter expression, or ``None`` (no push-down).
+
+    The condition is never stricter than Python: Python re-checks every row
+    that passes, so the answer stays the engine's.  Details per literal type:
+
+    * int literal: the engine compares ``int(value)``, so numbers are
+      matched in a range widened by 1 (``int()`` truncates) and every text
+      value passes (``int(" 42 ")`` is 42).
+    * float / bool literal: compared as numbers (``true`` is 1).
+    * str literal: ``==`` and ordering compare text (SQLite's BINARY order is
+      code point order, as in Python).
+    * ``!=`` and ``=~`` push down only "the field exists".
+    """
+    path = sql_path(expr.target)
+    if path is None:
+        return None
+    col = f"json_extract(value, '{path}')"
+    exists = Condition(f"json_type(value, '{path}') IS NOT NULL", [], f"{path} exists", path)
+    op, lit = expr.op, expr.value
+    if op is None or op in ("!=", "=~"):
+        return exists
+    sql_op = "=" if op in ("=", "==") else op
+    if type(lit) is int:
+        if not _INT64[0] <= lit <= _INT64[1]:
+            return exists
+        if sql_op == "=":
+            numeric = f"({col} > ? AND {col} < ?)"
+            params: list[Any] = [lit - 1, lit + 1]
+        elif sql_op in (">", ">="):
+            # Text sorts after every number in SQLite, so this one range already keeps all text.
+            return Condition(f"{col} > ?", [lit - 1], f"int({path}) {op} {lit}", path)
+        else:
+            numeric, params = f"{col} < ?", [lit + 1]
+        return Condition(f"({numeric} OR {col} >= '')", params, f"int({path}) {op} {lit}", path)
+    if type(lit) is bool:
+        return Condition(f"{col} {sql_op} ?", [int(lit)], f"{path} {op} {lit}", path)
+    if type(lit) is float:
+        return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit}", path)
+    if type(lit) is str:
+        return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit!r}", path)
+    return exists
+
+
+# -- planning ----------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """How a path runs: a list of steps, each one SQL row source plus Python work.
+
+    ``kind`` of a step:
+
+    * ``"keys"``: point lookups of the named documents, in the path's order;
+    * ``"scan"``: every document in order, narrowed by ``where`` (push-down);
+    * ``"position"``: documents picked by position (``LIMIT/OFFSET``);
+    * ``"descend"``: every document, searched recursively (``$..x``);
+    * ``"fallback"``: the whole collection loaded as a mapping, then the engine.
+    """
+
+    steps: list[Step]
+
+    @property
+    def streaming(self) -> bool:
+        return all(step.kind != "fallback" for step in self.steps)
+
+
+@dataclass
+class Step:
+    kind: str
+    rest: Any = None  # JSONPath applied to each selected document (None: the document itself)
+    names: tuple[str, ...] = ()
+    where: list[Condition] = field(default_factory=list)
+    filter: Any = None  # jsonpath-ng Filter checked in Python on each document
+    positions: tuple[int, ...] = ()
+    slice: tuple[int | None, int | None, int | None] | None = None
+    tree: Any = None  # for fallback and descend
+
+
+def _steps_of(node: Any) -> list[Any]:
+    """Flatten a left-nested ``Child`` chain into its steps."""
+    if isinstance(node, jp.Child):
+        return _steps_of(node.left) + _steps_of(node.right)
+    return [node]
+
+
+def _contains(node: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(node, kinds):
+        return True
+    for attr in ("left", "right", "target"):
+        child = getattr(node, attr, None)
+        if isinstance(child, jp.JSONPath) and _contains(child, kinds):
+            return True
+    return any(_contains(e, kinds) for e in getattr(node, "expressions", None) or ())
+
+
+def _chain(steps: list[Any]) -> Any:
+    return reduce(jp.Child, steps) if steps else None
+
+
+def plan(tree: Any) -> Plan:
+    """Decide how ``tree`` runs without loading the collection (or that it must)."""
+    fallback = Plan([Step("fallback", tree=tree)])
+    if isinstance(tree, jp.Union):
+        left, right = plan(tree.left), plan(tree.right)
+        if left.streaming and right.streaming:
+            return Plan(left.steps + right.steps)
+        return fallback
+    steps = _steps_of(tree)
+    if isinstance(steps[0], jp.Root):
+        steps = steps[1:]
+    if not steps:
+        return fallback  # "$": the whole mapping is one match
+    head, rest_steps = steps[0], steps[1:]
+    if any(_contains(s, (jp.Root, jp.Parent)) for s in rest_steps):
+        return fallback
+    rest = _chain(rest_steps)
+
+    if isinstance(head, jp.Descendants) and isinstance(head.left, jp.Root):
+        # $..x = x on the root, then x searched inside every document.
+        top = plan(_chain([jp.Root(), head.right] + rest_steps))
+        if not top.streaming:
+            return fallback
+        inside = _chain([jp.Descendants(jp.This(), head.right)] + rest_steps)
+        return Plan(top.steps + [Step("descend", tree=inside)])
+    if _contains(head, (jp.Root, jp.Parent)):
+        return fallback
+    if isinstance(head, jp.Fields):
+        if head.fields == ("*",):
+            return Plan([Step("scan", rest=rest)])
+        if "*" in head.fields:
+            return fallback
+        return Plan([Step("keys", rest=rest, names=tuple(head.fields))])
+    if isinstance(head, jp_filter.Filter):
+        where = [c for c in (compile_expression(e) for e in head.expressions) if c is not None]
+        return Plan([Step("scan", rest=rest, where=where, filter=head)])
+    if isinstance(head, _MappingIndex):
+        return Plan([Step("position", rest=rest, positions=tuple(head.indices))])
+    if isinstance(head, _MappingSlice):
+        return Plan([Step("position", rest=rest, slice=(head.start, head.end, head.step))])
+    return fallback
+
+
+def apply_rest(step: Step, document: Any, context: Any) -> Iterator[Any]:
+    """Values matched in one selected ``document`` by the step's filter and rest."""
+    if step.filter is not None:
+        if not all(expr.find(document) for expr in step.filter.expressions):
+            return
+    datum = jp.DatumInContext(document, context=context)
+    if step.rest is None:
+        yield document
+        return
+    for match in step.rest.find(datum):
+        yield match.value
+
+
+def descend(step: Step, document: Any, context: Any) -> Iterator[Any]:
+    for match in step.tree.find(jp.DatumInContext(document, context=context)):
+        yield match.value

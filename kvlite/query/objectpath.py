@@ -1,0 +1,145 @@
+"""ObjectPath (the ``objectpath`` package) over a collection.
+
+The collection is the mapping ``{view_key: document}``, as for JSONPath, with
+one adapter fix: objectpath's ``$.*`` on a mapping returns the mapping itself,
+so a selector after it (``$.*[@.age > 30]``) iterates over the *keys* and
+matches nothing.  kvlite evaluates an expression whose every use of ``$`` is
+``$.*`` on the list of documents instead (``$.*`` = every document, in
+order), and any other expression on the mapping, unchanged.
+
+Results: an iterable result (list, generator) gives one match per item;
+``None`` gives no match; anything else (a number from ``count(...)``, a
+document from ``$.u1``) is one match.
+
+Streaming: an expression that is a chain of field steps and boolean
+selectors starting at ``$.*`` runs one document at a time; anything else
+(aggregates such as ``count($.*)``, positions such as ``$.*[0]``, paths on the
+mapping such as ``$.u1.name``) is evaluated on the whole collection loaded in
+memory, and :meth:`Collection.explain` says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from objectpath import Tree
+from objectpath.core.parser import parse as _op_parse
+
+from ..errors import QuerySyntaxError
+
+__all__ = ["parse", "evaluate", "rowwise", "normalize"]
+
+_ROOT = ("(root)", "rs")
+_ALL_DOCS = (".", _ROOT, ("*",))
+_BOOLEAN_OPS = {">", "<", ">=", "<=", "is", "is not", "in", "not in", "and", "or", "not", "==", "!=", "matches"}
+
+_lock = threading.Lock()  # objectpath's parser keeps its state in module globals
+
+
+class Parsed:
+    """A parsed ObjectPath expression and how kvlite runs it."""
+
+    def __init__(self, source: str, tree: Any) -> None:
+        self.source = source
+        self.tree = tree
+        roots = _count(tree, _ROOT)
+        self.on_documents = roots > 0 and roots == _count(tree, _ALL_DOCS)
+        self.rewritten = _replace(tree, _ALL_DOCS, _ROOT) if self.on_documents else tree
+        self.rowwise = self.on_documents and _is_rowwise(self.rewritten)
+
+
+def parse(source: str) -> Parsed:
+    """Parse ``source``; :class:`QuerySyntaxError` when objectpath cannot."""
+    if not isinstance(source, str):
+        raise QuerySyntaxError(f"a path is a str, not {type(source).__name__}", path=repr(source),
+                               engine="objectpath")
+    try:
+        with _lock:
+            tree = _op_parse(source)
+    except Exception as exc:  # objectpath raises SyntaxError, ProgrammingError, StopIteration, ...
+        raise QuerySyntaxError(str(exc) or type(exc).__name__, path=source, engine="objectpath") from None
+    if isinstance(tree, str) and tree == source and not source.strip():
+        raise QuerySyntaxError("empty expression", path=source, engine="objectpath")
+    return Parsed(source, tree)
+
+
+def _count(node: Any, target: tuple[Any, ...]) -> int:
+    if node == target:
+        return 1
+    if isinstance(node, (tuple, list)):
+        return sum(_count(child, target) for child in node)
+    return 0
+
+
+def _replace(node: Any, target: tuple[Any, ...], new: tuple[Any, ...]) -> Any:
+    if node == target:
+        return new
+    if isinstance(node, tuple):
+        return tuple(_replace(child, target, new) for child in node)
+    if isinstance(node, list):
+        return [_replace(child, target, new) for child in node]
+    return node
+
+
+def _is_rowwise(node: Any) -> bool:
+    """True for ``$`` followed by field steps and boolean selectors only."""
+    if node == _ROOT:
+        return True
+    if not isinstance(node, tuple) or not node:
+        return False
+    op = node[0]
+    if op in (".", "..") and len(node) == 3:
+        return isinstance(node[2], tuple) and node[2][:1] == ("name",) and _is_rowwise(node[1])
+    if op == "[" and len(node) == 3:
+        selector = node[2]
+        return (isinstance(selector, tuple) and selector[:1] != ("[",) and selector and selector[0] in _BOOLEAN_OPS
+                and _count(selector, _ROOT) == 0 and _is_rowwise(node[1]))
+    return False
+
+
+def normalize(result: Any) -> list[Any]:
+    """objectpath's result as a list of matches."""
+    if result is None:
+        return []
+    if isinstance(result, (str, bytes, int, float, bool, dict)):
+        return [result]
+    try:
+        return list(result)
+    except TypeError:
+        return [result]
+
+
+class _ParsedTree(Tree):  # type: ignore[misc]
+    """A ``Tree`` that runs an already parsed (or rewritten) expression.
+
+    objectpath 0.6.1's ``Tree.execute`` fails on a parsed tuple
+    (``UnboundLocalError``), so the parsed tree comes in through ``compile``.
+    """
+
+    def __init__(self, data: Any, tree: Any) -> None:
+        super().__init__(data)
+        self._parsed = tree
+
+    def compile(self, expr: str) -> Any:
+        return self._parsed
+
+
+def _execute(data: Any, tree: Any, source: str) -> list[Any]:
+    try:
+        return normalize(_ParsedTree(data, tree).execute("kvlite-parsed"))
+    except Exception as exc:
+        raise QuerySyntaxError(f"objectpath could not evaluate it: {type(exc).__name__}: {exc}",
+                               path=source, engine="objectpath") from None
+
+
+def evaluate(parsed: Parsed, mapping: dict[str, Any]) -> list[Any]:
+    """The reference answer on ``mapping`` loaded in memory."""
+    if parsed.on_documents:
+        return _execute(list(mapping.values()), parsed.rewritten, parsed.source)
+    return _execute(mapping, parsed.tree, parsed.source)
+
+
+def rowwise(parsed: Parsed, document: Any) -> list[Any]:
+    """Matches of a row-wise expression in one document."""
+    return _execute([document], parsed.rewritten, parsed.source)
