@@ -26,6 +26,7 @@ import apsw
 
 from . import keys as _keys
 from .errors import InvalidKey, InvalidTTL, SerializationError
+from .models import ModelAdapter
 from .serializers import Serializer, encode
 from .store import translate_error
 
@@ -99,14 +100,19 @@ class Collection:
     ``float``, ``bool``; others raise :class:`~kvlite.errors.InvalidKey`).
     """
 
-    def __init__(self, store: Store, name: str, table_id: int, serializer: Serializer) -> None:
+    def __init__(self, store: Store, name: str, table_id: int, serializer: Serializer,
+                 model: type | None = None) -> None:
         self.store = store
         self.name = name
         self.serializer = serializer
+        self.model = model
+        self._model = ModelAdapter(model) if model is not None else None
         self._table_id = table_id
         self._dropped = False
         self._writes = 0
         self._dict: DictView | None = None
+        # Operation counters for stats(); plain ints, cheap enough to leave on.
+        self._n_gets = self._n_hits = self._n_puts = self._n_deletes = self._n_expired = 0
         t = self._table = table_sql_name(table_id)
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
@@ -145,13 +151,22 @@ class Collection:
     # -- helpers --------------------------------------------------------------------
 
     def _encode(self, value: Any) -> str | bytes:
+        if self._model is not None:
+            value = self._model.dump(value)
         return encode(self.serializer, value)
 
-    def _decode(self, data: str | bytes) -> Any:
+    def _decode_raw(self, data: str | bytes) -> Any:
+        """The stored value as the serializer gives it back (a dict, for typed collections)."""
         try:
             return self.serializer.loads(data)
         except Exception as exc:
             raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+
+    def _decode(self, data: str | bytes) -> Any:
+        value = self._decode_raw(data)
+        if self._model is not None:
+            return self._model.load(value)
+        return value
 
     def _after_write(self) -> None:
         self._writes += 1
@@ -162,9 +177,38 @@ class Collection:
         conn = self.store._conn()
         try:
             conn.execute(self._sql_purge, (self.store.now(),))
-            return conn.changes()
+            purged = conn.changes()
         except apsw.Error as exc:
             raise translate_error(exc) from exc
+        self._n_expired += purged
+        return purged
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and sizes: ``gets``, ``hits``, ``misses``, ``puts``, ``deletes``
+        (operations through this object since it was made), ``expirations``
+        (expired entries it purged), and from the file: ``rows`` (live
+        entries), ``expired_pending`` (expired, not yet purged), ``bytes``
+        (stored value bytes)."""
+        try:
+            rows, total, pending = self.store._conn().execute(
+                f"SELECT count(*) FILTER (WHERE {self._live}), coalesce(sum(length(value)), 0), "
+                f"count(*) FILTER (WHERE expires_at <= ?) FROM {self._table}",
+                (self.store.now(), self.store.now())).fetchone()
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        return {
+            "collection": self.name,
+            "serializer": self.serializer.name,
+            "gets": self._n_gets,
+            "hits": self._n_hits,
+            "misses": self._n_gets - self._n_hits,
+            "puts": self._n_puts,
+            "deletes": self._n_deletes,
+            "expirations": self._n_expired,
+            "rows": rows,
+            "expired_pending": pending,
+            "bytes": total,
+        }
 
     # -- single keys ------------------------------------------------------------------
 
@@ -177,8 +221,10 @@ class Collection:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        self._n_gets += 1
         if row is None:
             return default
+        self._n_hits += 1
         return self._decode(row[0])
 
     def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
@@ -202,6 +248,7 @@ class Collection:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        self._n_puts += 1
         self._after_write()
 
     def delete(self, key: Any) -> bool:
@@ -213,7 +260,9 @@ class Collection:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
-        return bool(row and row[0])
+        deleted = bool(row and row[0])
+        self._n_deletes += deleted
+        return deleted
 
     def ttl(self, key: Any) -> float | None:
         """Seconds until ``key`` expires; ``None`` when it never expires or is missing."""
@@ -252,6 +301,8 @@ class Collection:
                 for stored in encoded:
                     row = conn.execute(self._sql_get, (stored, now)).fetchone()
                     out.append(default if row is None else self._decode(row[0]))
+                    self._n_hits += row is not None
+                self._n_gets += len(encoded)
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
@@ -292,6 +343,7 @@ class Collection:
                 raise translate_error(exc) from exc
             except UnicodeEncodeError as exc:
                 raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
+        self._n_puts += written
         self._after_write()
         return written
 
@@ -306,6 +358,7 @@ class Collection:
                 for stored in encoded:
                     row = conn.execute(self._sql_delete, (stored, now)).fetchone()
                     removed += bool(row and row[0])
+                self._n_deletes += removed
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
             except UnicodeEncodeError as exc:

@@ -112,7 +112,7 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
             return default
 
     def keys(self) -> KeysView[Any]:
-        return KeysView(self)
+        return _KeysView(self)
 
     def items(self) -> ItemsView[Any, Any]:
         return _ItemsView(self)
@@ -226,6 +226,13 @@ def _checked_pairs(other: Any) -> Iterator[tuple[Any, Any]]:
                 f"dictionary update sequence element #{i} has length {length}; 2 is required") from None
         hash(key)
         yield key, value
+
+
+class _KeysView(KeysView):  # type: ignore[type-arg]
+    """``d.keys()``: reversible, as ``dict.keys()`` is."""
+
+    def __reversed__(self) -> Iterator[Any]:
+        return self._mapping._collection.keys(reverse=True)  # type: ignore[attr-defined, no-any-return]
 
 
 class _ItemsView(ItemsView):  # type: ignore[type-arg]

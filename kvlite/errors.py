@@ -25,6 +25,7 @@ __all__ = [
     "UnknownSerializer",
     "QuerySyntaxError",
     "NotSupported",
+    "ValidationError",
 ]
 
 
@@ -112,3 +113,7 @@ class QuerySyntaxError(KvliteError, ValueError):
 
 class NotSupported(KvliteError):
     """The operation cannot be given its guarantees on this store or collection."""
+
+
+class ValidationError(KvliteError, ValueError):
+    """A value that does not validate into the collection's model (nothing was written)."""

@@ -160,6 +160,45 @@ class CBORSerializer(Serializer):
         return self._loads(data)
 
 
+class CompressedSerializer(Serializer):
+    """Another serializer's output, compressed: ``"json+zlib"``, ``"pickle+zstd"``, ...
+
+    The whole name (``"json+zlib"``) is recorded in the file like any
+    serializer name.  Codecs: ``zlib`` (stdlib) and ``zstd`` (``pip install
+    kvlite[zstd]``).  Stored as BLOB, so queries on a compressed collection run
+    in Python (no SQL push-down, no expression indexes).
+    """
+
+    json = False
+
+    def __init__(self, inner: Serializer, codec: str) -> None:
+        if codec == "zlib":
+            import zlib
+
+            self._compress: Any = lambda data: zlib.compress(data, 6)
+            self._decompress: Any = zlib.decompress
+        elif codec == "zstd":
+            try:
+                import zstandard
+            except ImportError as exc:
+                raise UnknownSerializer("codec 'zstd' needs the zstandard package: pip install 'kvlite[zstd]'") from exc
+            self._compress = zstandard.ZstdCompressor(level=3).compress
+            self._decompress = zstandard.ZstdDecompressor().decompress
+        else:
+            raise UnknownSerializer(f"unknown compression codec {codec!r}; known: zlib, zstd")
+        self.inner = inner
+        self.codec = codec
+        self.name = f"{inner.name}+{codec}"  # type: ignore[misc]
+
+    def dumps(self, value: Any) -> bytes:
+        data = self.inner.dumps(value)
+        return self._compress(data.encode() if isinstance(data, str) else data)
+
+    def loads(self, data: str | bytes) -> Any:
+        raw = self._decompress(data)
+        return self.inner.loads(raw.decode() if self.inner.json else raw)
+
+
 _registry: dict[str, Serializer] = {}
 _lazy: dict[str, tuple[type[Serializer], str]] = {
     "msgpack": (MsgpackSerializer, "msgpack"),
@@ -208,6 +247,11 @@ def get(spec: str | Serializer) -> Serializer:
         _registry[spec] = instance
         del _lazy[spec]
         return instance
+    if "+" in spec:
+        base, _, codec = spec.rpartition("+")
+        compressed = CompressedSerializer(get(base), codec)
+        _registry[spec] = compressed
+        return compressed
     raise UnknownSerializer(f"no serializer named {spec!r}; known: {', '.join(names())}")
 
 

@@ -140,7 +140,7 @@ class Store:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[apsw.Connection] = []
-        self._collections: dict[str, Collection] = {}
+        self._collections: dict[tuple[str, type | None], Collection] = {}
         self._closed = False
         self._keeper: apsw.Connection | None = None
         conn = self._conn()  # validates and migrates the file now, not at first use
@@ -260,19 +260,26 @@ class Store:
 
     # -- collections -----------------------------------------------------------------
 
-    def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None) -> Collection:
+    def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
+                   model: type | None = None) -> Collection:
         """The collection ``name``, created on first use.
 
         ``serializer`` defaults to the store's.  A collection keeps the
         serializer it was created with: asking for another one raises
         :class:`SerializerMismatch` (the file is never decoded with the wrong
         one).  Names are any Unicode text (see :func:`validate_collection_name`).
+
+        ``model`` (a dataclass or a Pydantic model) makes a typed view of the
+        collection: values are validated on the way in and come back as
+        instances (see :mod:`kvlite.models`); the file keeps plain values.
         """
         from .collection import Collection
 
+        if self._closed:
+            raise StoreClosed("the store is closed")
         validate_collection_name(name)
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
-        cached = self._collections.get(name)
+        cached = self._collections.get((name, model))
         if cached is not None and not cached._dropped:
             if cached.serializer.name != wanted.name:
                 raise SerializerMismatch(name, cached.serializer.name, wanted.name)
@@ -287,8 +294,11 @@ class Store:
         table_id, stored = row
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
-        coll = Collection(self, name, table_id, wanted)
-        self._collections[name] = coll
+        coll = Collection(self, name, table_id, wanted, model)
+        if conn.getautocommit():
+            # Inside an open transaction the registry row may still be rolled back:
+            # cache only what is committed, so a rollback never leaves a stale entry.
+            self._collections[(name, model)] = coll
         return coll
 
     def _registry_row(self, conn: apsw.Connection, name: str) -> tuple[int, str] | None:
@@ -336,14 +346,14 @@ class Store:
                     conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
-        cached = self._collections.pop(name, None)
-        if cached is not None:
-            cached._dropped = True
+        for cache_key in [k for k in self._collections if k[0] == name]:
+            self._collections.pop(cache_key)._dropped = True
         return row is not None
 
-    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None) -> DictView:
-        """Shortcut for ``store.collection(name, serializer=...).dict()``."""
-        return self.collection(name, serializer=serializer).dict()
+    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
+             model: type | None = None) -> DictView:
+        """Shortcut for ``store.collection(name, serializer=..., model=...).dict()``."""
+        return self.collection(name, serializer=serializer, model=model).dict()
 
     def purge_expired(self) -> int:
         """Delete the expired entries of every collection; returns how many were deleted."""
@@ -360,6 +370,30 @@ class Store:
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
         return total
+
+    def stats(self) -> dict[str, Any]:
+        """Per-collection :meth:`Collection.stats` plus totals.
+
+        Operation counters count the operations made through this ``Store``
+        object; rows and bytes are read from the file.
+        """
+        per = {}
+        for name in self.collections():
+            opened = [c for (n, _), c in self._collections.items() if n == name and not c._dropped]
+            if opened:
+                info = opened[0].stats()
+                for other in opened[1:]:
+                    extra = other.stats()
+                    for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
+                        info[counter] += extra[counter]
+            else:
+                stored = self._registry_row(self._conn(), name)
+                info = self.collection(name, serializer=stored[1] if stored else None).stats()
+            per[name] = info
+        totals = {counter: sum(info[counter] for info in per.values())
+                  for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows",
+                                  "expired_pending", "bytes")}
+        return {"path": self.path, "collections": per, "totals": totals}
 
     # -- life cycle -------------------------------------------------------------------
 

@@ -77,6 +77,19 @@ def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str,
     return (desc_sql, asc_sql) if desc else (asc_sql, desc_sql)
 
 
+class _Tracker:
+    """Which decoded documents are alive in this query, to tell whole-document matches apart."""
+
+    __slots__ = ("current", "loaded")
+
+    def __init__(self) -> None:
+        self.current: Any = None
+        self.loaded: set[int] = set()
+
+    def is_document(self, value: Any) -> bool:
+        return value is self.current or id(value) in self.loaded
+
+
 # -- row sources ------------------------------------------------------------------------------
 
 
@@ -91,7 +104,8 @@ def _select(coll: Collection, where: list[_jp.Condition], order: str,
     return sql, params
 
 
-def _rows(coll: Collection, sql: str, params: list[Any]) -> Iterator[tuple[Any, Any]]:
+def _rows(coll: Collection, sql: str, params: list[Any],
+          tracker: _Tracker | None = None) -> Iterator[tuple[Any, Any]]:
     """``(key, document)`` for each row of ``sql``, read from a cursor one at a time."""
     from ..keys import decode as decode_key
 
@@ -102,7 +116,7 @@ def _rows(coll: Collection, sql: str, params: list[Any]) -> Iterator[tuple[Any, 
             cursor.execute(sql, params)
         except apsw.Error as exc:
             raise translate_error(exc) from exc
-        decode = coll._decode
+        decode = coll._decode_raw  # documents as plain data: the engines walk dicts and lists
         while True:
             try:
                 row = next(cursor, None)
@@ -110,7 +124,10 @@ def _rows(coll: Collection, sql: str, params: list[Any]) -> Iterator[tuple[Any, 
                 raise translate_error(exc) from exc
             if row is None:
                 return
-            yield decode_key(row[0], row[1]), decode(row[2])
+            doc = decode(row[2])
+            if tracker is not None:
+                tracker.current = doc
+            yield decode_key(row[0], row[1]), doc
     finally:
         cursor.close(True)
 
@@ -122,7 +139,8 @@ def _json_where(coll: Collection, step: _jp.Step) -> list[_jp.Condition]:
     return step.where if coll.serializer.json else []
 
 
-def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
+              tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     context = None
     if step.kind == "scan":
         where = _json_where(coll, step)
@@ -132,12 +150,12 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Itera
             # (few) hits, instead of walking the whole table in id order.
             first = "+id"
         sql, params = _select(coll, where, first)
-        for key, doc in _rows(coll, sql, params):
+        for key, doc in _rows(coll, sql, params, tracker):
             for value in _jp.apply_rest(step, doc, context):
                 yield key, value
     elif step.kind == "descend":
         sql, params = _select(coll, [], order[0])
-        for key, doc in _rows(coll, sql, params):
+        for key, doc in _rows(coll, sql, params, tracker):
             for value in _jp.descend(step, doc, context):
                 yield key, value
     elif step.kind == "keys":
@@ -147,28 +165,30 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Itera
             marks = ", ".join("?" for _ in candidates)
             sql = (f"SELECT key, key_type, value FROM {coll._table} "
                    f"WHERE {coll._live} AND key IN ({marks}) ORDER BY id")
-            for key, doc in _rows(coll, sql, [None] + candidates):
+            for key, doc in _rows(coll, sql, [None] + candidates, tracker):
                 if view_key(key) == name:
                     found = (key, doc)  # as in a dict built in order: the last value wins
             if found is not None:
+                tracker.current = found[1]
                 for value in _jp.apply_rest(step, found[1], context):
                     yield found[0], value
     elif step.kind == "position":
-        for key, doc in _positions(coll, step, order):
+        for key, doc in _positions(coll, step, order, tracker):
             for value in _jp.apply_rest(step, doc, context):
                 yield key, value
     else:  # pragma: no cover - fallback is handled by the caller
         raise AssertionError(step.kind)
 
 
-def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str],
+               tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     if step.slice is None:
         for index in step.positions:
             if index >= 0:
                 sql, params = _select(coll, [], order[0], 1, index)
             else:
                 sql, params = _select(coll, [], order[1], 1, -index - 1)
-            yield from _rows(coll, sql, params)
+            yield from _rows(coll, sql, params, tracker)
         return
     start, end, stride = step.slice
     if stride == 0:
@@ -176,7 +196,7 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iter
     if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
         begin = start or 0
         sql, params = _select(coll, [], order[0], max(0, end - begin), begin)
-        yield from _rows(coll, sql, params)
+        yield from _rows(coll, sql, params, tracker)
         return
     picked = range(coll.count())[start:end:stride]
     if not picked:
@@ -186,7 +206,7 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iter
     else:
         sql, params = _select(coll, [], order[1], None, coll.count() - 1 - picked.start)
     every = abs(picked.step)
-    rows = _rows(coll, sql, params)
+    rows = _rows(coll, sql, params, tracker)
     for i, row in enumerate(rows):
         if i // every >= len(picked):
             rows.close()
@@ -195,7 +215,8 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> Iter
             yield row
 
 
-def _load(coll: Collection, order: tuple[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _load(coll: Collection, order: tuple[str, str],
+          tracker: _Tracker | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     sql, params = _select(coll, [], order[0])
     mapping: dict[str, Any] = {}
     originals: dict[str, Any] = {}
@@ -203,6 +224,8 @@ def _load(coll: Collection, order: tuple[str, str]) -> tuple[dict[str, Any], dic
         name = view_key(key)
         mapping[name] = doc
         originals[name] = key
+    if tracker is not None:
+        tracker.loaded = {id(doc) for doc in mapping.values()}
     return mapping, originals
 
 
@@ -236,33 +259,47 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
     if not isinstance(offset, int) or offset < 0:
         raise ValueError("offset must be an int >= 0")
     order = _order_sql(coll, order_by, desc)
+    tracker = _Tracker()
     if engine == "jsonpath":
-        matches = _find_jsonpath(coll, _jp.parse(path), order)
+        matches = _find_jsonpath(coll, _jp.parse(path), order, tracker)
     else:
-        matches = _find_objectpath(coll, _op.parse(path), order)
+        matches = _find_objectpath(coll, _op.parse(path), order, tracker)
+    if coll._model is not None:
+        matches = _as_models(coll, matches, tracker)
     stop = None if limit is None else offset + limit
     return itertools.islice(matches, offset, stop)
 
 
-def _find_jsonpath(coll: Collection, tree: Any, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
+               tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
+    """For a typed collection: a match that is a whole document comes back as a model instance."""
+    adapter = coll._model
+    assert adapter is not None
+    for key, value in matches:
+        yield key, (adapter.load(value) if tracker.is_document(value) else value)
+
+
+def _find_jsonpath(coll: Collection, tree: Any, order: tuple[str, str],
+                   tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     plan = _jp.plan(tree)
     for step in plan.steps:
         if step.kind == "fallback":
-            mapping, originals = _load(coll, order)
+            mapping, originals = _load(coll, order, tracker)
             for match in step.tree.find(mapping):
                 yield _owner(match, mapping, originals), match.value
         else:
-            yield from _run_step(coll, step, order)
+            yield from _run_step(coll, step, order, tracker)
 
 
-def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: tuple[str, str]) -> Iterator[tuple[Any, Any]]:
+def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: tuple[str, str],
+                     tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     if parsed.rowwise:
         sql, params = _select(coll, [], order[0])
-        for key, doc in _rows(coll, sql, params):
+        for key, doc in _rows(coll, sql, params, tracker):
             for value in _op.rowwise(parsed, doc):
                 yield key, value
         return
-    mapping, _ = _load(coll, order)
+    mapping, _ = _load(coll, order, tracker)
     for value in _op.evaluate(parsed, mapping):
         yield None, value
 
