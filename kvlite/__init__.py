@@ -16,6 +16,7 @@ from . import errors
 from .collection import Collection
 from .dictview import DictView
 from .errors import KvliteError
+from .keyvalue import KeyValue
 from .serializers import Serializer
 from .serializers import register as register_serializer
 from .store import Store, open
@@ -23,6 +24,7 @@ from .store import Store, open
 __all__ = [
     "Collection",
     "DictView",
+    "KeyValue",
     "KvliteError",
     "Serializer",
     "Store",

@@ -1,0 +1,348 @@
+"""The asyncio API: ``store = await kvlite.aio.open(...)``.
+
+Same semantics as the synchronous API (it *is* the synchronous API, run on a
+worker thread): every SQLite call of an :class:`AsyncStore` runs on one
+dedicated thread, so the event loop never blocks on the database, and a
+transaction's statements all run on one connection.
+
+* Operations from different tasks run one at a time, in the order they were
+  awaited.  Inside ``async with store.transaction():`` the block's own
+  operations run in the transaction; other tasks wait until it ends (they can
+  never see or join a half-done transaction).
+* Cancelling a task never leaves a partial write: an operation that reached
+  the worker thread completes (each is atomic), and a cancelled transaction
+  block rolls back.
+* Queries stream: ``async for key, value in coll.find(path)`` fetches
+  ``batch`` matches at a time on the worker thread.
+
+``kvlite.aio.KeyValue`` is the py-key-value protocol (``key_value.aio``'s
+``AsyncKeyValue``) over an :class:`AsyncStore`; see :mod:`kvlite.keyvalue`
+for the semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, SupportsFloat, TypeVar
+
+from . import serializers as _serializers
+from .collection import MISSING, Collection
+from .keyvalue import DEFAULT_COLLECTION
+from .keyvalue import KeyValue as _SyncKeyValue
+from .store import Store
+
+__all__ = ["open", "AsyncStore", "AsyncCollection", "KeyValue"]
+
+T = TypeVar("T")
+
+_in_transaction: contextvars.ContextVar[AsyncStore | None] = contextvars.ContextVar(
+    "kvlite_aio_transaction", default=None)
+
+
+class AsyncStore:
+    """An open kvlite store for asyncio code.  Make one with :func:`kvlite.aio.open`."""
+
+    def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
+        self.store = store
+        self._executor = executor
+        self._lock = asyncio.Lock()
+        self._collections: dict[tuple[str, type | None], AsyncCollection] = {}
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the worker thread, one operation at a time across tasks."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(fn, *args, **kwargs)
+        if _in_transaction.get() is self:
+            return await loop.run_in_executor(self._executor, call)
+        async with self._lock:
+            # Shielded: once handed to the thread, an operation finishes even if the
+            # awaiting task is cancelled, so nothing is ever half-written.
+            return await asyncio.shield(loop.run_in_executor(self._executor, call))
+
+    # -- collections and transactions ------------------------------------------------------
+
+    async def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
+                         model: type | None = None) -> AsyncCollection:
+        """The collection ``name`` (created on first use); see :meth:`kvlite.Store.collection`."""
+        coll = await self._call(self.store.collection, name, serializer=serializer, model=model)
+        cached = self._collections.get((name, model))
+        if cached is None or cached.sync is not coll:
+            cached = self._collections[(name, model)] = AsyncCollection(self, coll)
+        return cached
+
+    async def collections(self) -> list[str]:
+        return await self._call(self.store.collections)
+
+    async def drop_collection(self, name: str) -> bool:
+        return await self._call(self.store.drop_collection, name)
+
+    async def purge_expired(self) -> int:
+        return await self._call(self.store.purge_expired)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self._call(self.store.stats)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncStore]:
+        """``async with store.transaction():`` — atomic across keys and collections.
+
+        Nested blocks (in the same task) are savepoints, as in the sync API.
+        Other tasks' operations wait until the outermost block ends.
+        """
+        if _in_transaction.get() is self:
+            manager = self.store.transaction()
+            await self._call(manager.__enter__)
+            try:
+                yield self
+            except BaseException as exc:
+                await asyncio.shield(self._call(manager.__exit__, type(exc), exc, exc.__traceback__))
+                raise
+            await self._call(manager.__exit__, None, None, None)
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+
+            def run(fn: Callable[..., Any], *args: Any) -> Any:
+                return loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+            manager = self.store.transaction()
+            begun = run(manager.__enter__)
+            try:
+                await asyncio.shield(begun)
+            except asyncio.CancelledError:
+                # BEGIN may still run on the worker thread: queue the rollback right behind it.
+                cancelled = asyncio.CancelledError()
+                self._executor.submit(manager.__exit__, type(cancelled), cancelled, None)
+                raise
+            token = _in_transaction.set(self)
+            try:
+                yield self
+            except BaseException as exc:
+                _in_transaction.reset(token)
+                await asyncio.shield(run(manager.__exit__, type(exc), exc, exc.__traceback__))
+                raise
+            _in_transaction.reset(token)
+            await asyncio.shield(run(manager.__exit__, None, None, None))
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the store and stop its worker thread."""
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+        self._executor.shutdown(wait=False)
+
+    @property
+    def closed(self) -> bool:
+        return self.store.closed
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<kvlite.aio.AsyncStore {self.store.path!r}>"
+
+
+class AsyncCollection:
+    """The async twin of :class:`kvlite.Collection`: the same methods, awaited."""
+
+    def __init__(self, store: AsyncStore, sync: Collection) -> None:
+        self.store = store
+        self.sync = sync
+        self.name = sync.name
+        self.serializer = sync.serializer
+
+    async def get(self, key: Any, default: Any = None) -> Any:
+        return await self.store._call(self.sync.get, key, default)
+
+    async def put(self, key: Any, value: Any, *, ttl: Any = None) -> None:
+        await self.store._call(self.sync.put, key, value, ttl=ttl)
+
+    async def delete(self, key: Any) -> bool:
+        return await self.store._call(self.sync.delete, key)
+
+    async def ttl(self, key: Any) -> float | None:
+        return await self.store._call(self.sync.ttl, key)
+
+    async def contains(self, key: Any) -> bool:
+        return await self.store._call(self.sync.__contains__, key)
+
+    async def get_many(self, keys: Sequence[Any], default: Any = None) -> list[Any]:
+        return await self.store._call(self.sync.get_many, list(keys), default)
+
+    async def put_many(self, entries: Any, *, ttl: Any = None) -> int:
+        if not isinstance(entries, Mapping):
+            entries = list(entries)  # consume iterators here, not on the worker thread
+        return await self.store._call(self.sync.put_many, entries, ttl=ttl)
+
+    async def delete_many(self, keys: Sequence[Any]) -> int:
+        return await self.store._call(self.sync.delete_many, list(keys))
+
+    async def ttl_many(self, keys: Sequence[Any]) -> list[float | None]:
+        return await self.store._call(self.sync.ttl_many, list(keys))
+
+    async def pop(self, key: Any, default: Any = MISSING) -> Any:
+        return await self.store._call(self.sync.pop, key, default)
+
+    async def popitem(self) -> tuple[Any, Any]:
+        return await self.store._call(self.sync.popitem)
+
+    async def setdefault(self, key: Any, default: Any = None, *, ttl: Any = None) -> Any:
+        return await self.store._call(self.sync.setdefault, key, default, ttl=ttl)
+
+    async def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
+        return await self.store._call(self.sync.count, path, engine=engine)
+
+    async def purge_expired(self) -> int:
+        return await self.store._call(self.sync.purge_expired)
+
+    async def clear(self) -> None:
+        await self.store._call(self.sync.clear)
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.store._call(self.sync.stats)
+
+    async def explain(self, path: str, **options: Any) -> dict[str, Any]:
+        return await self.store._call(self.sync.explain, path, **options)
+
+    async def create_index(self, path: str) -> str:
+        return await self.store._call(self.sync.create_index, path)
+
+    async def drop_index(self, path: str) -> bool:
+        return await self.store._call(self.sync.drop_index, path)
+
+    async def indexes(self) -> list[str]:
+        return await self.store._call(self.sync.indexes)
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    async def _stream(self, make: Callable[[], Iterator[T]], batch: int) -> AsyncIterator[T]:
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        iterator: Iterator[T] | None = None
+
+        def next_batch() -> list[T]:
+            nonlocal iterator
+            if iterator is None:
+                iterator = make()
+            return list(itertools.islice(iterator, batch))
+
+        try:
+            while True:
+                items = await self.store._call(next_batch)
+                for item in items:
+                    yield item
+                if len(items) < batch:
+                    return
+        finally:
+            if iterator is not None and hasattr(iterator, "close"):
+                with contextlib.suppress(Exception):
+                    await self.store._call(iterator.close)
+
+    def find(self, path: str, *, batch: int = 256, **options: Any) -> AsyncIterator[tuple[Any, Any]]:
+        """``async for key, value in coll.find(path)``: :meth:`kvlite.Collection.find`, in batches."""
+        return self._stream(lambda: self.sync.find(path, **options), batch)
+
+    def select(self, path: str, *, batch: int = 256, **options: Any) -> AsyncIterator[Any]:
+        return self._stream(lambda: self.sync.select(path, **options), batch)
+
+    def keys(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
+        return self._stream(lambda: self.sync.keys(reverse=reverse), batch)
+
+    def items(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[tuple[Any, Any]]:
+        return self._stream(lambda: self.sync.items(reverse=reverse), batch)
+
+    def values(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
+        return self._stream(lambda: self.sync.values(reverse=reverse), batch)
+
+    def __repr__(self) -> str:
+        return f"<kvlite.aio.AsyncCollection {self.name!r}>"
+
+
+async def open(  # noqa: A001 - mirrors kvlite.open
+    path: str | os.PathLike[str] = ":memory:",
+    *,
+    serializer: str | _serializers.Serializer = "json",
+    durability: str = "normal",
+    timeout: float = 30.0,
+    clock: Callable[[], float] = time.time,
+    readonly: bool = False,
+) -> AsyncStore:
+    """Open (or create) a store for asyncio code; the arguments are :func:`kvlite.open`'s."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvlite-aio")
+    loop = asyncio.get_running_loop()
+    try:
+        store = await loop.run_in_executor(executor, functools.partial(
+            Store, path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
+            readonly=readonly))
+    except BaseException:
+        executor.shutdown(wait=False)
+        raise
+    return AsyncStore(store, executor)
+
+
+class KeyValue:
+    """The py-key-value protocol (``AsyncKeyValue``) over an :class:`AsyncStore`.
+
+    Same semantics as :class:`kvlite.KeyValue` (see :mod:`kvlite.keyvalue`);
+    each call runs the synchronous implementation on the store's worker thread.
+    """
+
+    def __init__(self, store: AsyncStore, *, default_collection: str = DEFAULT_COLLECTION) -> None:
+        self.store = store
+        self.default_collection = default_collection
+        self._sync = _SyncKeyValue(store.store, default_collection=default_collection)
+
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        return await self.store._call(self._sync.get, key, collection=collection)
+
+    async def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
+        return await self.store._call(self._sync.ttl, key, collection=collection)
+
+    async def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
+                  ttl: SupportsFloat | None = None) -> None:
+        await self.store._call(self._sync.put, key, value, collection=collection, ttl=ttl)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        return await self.store._call(self._sync.delete, key, collection=collection)
+
+    async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
+        return await self.store._call(self._sync.get_many, keys, collection=collection)
+
+    async def ttl_many(self, keys: Sequence[str], *,
+                       collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
+        return await self.store._call(self._sync.ttl_many, keys, collection=collection)
+
+    async def put_many(self, keys: Sequence[str], values: Sequence[Mapping[str, Any]], *,
+                       collection: str | None = None, ttl: SupportsFloat | None = None) -> None:
+        await self.store._call(self._sync.put_many, keys, values, collection=collection, ttl=ttl)
+
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return await self.store._call(self._sync.delete_many, keys, collection=collection)
+
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        return await self.store._call(self._sync.keys, collection, limit=limit)
+
+    async def collections(self, *, limit: int | None = None) -> list[str]:
+        return await self.store._call(self._sync.collections, limit=limit)
+
+    async def destroy(self) -> bool:
+        return await self.store._call(self._sync.destroy)
+
+    async def destroy_collection(self, collection: str) -> bool:
+        return await self.store._call(self._sync.destroy_collection, collection)
+
+    async def cull(self) -> None:
+        await self.store._call(self._sync.cull)
+

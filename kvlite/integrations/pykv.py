@@ -1,0 +1,157 @@
+"""A drop-in py-key-value store backed by a kvlite file (``pip install py-key-value-aio``).
+
+:class:`KvliteStore` satisfies ``key_value.aio.protocols.AsyncKeyValue`` (and
+the enumerate / destroy / cull segments) and raises py-key-value's own
+exception types, so code written for py-key-value — including its wrappers
+and adapters — works unchanged::
+
+    from key_value.aio.wrappers.ttl_clamp import TTLClampWrapper
+    from kvlite.integrations.pykv import KvliteStore
+
+    store = TTLClampWrapper(KvliteStore("cache.db"), min_ttl=1, max_ttl=3600)
+
+Like py-key-value's stores it is made synchronously and opens its file on
+first use; close it with ``await store.close()`` or ``async with``.  The file
+stays an ordinary kvlite store: ``kvlite.open("cache.db")`` can query it.
+
+Exception mapping: invalid TTL -> ``InvalidTTLError``; a value that cannot be
+encoded -> ``SerializationError``; a value that cannot be decoded ->
+``DeserializationError``; a write to a read-only store -> ``ReadOnlyError``;
+an invalid collection name -> ``InvalidKeyError``; a closed, locked or
+damaged store -> ``StoreConnectionError``.  Non-``str`` keys and non-mapping
+values raise ``TypeError``, as py-key-value's type checks do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, SupportsFloat, TypeVar
+
+try:
+    from key_value.aio import errors as kv_errors
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("kvlite.integrations.pykv needs py-key-value-aio: pip install py-key-value-aio") from exc
+
+from .. import aio
+from .. import errors as kv
+from ..keyvalue import DEFAULT_COLLECTION
+
+__all__ = ["KvliteStore"]
+
+T = TypeVar("T")
+
+
+def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(self: KvliteStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(self, *args, **kwargs)
+        except kv.InvalidTTL as exc:
+            raise kv_errors.InvalidTTLError(ttl=kwargs.get("ttl"), extra_info={"reason": str(exc)}) from exc
+        except kv.ValidationError as exc:
+            raise kv_errors.SerializationError(str(exc)) from exc
+        except kv.SerializationError as exc:
+            if "decode" in str(exc):
+                raise kv_errors.DeserializationError(str(exc)) from exc
+            raise kv_errors.SerializationError(str(exc)) from exc
+        except kv.ReadOnlyError as exc:
+            raise kv_errors.ReadOnlyError(operation=fn.__name__, collection=kwargs.get("collection")) from exc
+        except kv.InvalidCollectionName as exc:
+            raise kv_errors.InvalidKeyError(str(exc)) from exc
+        except (kv.StoreClosed, kv.StoreLocked, kv.CorruptStore, kv.StoreFull) as exc:
+            raise kv_errors.StoreConnectionError(str(exc)) from exc
+    return wrapper
+
+
+class KvliteStore:
+    """py-key-value's ``AsyncKeyValue`` on a kvlite file (or ``":memory:"``)."""
+
+    def __init__(self, path: str = ":memory:", *, default_collection: str | None = None,
+                 **open_options: Any) -> None:
+        self.path = path
+        self.default_collection = default_collection or DEFAULT_COLLECTION
+        self._options = open_options
+        self._kv: aio.KeyValue | None = None
+        self._opening = asyncio.Lock()
+
+    async def _ready(self) -> aio.KeyValue:
+        if self._kv is None:
+            async with self._opening:
+                if self._kv is None:
+                    store = await aio.open(self.path, **self._options)
+                    self._kv = aio.KeyValue(store, default_collection=self.default_collection)
+        return self._kv
+
+    @property
+    def kvlite_store(self) -> aio.AsyncStore | None:
+        """The underlying :class:`kvlite.aio.AsyncStore` (``None`` until first use)."""
+        return None if self._kv is None else self._kv.store
+
+    @_translated
+    async def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        return await (await self._ready()).get(key, collection=collection)
+
+    @_translated
+    async def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
+        return await (await self._ready()).ttl(key, collection=collection)
+
+    @_translated
+    async def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
+                  ttl: SupportsFloat | None = None) -> None:
+        await (await self._ready()).put(key, value, collection=collection, ttl=ttl)
+
+    @_translated
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        return await (await self._ready()).delete(key, collection=collection)
+
+    @_translated
+    async def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
+        return await (await self._ready()).get_many(keys, collection=collection)
+
+    @_translated
+    async def ttl_many(self, keys: Sequence[str], *,
+                       collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
+        return await (await self._ready()).ttl_many(keys, collection=collection)
+
+    @_translated
+    async def put_many(self, keys: Sequence[str], values: Sequence[Mapping[str, Any]], *,
+                       collection: str | None = None, ttl: SupportsFloat | None = None) -> None:
+        await (await self._ready()).put_many(keys, values, collection=collection, ttl=ttl)
+
+    @_translated
+    async def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        return await (await self._ready()).delete_many(keys, collection=collection)
+
+    @_translated
+    async def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        return await (await self._ready()).keys(collection, limit=limit)
+
+    @_translated
+    async def collections(self, *, limit: int | None = None) -> list[str]:
+        return await (await self._ready()).collections(limit=limit)
+
+    @_translated
+    async def destroy(self) -> bool:
+        return await (await self._ready()).destroy()
+
+    @_translated
+    async def destroy_collection(self, collection: str) -> bool:
+        return await (await self._ready()).destroy_collection(collection)
+
+    @_translated
+    async def cull(self) -> None:
+        await (await self._ready()).cull()
+
+    async def close(self) -> None:
+        if self._kv is not None:
+            await self._kv.store.close()
+            self._kv = None
+
+    async def __aenter__(self) -> KvliteStore:
+        await self._ready()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()

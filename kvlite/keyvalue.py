@@ -1,0 +1,195 @@
+"""The py-key-value protocol, synchronous: ``kvlite.KeyValue(store)``.
+
+py-key-value (``key_value.aio``) defines what Python tools accept as "a
+key-value store": string keys, ``dict`` values, named collections, TTLs in
+seconds.  :class:`KeyValue` speaks exactly that protocol over a kvlite
+:class:`~kvlite.Store` — synchronously, which py-key-value itself does not
+offer — and :class:`kvlite.aio.KeyValue` speaks it asynchronously.
+
+Semantics (the protocol's, to the letter, unless listed under "Differences"):
+
+* ``collection=None`` (or ``""``) means the default collection,
+  ``"default_collection"`` unless ``default_collection=`` says otherwise.
+* ``get`` -> the stored dict, or ``None`` when missing or expired; every call
+  returns a new dict.  ``ttl`` -> ``(value, seconds left)``; ``(None, None)``
+  when missing; ``(value, None)`` when it never expires.
+* ``get_many`` / ``ttl_many`` keep positions; ``put_many(keys, values)``
+  raises ``ValueError`` when the lengths differ; ``delete_many`` returns how
+  many existed.
+* Keys must be ``str`` and values string-keyed mappings (else ``TypeError``);
+  a TTL must be a positive number (``InvalidTTL``; a ``bool`` is refused).
+* ``keys(collection, limit=)``, ``collections(limit=)``, ``destroy()``,
+  ``destroy_collection()``, ``cull()`` as in py-key-value's store segments.
+
+Differences from py-key-value, all deliberate:
+
+* TTLs that are NaN or infinite are refused with ``InvalidTTL`` (py-key-value
+  accepts ``nan`` and ``inf``).
+* Errors are kvlite's (``InvalidTTL`` is a ``ValueError``, serialization
+  failures raise ``kvlite.errors.SerializationError``); use
+  :mod:`kvlite.integrations.pykv` for a store that raises py-key-value's own
+  exception types.
+* ``keys()`` with no ``limit`` returns every key (py-key-value leaves it to
+  the store).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, SupportsFloat
+
+from .collection import Collection
+from .errors import InvalidTTL
+from .store import Store
+
+__all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl"]
+
+#: py-key-value's default collection name.
+DEFAULT_COLLECTION = "default_collection"
+
+
+def check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be str, not {type(key).__name__}")
+    return key
+
+
+def check_value(value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"value must be a Mapping[str, Any], not {type(value).__name__}")
+    for name in value:
+        if not isinstance(name, str):
+            raise TypeError(f"value keys must be str, not {type(name).__name__}")
+    return dict(value)
+
+
+def check_ttl(ttl: SupportsFloat | None) -> float | None:
+    """py-key-value's TTL rule (a positive number of seconds, not a bool), plus: finite."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool):
+        raise InvalidTTL("ttl cannot be a bool")
+    try:
+        seconds = float(ttl)
+    except (TypeError, ValueError):
+        raise InvalidTTL(f"ttl must be a number of seconds, not {type(ttl).__name__}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
+    return seconds
+
+
+class KeyValue:
+    """The py-key-value protocol over a kvlite store, synchronously.
+
+    ``KeyValue(store)`` takes an open :class:`~kvlite.Store` (or a path, which
+    it opens and then owns: ``close()`` closes it).
+    """
+
+    def __init__(self, store: Store | str, *, default_collection: str = DEFAULT_COLLECTION) -> None:
+        self._owns = not isinstance(store, Store)
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.default_collection = default_collection
+
+    def _coll(self, collection: str | None) -> Collection:
+        return self.store.collection(collection or self.default_collection)
+
+    def _existing(self, collection: str | None) -> Collection | None:
+        name = collection or self.default_collection
+        return self._coll(name) if name in self.store.collections() else None
+
+    # -- the protocol ----------------------------------------------------------------------
+
+    def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
+        """The value of ``key``, or ``None`` when missing or expired."""
+        return self._coll(collection).get(check_key(key))  # type: ignore[no-any-return]
+
+    def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
+        """``(value, seconds left)``; ``(None, None)`` when missing; ttl ``None`` when it never expires."""
+        coll = self._coll(collection)
+        check_key(key)
+        with self.store._read(self.store._conn()):
+            value = coll.get(key)
+            if value is None:
+                return None, None
+            return value, coll.ttl(key)
+
+    def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
+            ttl: SupportsFloat | None = None) -> None:
+        """Store ``value`` under ``key`` (replacing it), expiring after ``ttl`` seconds if given."""
+        self._coll(collection).put(check_key(key), check_value(value), ttl=check_ttl(ttl))
+
+    def delete(self, key: str, *, collection: str | None = None) -> bool:
+        """Remove ``key``; ``True`` if it existed."""
+        return self._coll(collection).delete(check_key(key))
+
+    def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
+        """Values for ``keys`` in the same positions (``None`` where missing)."""
+        return self._coll(collection).get_many([check_key(k) for k in keys])
+
+    def ttl_many(self, keys: Sequence[str], *,
+                 collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
+        """``ttl`` for each key, in one read snapshot."""
+        coll = self._coll(collection)
+        checked = [check_key(k) for k in keys]
+        with self.store._read(self.store._conn()):
+            values = coll.get_many(checked)
+            ttls = coll.ttl_many(checked)
+        return [(None, None) if v is None else (v, t) for v, t in zip(values, ttls)]
+
+    def put_many(self, keys: Sequence[str], values: Sequence[Mapping[str, Any]], *,
+                 collection: str | None = None, ttl: SupportsFloat | None = None) -> None:
+        """Store every ``keys[i] -> values[i]`` in one transaction (all or none)."""
+        if len(keys) != len(values):
+            raise ValueError("put_many called but a different number of keys and values were provided")
+        pairs = [(check_key(k), check_value(v)) for k, v in zip(keys, values)]
+        self._coll(collection).put_many(pairs, ttl=check_ttl(ttl))
+
+    def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
+        """Remove ``keys`` in one transaction; returns how many existed."""
+        return self._coll(collection).delete_many([check_key(k) for k in keys])
+
+    # -- the optional segments ----------------------------------------------------------------
+
+    def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
+        """Keys of ``collection`` in insertion order (at most ``limit``)."""
+        coll = self._existing(collection)
+        if coll is None:
+            return []
+        out = []
+        for key in coll.keys():
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(key)
+        return out
+
+    def collections(self, *, limit: int | None = None) -> list[str]:
+        """Collection names, oldest first (at most ``limit``)."""
+        names = self.store.collections()
+        return names if limit is None else names[:limit]
+
+    def destroy(self) -> bool:
+        """Drop every collection.  Returns ``True``."""
+        with self.store.transaction():
+            for name in self.store.collections():
+                self.store.drop_collection(name)
+        return True
+
+    def destroy_collection(self, collection: str) -> bool:
+        """Drop ``collection``; ``True`` if it existed."""
+        return self.store.drop_collection(collection)
+
+    def cull(self) -> None:
+        """Delete every expired entry now."""
+        self.store.purge_expired()
+
+    def close(self) -> None:
+        """Close the store if this object opened it."""
+        if self._owns:
+            self.store.close()
+
+    def __enter__(self) -> KeyValue:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
