@@ -61,8 +61,16 @@ def _forget_connections_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
-def translate_error(exc: apsw.Error) -> Exception:
+#: What reading rows can raise besides kvlite errors: apsw's errors, and
+#: ``UnicodeDecodeError`` when a TEXT column holds invalid UTF-8 (only a damaged
+#: or hostile file does).  Catch these around reads and pass them to :func:`translate_error`.
+DB_ERRORS = (apsw.Error, UnicodeDecodeError)
+
+
+def translate_error(exc: Exception) -> Exception:
     """The :mod:`kvlite.errors` exception for an apsw error (or ``exc`` itself)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return CorruptStore(f"the file holds text that is not valid UTF-8 (damaged, or not written by kvlite): {exc}")
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
         return StoreLocked(f"the store is locked by another connection (busy timeout expired): {exc}")
     if isinstance(exc, apsw.ReadOnlyError):
@@ -139,7 +147,7 @@ class Store:
             self._uri = self.path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[apsw.Connection] = []
+        self._connections: list[tuple[threading.Thread, apsw.Connection]] = []
         self._collections: dict[tuple[str, type | None], Collection] = {}
         self._closed = False
         self._keeper: apsw.Connection | None = None
@@ -161,7 +169,17 @@ class Store:
         conn = self._connect()
         self._local.conn = conn
         with self._lock:
-            self._connections.append(conn)
+            # Close the connections of threads that have ended, so a pool that keeps
+            # starting new threads does not keep one open connection per dead thread.
+            kept = []
+            for thread, other in self._connections:
+                if thread.is_alive():
+                    kept.append((thread, other))
+                elif other is not self._keeper:
+                    with contextlib.suppress(apsw.Error):
+                        other.close(True)
+            kept.append((threading.current_thread(), conn))
+            self._connections = kept
         return conn
 
     def _connect(self) -> apsw.Connection:
@@ -304,7 +322,7 @@ class Store:
     def _registry_row(self, conn: apsw.Connection, name: str) -> tuple[int, str] | None:
         try:
             row = conn.execute("SELECT id, serializer FROM kvlite_collections WHERE name = ?", (name,)).fetchone()
-        except apsw.Error as exc:
+        except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         return None if row is None else (row[0], row[1])
 
@@ -330,7 +348,7 @@ class Store:
         """Names of every collection in the file, oldest first."""
         try:
             return [row[0] for row in self._conn().execute("SELECT name FROM kvlite_collections ORDER BY id")]
-        except apsw.Error as exc:
+        except DB_ERRORS as exc:
             raise translate_error(exc) from exc
 
     def drop_collection(self, name: str) -> bool:
@@ -408,7 +426,7 @@ class Store:
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
-        for conn in connections:
+        for _, conn in connections:
             with contextlib.suppress(apsw.Error):
                 conn.close(True)
         self._keeper = None
