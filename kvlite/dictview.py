@@ -28,6 +28,7 @@ a view over a new private in-memory store, so a ``DictView`` can stand in for
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from typing import Any, Iterable, Iterator
 
@@ -132,17 +133,15 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
         return self._collection.setdefault(key, default)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Like ``dict.update``, in one transaction: all pairs land, or none."""
-        store = self._collection.store
-        with store.transaction():
-            if isinstance(other, DictView):
-                other = list(other.items())
-            if isinstance(other, Iterable) or hasattr(other, "keys"):
-                self._collection.put_many(_checked_pairs(other))
-            else:
-                raise TypeError(f"{type(other).__name__!r} object is not iterable")
-            if kwargs:
-                self._collection.put_many(kwargs)
+        """Like ``dict.update``, as one ``put_many``: all pairs land, or none."""
+        if isinstance(other, DictView):
+            other = list(other.items())
+        if not (isinstance(other, Iterable) or hasattr(other, "keys")):
+            raise TypeError(f"{type(other).__name__!r} object is not iterable")
+        pairs = _checked_pairs(other)
+        if kwargs:
+            pairs = itertools.chain(pairs, kwargs.items())
+        self._collection.put_many(pairs)
 
     def clear(self) -> None:
         self._collection.clear()

@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+import urllib.parse
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -86,6 +87,14 @@ def translate_error(exc: Exception) -> Exception:
     if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
         return KvliteError(f"the collection was dropped (by this or another connection): {exc}")
     return exc
+
+
+def _needs_wal_index(exc: BaseException) -> bool:
+    """True when ``exc`` comes from SQLite being unable to create a WAL file's ``-shm`` index
+    (``SQLITE_READONLY_DIRECTORY`` / ``_CANTINIT``: a WAL store in a folder this process cannot write)."""
+    cause = exc.__cause__
+    return isinstance(cause, apsw.ReadOnlyError) and getattr(cause, "extendedresult", None) in (
+        apsw.SQLITE_READONLY_DIRECTORY, apsw.SQLITE_READONLY_CANTINIT)
 
 
 def validate_collection_name(name: object) -> str:
@@ -195,8 +204,36 @@ class Store:
         try:
             conn = apsw.Connection(self._uri, flags=flags, statementcachesize=512)
         except apsw.CantOpenError as exc:
-            raise ReadOnlyError(f"cannot open {self.path!r}: {exc}") if self.readonly or os.path.exists(
-                self.path) else KvliteError(f"cannot open {self.path!r}: {exc}") from exc
+            folder = os.path.dirname(os.path.abspath(self.path))
+            if self.readonly or os.path.exists(self.path) or not os.access(folder, os.W_OK):
+                raise ReadOnlyError(f"cannot open {self.path!r}: {exc}") from exc
+            raise KvliteError(f"cannot open {self.path!r}: {exc}") from exc
+        try:
+            self._configure(conn)
+        except ReadOnlyError as exc:
+            conn.close()
+            if self.readonly and not self._memory and _needs_wal_index(exc):
+                return self._connect_snapshot()
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_snapshot(self) -> apsw.Connection:
+        """A read-only connection to a WAL file in a folder this process cannot write.
+
+        SQLite cannot create the WAL index (``-shm``) there, so the file is
+        opened ``immutable``: a snapshot that does not see later changes.  Only
+        done when no ``-wal`` file holds commits the main file lacks.
+        """
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            raise ReadOnlyError(
+                f"cannot read {self.path!r}: its folder is not writable and {wal!r} holds commits not yet "
+                "in the main file; open it once with write access (or from a writable folder)")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?immutable=1"
+        conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI, statementcachesize=512)
         try:
             self._configure(conn)
         except BaseException:
@@ -207,8 +244,8 @@ class Store:
     def _configure(self, conn: apsw.Connection) -> None:
         """Every SQLite setting kvlite uses, in one place."""
         conn.set_busy_timeout(int(self.timeout * 1000))
-        version = migrate.inspect(conn)  # reads only: a foreign file is never modified
         try:
+            version = migrate.inspect(conn)  # reads only: a foreign file is never modified
             if not self._memory and not self.readonly:
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {_DURABILITY[self.durability]}")
@@ -312,12 +349,32 @@ class Store:
         table_id, stored = row
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
+        self._check_table(conn, name, table_id)
         coll = Collection(self, name, table_id, wanted, model)
         if conn.getautocommit():
             # Inside an open transaction the registry row may still be rolled back:
             # cache only what is committed, so a rollback never leaves a stale entry.
             self._collections[(name, model)] = coll
         return coll
+
+    _TABLE_COLUMNS = frozenset({"id", "key", "key_type", "value", "created_at", "updated_at", "expires_at"})
+
+    def _check_table(self, conn: apsw.Connection, name: str, table_id: object) -> None:
+        """Raise :class:`CorruptStore` unless collection ``name``'s table ``kv_<id>`` is a table
+        with kvlite's columns (a damaged or hostile file may have dropped it, made it a view,
+        or changed its columns; kvlite's SQL would then fail with raw SQLite errors)."""
+        if type(table_id) is not int:
+            raise CorruptStore(f"damaged registry: collection {name!r} has table id {table_id!r}")
+        table = f"kv_{table_id:d}"
+        try:
+            kind = conn.execute("SELECT type FROM sqlite_schema WHERE name = ?", (table,)).fetchone()
+            columns = {row[0] for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        if kind is None or kind[0] != "table" or not self._TABLE_COLUMNS <= columns:
+            raise CorruptStore(
+                f"collection {name!r}: its table {table} is missing or does not have kvlite's columns "
+                "(the file is damaged or was not written by kvlite)")
 
     def _registry_row(self, conn: apsw.Connection, name: str) -> tuple[int, str] | None:
         try:
@@ -343,6 +400,13 @@ class Store:
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         return table_id, serializer.name
+
+    def serializer_of(self, name: str) -> str | None:
+        """The serializer name recorded for collection ``name`` (``None`` if it does not exist).
+
+        Reads only the registry: it never decodes a value."""
+        row = self._registry_row(self._conn(), validate_collection_name(name))
+        return None if row is None else row[1]
 
     def collections(self) -> list[str]:
         """Names of every collection in the file, oldest first."""
@@ -379,14 +443,19 @@ class Store:
 
         conn = self._conn()
         total = 0
+        purged: dict[int, int] = {}
         with self._write(conn):
             try:
                 ids = [row[0] for row in conn.execute("SELECT id FROM kvlite_collections")]
                 for table_id in ids:
                     conn.execute(f"DELETE FROM {table_sql_name(table_id)} WHERE expires_at <= ?", (self.now(),))
-                    total += conn.changes()
+                    purged[table_id] = conn.changes()
+                    total += purged[table_id]
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
+        for coll in list(self._collections.values()):  # stats(): credit each purge to one open view
+            if not coll._dropped:
+                coll._n_expired += purged.pop(coll._table_id, 0)
         return total
 
     def stats(self) -> dict[str, Any]:
@@ -451,8 +520,14 @@ def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
     timeout: float = 30.0,
     clock: Callable[[], float] = time.time,
     readonly: bool = False,
-) -> Store:
-    """Open (or create) the kvlite store at ``path``; ``":memory:"`` for a private in-memory one.
+    layout: str = "single",
+) -> Any:
+    """Open (or create) the kvlite store at ``path``: a file, ``":memory:"``, or a URL.
+
+    ``path`` is a file name (or ``"sqlite:///file"``), ``":memory:"`` for a
+    private in-memory SQLite database, ``"memory://"`` (pure Python),
+    ``"null://"``, ``"postgresql://..."`` or ``"redis://..."``/``"valkey://..."``
+    (see :mod:`kvlite.backends`).  Every kind has the same API.
 
     :param serializer: default serializer for collections (``"json"``,
         ``"pickle"``, ``"msgpack"``, ``"cbor2"``, a registered name, or a
@@ -466,8 +541,15 @@ def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
     :param clock: the time source for TTLs (seconds, like ``time.time``).
     :param readonly: open without write access; writes raise
         :class:`~kvlite.errors.ReadOnlyError`.
+    :param layout: ``"single"`` (one file) or ``"per-collection"`` (``path``
+        is a folder with one SQLite file per collection).
     :raises CorruptStore: the file is not SQLite, not kvlite, or damaged.
     :raises IncompatibleVersion: the file was made by a newer kvlite.
     """
-    return Store(path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
-                 readonly=readonly)
+    if layout == "single" and isinstance(path, (str, os.PathLike)) and "://" not in os.fspath(path):
+        return Store(path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
+                     readonly=readonly)
+    from .backends import open_target
+
+    return open_target(path, layout=layout, serializer=serializer, durability=durability, timeout=timeout,
+                       clock=clock, readonly=readonly)

@@ -258,16 +258,32 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
         raise ValueError("limit must be an int >= 0 or None")
     if not isinstance(offset, int) or offset < 0:
         raise ValueError("offset must be an int >= 0")
-    order = _order_sql(coll, order_by, desc)
     tracker = _Tracker()
-    if engine == "jsonpath":
-        matches = _find_jsonpath(coll, _jp.parse(path), order, tracker)
+    if not hasattr(coll, "_table"):  # no SQL engine behind it: Python evaluation over streamed entries
+        from . import python_source
+
+        src = python_source.source(coll, order_by, desc)
+        if engine == "jsonpath":
+            matches = python_source.run(coll, _jp.plan(_jp.parse(path)).steps, src, tracker, view_key,
+                                        _key_candidates, _owner)
+        else:
+            matches = python_source.run_objectpath(_op.parse(path), src, tracker, view_key)
     else:
-        matches = _find_objectpath(coll, _op.parse(path), order, tracker)
+        matches = _find_sql(coll, path, engine, order_by, desc, tracker)
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
     stop = None if limit is None else offset + limit
     return itertools.islice(matches, offset, stop)
+
+
+def _find_sql(coll: Collection, path: str, engine: str, order_by: str | None, desc: bool,
+              tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
+    order = _order_sql(coll, order_by, desc)
+    if engine == "jsonpath":
+        matches = _find_jsonpath(coll, _jp.parse(path), order, tracker)
+    else:
+        matches = _find_objectpath(coll, _op.parse(path), order, tracker)
+    return matches
 
 
 def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
@@ -312,6 +328,8 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
     """What runs in SQL and what in Python for ``path`` (see :meth:`Collection.explain`)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if not hasattr(coll, "_table"):
+        return _explain_python(coll, path, engine, order_by)
     order = _order_sql(coll, order_by, desc)
     pushdown = coll.serializer.json
     steps: list[dict[str, Any]] = []
@@ -355,6 +373,22 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
         notes.append(f"serializer {coll.serializer.name!r} is not JSON text: no SQL push-down, "
                      "every document is decoded and checked in Python")
     return {"engine": engine, "path": path, "streaming": streaming, "steps": steps, "notes": notes}
+
+
+def _explain_python(coll: Any, path: str, engine: str, order_by: str | None) -> dict[str, Any]:
+    if engine == "objectpath":
+        parsed = _op.parse(path)
+        kinds = ["scan" if parsed.rowwise else "fallback"]
+    else:
+        kinds = [step.kind for step in _jp.plan(_jp.parse(path)).steps]
+    steps = [{"kind": kind, "pushdown": [],
+              "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
+                         else "the engine on each document, streamed from the backend")} for kind in kinds]
+    notes = [f"{type(coll.store).__name__} has no query engine: every document is decoded and checked in Python"]
+    if order_by is not None:
+        notes.append("order_by sorts in Python, which loads the collection")
+    return {"engine": engine, "path": path, "streaming": "fallback" not in kinds and order_by is None,
+            "steps": steps, "notes": notes}
 
 
 def _query_plan(coll: Collection, sql: str, params: list[Any]) -> list[str]:

@@ -1,0 +1,64 @@
+"""Engines behind the same Store / Collection / DictView API.
+
+``kvlite.open(target)`` picks one from ``target``:
+
+================================ =============================================
+``"app.db"``, ``"sqlite:///app.db"`` one SQLite file (the default, embedded)
+``":memory:"``                    a private in-memory SQLite database
+``"data/", layout="per-collection"`` a folder with one SQLite file per collection
+``"memory://"``                   a pure-Python store in this process
+``"null://"``                     accepts everything, keeps nothing
+``"postgresql://..."``            PostgreSQL (``pip install kvlite[postgres]``)
+``"redis://..."``, ``"valkey://..."`` Redis / Valkey (``pip install kvlite[redis]``)
+================================ =============================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..errors import KvliteError
+
+__all__ = ["open_target"]
+
+_SCHEMES = {
+    "memory": ("kvlite.backends.memory", "MemoryStore"),
+    "null": ("kvlite.backends.memory", "NullStore"),
+    "postgresql": ("kvlite.backends.postgres", "PostgresStore"),
+    "postgres": ("kvlite.backends.postgres", "PostgresStore"),
+    "redis": ("kvlite.backends.redis", "RedisStore"),
+    "rediss": ("kvlite.backends.redis", "RedisStore"),
+    "valkey": ("kvlite.backends.redis", "RedisStore"),
+    "valkeys": ("kvlite.backends.redis", "RedisStore"),
+}
+
+
+def open_target(target: str | os.PathLike[str], *, layout: str = "single", **options: Any) -> Any:
+    """The store for ``target`` (see the table above); ``options`` are :func:`kvlite.open`'s."""
+    from ..store import Store
+
+    text = os.fspath(target)
+    if layout not in ("single", "per-collection"):
+        raise ValueError(f"layout must be 'single' or 'per-collection', not {layout!r}")
+    if layout == "per-collection":
+        from .directory import DirectoryStore
+
+        return DirectoryStore(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text,
+                              **options)
+    scheme, sep, _ = text.partition("://")
+    if not sep or len(scheme) < 2:  # a plain path (a Windows drive letter is not a scheme)
+        return Store(text, **options)
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        return Store(text[len("sqlite:///"):] if text.startswith("sqlite:///") else text[len("sqlite://"):],
+                     **options)
+    if scheme not in _SCHEMES:
+        raise KvliteError(f"unknown store URL scheme {scheme!r}; known: sqlite, {', '.join(sorted(_SCHEMES))}")
+    module_name, class_name = _SCHEMES[scheme]
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name)
+    options.pop("durability", None) if scheme in ("memory", "null") else None
+    options.pop("timeout", None) if scheme in ("memory", "null") else None
+    return cls(text, **options)

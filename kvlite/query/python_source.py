@@ -1,0 +1,135 @@
+"""Queries on collections that have no SQL engine (memory, Redis, ...): Python evaluation.
+
+The same plans as for SQLite (:func:`kvlite.query.jsonpath.plan`) run over
+the collection's streamed entries (``_raw_items``) instead of SQL cursors:
+no push-down, no indexes, the same answers.  ``order_by`` sorts in Python
+(which loads the collection) with SQLite's order for ``json_extract`` values:
+missing and null first, then numbers (``true``/``false`` as 1/0), then text,
+then arrays and objects (by their JSON text).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from . import jsonpath as _jp
+from . import objectpath as _op
+
+Source = Callable[[bool], Iterator[tuple[Any, Any]]]
+
+
+def _sort_key(path: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
+    tree = _jp.parse(path)
+
+    def key(entry: tuple[Any, Any]) -> tuple[int, Any]:
+        found = [m.value for m in tree.find(entry[1])] if isinstance(entry[1], dict) else []
+        if not found or found[0] is None:
+            return (0, 0)
+        value = found[0]
+        if isinstance(value, bool):
+            return (1, int(value))
+        if isinstance(value, (int, float)):
+            return (1, value)
+        if isinstance(value, str):
+            return (2, value.encode("utf-8"))
+        return (2, orjson.dumps(value))
+
+    return key
+
+
+def source(coll: Any, order_by: str | None, desc: bool) -> Source:
+    """A function ``(reverse) -> (key, document)`` iterator in the query's document order."""
+    if order_by is None:
+        return lambda reverse: coll._raw_items(reverse=reverse)
+    if order_by.startswith("-"):
+        order_by, desc = order_by[1:], not desc
+    if _jp.sql_path(_jp.parse(order_by)) is None:
+        from ..errors import NotSupported
+
+        raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
+    sort_key = _sort_key(order_by)
+
+    def ordered(reverse: bool) -> Iterator[tuple[Any, Any]]:
+        entries = list(coll._raw_items())
+        # Stable (also with reverse=True): equal values keep insertion order, like "ORDER BY value, id".
+        entries.sort(key=sort_key, reverse=desc)
+        return iter(reversed(entries) if reverse else entries)
+
+    return ordered
+
+
+def run(coll: Any, plan_steps: list[_jp.Step], src: Source, tracker: Any,
+        view_key: Callable[[Any], str], key_candidates: Callable[[str], list[Any]],
+        owner: Callable[..., Any]) -> Iterator[tuple[Any, Any]]:
+    """Matches of a JSONPath plan, step by step, over ``src``."""
+    for step in plan_steps:
+        if step.kind == "fallback":
+            mapping: dict[str, Any] = {}
+            originals: dict[str, Any] = {}
+            for key, doc in src(False):
+                mapping[view_key(key)] = doc
+                originals[view_key(key)] = key
+            tracker.loaded = {id(doc) for doc in mapping.values()}
+            for match in step.tree.find(mapping):
+                yield owner(match, mapping, originals), match.value
+            continue
+        for key, doc in _documents(coll, step, src, view_key, key_candidates):
+            tracker.current = doc
+            values = _jp.descend(step, doc, None) if step.kind == "descend" else _jp.apply_rest(step, doc, None)
+            for value in values:
+                yield key, value
+
+
+def _documents(coll: Any, step: _jp.Step, src: Source, view_key: Callable[[Any], str],
+               key_candidates: Callable[[str], list[Any]]) -> Iterator[tuple[Any, Any]]:
+    if step.kind in ("scan", "descend"):
+        yield from src(False)
+    elif step.kind == "keys":
+        from ..backends.base import normalize_key
+        from ..errors import InvalidKey
+
+        for name in step.names:
+            hits = []
+            for candidate in key_candidates(name):
+                try:
+                    entry = coll._get(normalize_key(candidate), coll.store.now())
+                except InvalidKey:
+                    continue
+                if entry is not None and view_key(entry[2]) == name:
+                    hits.append(entry)
+            if len(hits) == 1:
+                yield hits[0][2], coll._decode_raw(hits[0][0])
+            elif hits:  # several stored keys read as the same text: the newest wins, as in a dict
+                found = None
+                for key, doc in src(False):
+                    if view_key(key) == name:
+                        found = (key, doc)
+                if found is not None:
+                    yield found
+    elif step.slice is None:
+        for index in step.positions:
+            if index >= 0:
+                yield from itertools.islice(src(False), index, index + 1)
+            else:
+                yield from itertools.islice(src(True), -index - 1, -index)
+    else:
+        start, end, stride = step.slice
+        entries = list(src(False))
+        yield from entries[start:end:stride]
+
+
+def run_objectpath(parsed: _op.Parsed, src: Source, tracker: Any,
+                   view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    if parsed.rowwise:
+        for key, doc in src(False):
+            tracker.current = doc
+            for value in _op.rowwise(parsed, doc):
+                yield key, value
+        return
+    mapping = {view_key(key): doc for key, doc in src(False)}
+    tracker.loaded = {id(doc) for doc in mapping.values()}
+    for value in _op.evaluate(parsed, mapping):
+        yield None, value
