@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from . import errors
 from .collection import Collection
+from .copy import copy
 from .dictview import DictView
 from .errors import KvliteError
 from .keyvalue import KeyValue
@@ -28,6 +29,7 @@ __all__ = [
     "KvliteError",
     "Serializer",
     "Store",
+    "copy",
     "errors",
     "open",
     "register_serializer",

@@ -26,6 +26,7 @@ __all__ = [
     "QuerySyntaxError",
     "NotSupported",
     "ValidationError",
+    "UnsafeSerializer",
 ]
 
 
@@ -117,3 +118,7 @@ class NotSupported(KvliteError):
 
 class ValidationError(KvliteError, ValueError):
     """A value that does not validate into the collection's model (nothing was written)."""
+
+
+class UnsafeSerializer(KvliteError):
+    """Reading the data would unpickle it (which runs code) and the caller did not allow that."""
