@@ -87,11 +87,14 @@ def _has_non_finite(value: Any) -> bool:
 class JSONSerializer(Serializer):
     """JSON through orjson, stored as SQLite TEXT.
 
-    Strict: only JSON types are accepted (``dict`` with ``str`` keys, ``list``,
-    ``tuple`` (read back as ``list``), ``str``, ``int`` (64-bit), ``float``,
-    ``bool``, ``None``).  NaN and infinities, sets, bytes, datetimes,
-    dataclasses and other objects raise :class:`SerializationError` instead of
-    being silently changed.
+    JSON types are stored (``dict`` with ``str`` keys, ``list``, ``tuple``
+    (read back as ``list``), ``str``, ``int`` (64-bit), ``float``, ``bool``,
+    ``None``).  NaN and infinities, sets, bytes, datetimes, dataclasses and
+    other objects raise :class:`SerializationError` instead of being silently
+    changed.  Two exceptions, because orjson encodes them natively and
+    checking every value for them would slow every write: ``uuid.UUID`` is
+    stored as its text and an ``enum.Enum`` member as its value, and they come
+    back as that ``str`` / value.
     """
 
     name = "json"

@@ -1,0 +1,65 @@
+"""Shared fixtures for the kvlite test suite.
+
+* :class:`Clock` - a fake clock to inject with ``kvlite.open(..., clock=...)``;
+  TTL tests move it with :meth:`Clock.advance` instead of sleeping.
+* ``clock`` - a fresh :class:`Clock`.
+* ``db_path`` - a path for a new store file in the test's own temp dir.
+* ``store`` - a :class:`kvlite.Store` on ``db_path`` driven by ``clock``,
+  closed after the test.
+* ``open_store`` - a factory ``open_store(path=db_path, **kwargs)`` for extra
+  stores (default clock: ``clock``); every store it made is closed after the test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import kvlite
+
+
+class Clock:
+    """A settable time source: ``clock()`` returns the current fake time in seconds."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock forward by ``seconds``; returns the new time."""
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def open_store(db_path: Path, clock: Clock) -> Iterator[Callable[..., kvlite.Store]]:
+    opened: list[kvlite.Store] = []
+
+    def factory(path: Any = None, **kwargs: Any) -> kvlite.Store:
+        kwargs.setdefault("clock", clock)
+        store = kvlite.open(db_path if path is None else path, **kwargs)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: Callable[..., kvlite.Store]) -> kvlite.Store:
+    return open_store()
