@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, SupportsFloat, TypeVar
 
 from . import serializers as _serializers
 from .collection import MISSING, Collection
+from .errors import StoreClosed
 from .keyvalue import DEFAULT_COLLECTION
 from .keyvalue import KeyValue as _SyncKeyValue
 from .store import Store
@@ -63,6 +64,8 @@ class AsyncStore:
         if _in_transaction.get() is self:
             return await loop.run_in_executor(self._executor, call)
         async with self._lock:
+            if self.store.closed:  # the worker thread is gone: say so in kvlite's terms
+                raise StoreClosed("the store is closed")
             # Shielded: once handed to the thread, an operation finishes even if the
             # awaiting task is cancelled, so nothing is ever half-written.
             return await asyncio.shield(loop.run_in_executor(self._executor, call))
@@ -108,6 +111,8 @@ class AsyncStore:
             await self._call(manager.__exit__, None, None, None)
             return
         async with self._lock:
+            if self.store.closed:
+                raise StoreClosed("the store is closed")
             loop = asyncio.get_running_loop()
 
             def run(fn: Callable[..., Any], *args: Any) -> Any:

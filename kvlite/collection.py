@@ -28,7 +28,7 @@ from . import keys as _keys
 from .errors import InvalidKey, InvalidTTL, SerializationError
 from .models import ModelAdapter
 from .serializers import Serializer, encode
-from .store import translate_error
+from .store import DB_ERRORS, translate_error
 
 if TYPE_CHECKING:
     from .dictview import DictView
@@ -83,9 +83,13 @@ def expiry(ttl: object, now: float) -> float | None:
         ttl = ttl.total_seconds()
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise InvalidTTL(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
-    if not math.isfinite(ttl) or ttl <= 0:
+    try:
+        seconds = float(ttl)
+    except OverflowError:  # an int too large for a float
+        raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
-    return now + ttl
+    return now + seconds
 
 
 Entry = Tuple[Any, Any]
@@ -191,7 +195,8 @@ class Collection:
         (stored value bytes)."""
         try:
             rows, total, pending = self.store._conn().execute(
-                f"SELECT count(*) FILTER (WHERE {self._live}), coalesce(sum(length(value)), 0), "
+                # length() of TEXT counts characters: cast to BLOB to count bytes.
+                f"SELECT count(*) FILTER (WHERE {self._live}), coalesce(sum(length(CAST(value AS BLOB))), 0), "
                 f"count(*) FILTER (WHERE expires_at <= ?) FROM {self._table}",
                 (self.store.now(), self.store.now())).fetchone()
         except apsw.Error as exc:
@@ -217,7 +222,7 @@ class Collection:
         stored, _ = _keys.encode(key)
         try:
             row = self.store._conn().execute(self._sql_get, (stored, self.store._clock())).fetchone()
-        except apsw.Error as exc:
+        except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
@@ -303,7 +308,7 @@ class Collection:
                     out.append(default if row is None else self._decode(row[0]))
                     self._n_hits += row is not None
                 self._n_gets += len(encoded)
-        except apsw.Error as exc:
+        except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
             raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
@@ -392,27 +397,32 @@ class Collection:
             if default is MISSING:
                 raise KeyError(key) from None
             return default
-        try:
-            row = self.store._conn().execute(self._sql_pop, (stored, self.store._clock())).fetchone()
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        except UnicodeEncodeError:
-            row = None
-        if row is None or not row[1]:
+        conn = self.store._conn()
+        with self.store._write(conn):  # decode before commit: a value that cannot be decoded stays stored
+            try:
+                row = conn.execute(self._sql_pop, (stored, self.store._clock())).fetchone()
+            except DB_ERRORS as exc:
+                raise translate_error(exc) from exc
+            except UnicodeEncodeError:
+                row = None
+            value = MISSING if row is None or not row[1] else self._decode(row[0])
+        if value is MISSING:
             if default is MISSING:
                 raise KeyError(key)
             return default
-        return self._decode(row[0])
+        return value
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the most recently inserted ``(key, value)``; ``KeyError`` when empty."""
-        try:
-            row = self.store._conn().execute(self._sql_popitem, (self.store._clock(),)).fetchone()
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        if row is None:
-            raise KeyError("popitem(): dictionary is empty")
-        return _keys.decode(row[0], row[1]), self._decode(row[2])
+        conn = self.store._conn()
+        with self.store._write(conn):  # decode before commit: a value that cannot be decoded stays stored
+            try:
+                row = conn.execute(self._sql_popitem, (self.store._clock(),)).fetchone()
+            except DB_ERRORS as exc:
+                raise translate_error(exc) from exc
+            if row is None:
+                raise KeyError("popitem(): dictionary is empty")
+            return _keys.decode(row[0], row[1]), self._decode(row[2])
 
     def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
         """The value of ``key``; if missing, store ``default`` (with ``ttl``) and return it."""
@@ -420,12 +430,13 @@ class Collection:
         conn = self.store._conn()
         with self.store._write(conn):
             now = self.store._clock()
+            expires = expiry(ttl, now)  # a bad ttl is an error even when the key exists
             try:
                 row = conn.execute(self._sql_get, (stored, now)).fetchone()
                 if row is not None:
                     return self._decode(row[0])
-                conn.execute(self._sql_put, (stored, key_type, self._encode(default), now, expiry(ttl, now)))
-            except apsw.Error as exc:
+                conn.execute(self._sql_put, (stored, key_type, self._encode(default), now, expires))
+            except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
             except UnicodeEncodeError as exc:
                 raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
@@ -444,7 +455,7 @@ class Collection:
         while True:
             try:
                 rows = conn.execute(sql, (last, self.store._clock(), _PAGE)).fetchall()
-            except apsw.Error as exc:
+            except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
             yield from rows
             if len(rows) < _PAGE:

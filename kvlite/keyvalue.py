@@ -29,8 +29,16 @@ Differences from py-key-value, all deliberate:
   failures raise ``kvlite.errors.SerializationError``); use
   :mod:`kvlite.integrations.pykv` for a store that raises py-key-value's own
   exception types.
-* ``keys()`` with no ``limit`` returns every key (py-key-value leaves it to
-  the store).
+* ``keys()`` / ``collections()`` with no ``limit`` return everything (no
+  page cap); ``limit=0`` returns ``[]``; a negative limit is a ``ValueError``.
+* Values must be exactly JSON (no NaN, no non-``str`` keys inside, integers
+  from -2**63 to 2**64-1): anything else is a ``SerializationError``, never a
+  silently changed value.  Keys and collection names must be valid Unicode
+  text; collection names are at most 255 characters, without NUL.
+* ``put_many`` / ``delete_many`` are atomic; ``get_many`` / ``ttl_many`` read
+  one snapshot.  ``destroy()`` drops every collection of the file.
+
+``docs/protocol.md`` lists every difference with examples.
 """
 
 from __future__ import annotations
@@ -70,6 +78,8 @@ def check_ttl(ttl: SupportsFloat | None) -> float | None:
         return None
     if isinstance(ttl, bool):
         raise InvalidTTL("ttl cannot be a bool")
+    if not hasattr(type(ttl), "__float__"):  # SupportsFloat, as py-key-value checks: "10" is refused
+        raise InvalidTTL(f"ttl must be a number of seconds, not {type(ttl).__name__}")
     try:
         seconds = float(ttl)
     except (TypeError, ValueError):
@@ -77,6 +87,11 @@ def check_ttl(ttl: SupportsFloat | None) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
     return seconds
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be an int >= 0 or None, not {limit!r}")
 
 
 class KeyValue:
@@ -98,16 +113,24 @@ class KeyValue:
         name = collection or self.default_collection
         return self._coll(name) if name in self.store.collections() else None
 
+    def _reader(self, collection: str | None) -> Collection | None:
+        """The collection to read from; ``None`` (read as empty) when a read-only store lacks it."""
+        return self._existing(collection) if self.store.readonly else self._coll(collection)
+
     # -- the protocol ----------------------------------------------------------------------
 
     def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
         """The value of ``key``, or ``None`` when missing or expired."""
-        return self._coll(collection).get(check_key(key))  # type: ignore[no-any-return]
+        coll = self._reader(collection)
+        check_key(key)
+        return None if coll is None else coll.get(key)  # type: ignore[no-any-return]
 
     def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
         """``(value, seconds left)``; ``(None, None)`` when missing; ttl ``None`` when it never expires."""
-        coll = self._coll(collection)
+        coll = self._reader(collection)
         check_key(key)
+        if coll is None:
+            return None, None
         with self.store._read(self.store._conn()):
             value = coll.get(key)
             if value is None:
@@ -125,13 +148,17 @@ class KeyValue:
 
     def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
         """Values for ``keys`` in the same positions (``None`` where missing)."""
-        return self._coll(collection).get_many([check_key(k) for k in keys])
+        coll = self._reader(collection)
+        checked = [check_key(k) for k in keys]
+        return [None] * len(checked) if coll is None else coll.get_many(checked)
 
     def ttl_many(self, keys: Sequence[str], *,
                  collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
         """``ttl`` for each key, in one read snapshot."""
-        coll = self._coll(collection)
+        coll = self._reader(collection)
         checked = [check_key(k) for k in keys]
+        if coll is None:
+            return [(None, None)] * len(checked)
         with self.store._read(self.store._conn()):
             values = coll.get_many(checked)
             ttls = coll.ttl_many(checked)
@@ -152,7 +179,8 @@ class KeyValue:
     # -- the optional segments ----------------------------------------------------------------
 
     def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
-        """Keys of ``collection`` in insertion order (at most ``limit``)."""
+        """Keys of ``collection`` in insertion order (at most ``limit``; a negative one is a ``ValueError``)."""
+        _check_limit(limit)
         coll = self._existing(collection)
         if coll is None:
             return []
@@ -164,7 +192,8 @@ class KeyValue:
         return out
 
     def collections(self, *, limit: int | None = None) -> list[str]:
-        """Collection names, oldest first (at most ``limit``)."""
+        """Collection names, oldest first (at most ``limit``; a negative one is a ``ValueError``)."""
+        _check_limit(limit)
         names = self.store.collections()
         return names if limit is None else names[:limit]
 

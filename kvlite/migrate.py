@@ -9,6 +9,7 @@ each recorded in ``kvlite_migrations``: either all of them land or none.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -66,17 +67,31 @@ def inspect(conn: apsw.Connection) -> int:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-    except (apsw.NotADBError, apsw.CorruptError) as exc:
+    except (apsw.NotADBError, apsw.CorruptError, apsw.SQLError) as exc:
+        # SQLError here: a damaged header or schema ("unsupported file format", "malformed ...").
         raise CorruptStore(f"not an SQLite database, or damaged: {exc}") from exc
     if app_id == 0 and version == 0 and tables == 0:
+        # SQLite takes some files shorter than its 100-byte header for empty
+        # databases; such a file is someone else's data, never a new store.
+        name = conn.filename
+        if name and os.path.isfile(name) and 0 < os.path.getsize(name) < 100:
+            raise CorruptStore("not an SQLite database: the file is shorter than an SQLite header")
         return 0
     if app_id != APPLICATION_ID:
         raise CorruptStore("this SQLite file is not a kvlite store (no kvlite application_id)")
+    if version <= 0:  # upgrade() sets application_id and user_version together
+        raise CorruptStore(f"damaged kvlite file: it has kvlite's application_id but schema version {version}")
     if version > latest_version():
         raise IncompatibleVersion(
             f"the file has kvlite schema version {version}, but this kvlite knows only up to "
             f"{latest_version()}; upgrade kvlite to open it"
         )
+    try:
+        registry = {row[0] for row in conn.execute("SELECT name FROM pragma_table_info('kvlite_collections')")}
+    except (apsw.NotADBError, apsw.CorruptError, apsw.SQLError, UnicodeDecodeError) as exc:
+        raise CorruptStore(f"damaged kvlite file: {exc}") from exc
+    if not {"id", "name", "serializer"} <= registry:
+        raise CorruptStore("damaged kvlite file: its collection registry (kvlite_collections) is missing or malformed")
     return version
 
 

@@ -86,6 +86,10 @@ def translate_error(exc: Exception) -> Exception:
         return StoreClosed("the store is closed")
     if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
         return KvliteError(f"the collection was dropped (by this or another connection): {exc}")
+    if isinstance(exc, apsw.Error):
+        # Anything else from SQLite (e.g. a trigger in a hostile file raising, or refused
+        # load_extension()) still reaches the user as a kvlite error; the cause is chained.
+        return KvliteError(f"SQLite error: {exc}")
     return exc
 
 

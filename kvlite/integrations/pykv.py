@@ -17,8 +17,11 @@ stays an ordinary kvlite store: ``kvlite.open("cache.db")`` can query it.
 Exception mapping: invalid TTL -> ``InvalidTTLError``; a value that cannot be
 encoded -> ``SerializationError``; a value that cannot be decoded ->
 ``DeserializationError``; a write to a read-only store -> ``ReadOnlyError``;
-an invalid collection name -> ``InvalidKeyError``; a closed, locked or
-damaged store -> ``StoreConnectionError``.  Non-``str`` keys and non-mapping
+an invalid collection name or key (see ``docs/protocol.md``) ->
+``InvalidKeyError``; a store that cannot be opened (missing folder, not a
+kvlite file, newer schema) -> ``StoreSetupError``; a closed, locked or
+damaged store -> ``StoreConnectionError``; any other kvlite error ->
+``KeyValueStoreError``.  Non-``str`` keys and non-mapping
 values raise ``TypeError``, as py-key-value's type checks do.
 """
 
@@ -58,10 +61,12 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise kv_errors.SerializationError(str(exc)) from exc
         except kv.ReadOnlyError as exc:
             raise kv_errors.ReadOnlyError(operation=fn.__name__, collection=kwargs.get("collection")) from exc
-        except kv.InvalidCollectionName as exc:
+        except (kv.InvalidCollectionName, kv.InvalidKey) as exc:
             raise kv_errors.InvalidKeyError(str(exc)) from exc
         except (kv.StoreClosed, kv.StoreLocked, kv.CorruptStore, kv.StoreFull) as exc:
             raise kv_errors.StoreConnectionError(str(exc)) from exc
+        except kv.KvliteError as exc:  # anything else: still one of py-key-value's types
+            raise kv_errors.KeyValueStoreError(str(exc)) from exc
     return wrapper
 
 
@@ -80,7 +85,11 @@ class KvliteStore:
         if self._kv is None:
             async with self._opening:
                 if self._kv is None:
-                    store = await aio.open(self.path, **self._options)
+                    try:
+                        store = await aio.open(self.path, **self._options)
+                    except kv.KvliteError as exc:  # as py-key-value's BaseStore.setup() reports it
+                        raise kv_errors.StoreSetupError(f"cannot open the kvlite store {self.path!r}: {exc}",
+                                                        extra_info={"store": type(self).__name__}) from exc
                     self._kv = aio.KeyValue(store, default_collection=self.default_collection)
         return self._kv
 

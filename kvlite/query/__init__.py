@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import itertools
+import re
 from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
@@ -47,7 +48,10 @@ def view_key(key: Any) -> str:
 
 def _key_candidates(name: str) -> list[Any]:
     """Stored keys whose :func:`view_key` may be ``name``."""
-    out: list[Any] = [name, name.encode("utf-8", "surrogateescape")]
+    raw = name.encode("utf-8", "surrogateescape")
+    out: list[Any] = [name, raw]
+    if b"\\x" in raw:  # a bytes key that is not UTF-8 shows each bad byte as \xNN (view_key)
+        out.append(re.sub(rb"\\x([89a-f][0-9a-f])", lambda m: bytes([int(m[1], 16)]), raw))
     for convert in (int, float):
         try:
             out.append(convert(name))
@@ -73,8 +77,11 @@ def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str,
     if path is None:
         raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
     expr = f"json_extract(value, '{path}')"
-    asc_sql, desc_sql = f"{expr}, id", f"{expr} DESC, id"
-    return (desc_sql, asc_sql) if desc else (asc_sql, desc_sql)
+    # Ties keep insertion order; the second clause is the exact reverse of the first
+    # (ties reversed too), which "$[-1]" and negative slices read from.
+    if desc:
+        return f"{expr} DESC, id", f"{expr}, id DESC"
+    return f"{expr}, id", f"{expr} DESC, id DESC"
 
 
 class _Tracker:

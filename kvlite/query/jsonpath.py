@@ -14,7 +14,13 @@ in :func:`evaluate` and the streaming planner alike):
 * ``[n]`` and slices on an object (and so on the root mapping) index its
   values in order, as the engine's own filter ``[?(...)]`` already does; the
   engine raised ``KeyError``.  So ``$[0]`` is the first document and
-  ``$[-1]`` the last.
+  ``$[-1]`` the last.  On a list or a string ``[n]`` is the engine's own
+  (an element, a character); out of range, or on a number, it matches
+  nothing instead of raising.
+* A filter ``[?(...)]`` on an object selects among its values without
+  writing anything back: jsonpath-ng 1.8 replaced the object *in the data*
+  by the list of its values, so a later part of the same path (``($.*[?(@)])
+  | ($.a)``) saw altered documents and the caller's dict was changed.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class _MappingIndex(jp.Index):
                     key = keys[index]
                     out.append(jp.DatumInContext(value[key], path=jp.Fields(key), context=datum))
             return out
-        if isinstance(value, list):
+        if isinstance(value, (list, str)):
             return [jp.DatumInContext(value[index], path=jp.Index(index), context=datum)
                     for index in self.indices if -len(value) <= index < len(value)]
         return []
@@ -80,10 +86,30 @@ class _MappingSlice(jp.Slice):
         return super().find(datum)
 
 
+class _ObjectFilter(jp_filter.Filter):
+    """``[?(...)]``: the engine's filter, minus its write-back of an object's values into the data."""
+
+    def find(self, datum: Any) -> Any:
+        if not self.expressions:
+            return datum
+        datum = jp.DatumInContext.wrap(datum)
+        value = datum.value
+        if isinstance(value, dict):
+            items = [(jp.Fields(key), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            items = [(jp.Index(i), item) for i, item in enumerate(value)]
+        else:
+            return []
+        return [jp.DatumInContext(item, path=path, context=datum) for path, item in items
+                if all(expr.find(item) for expr in self.expressions)]
+
+
 def _fix(node: Any) -> Any:
     """Swap the adapter classes into a freshly parsed tree (in place) and return it."""
     if isinstance(node, jp_filter.Expression) and not isinstance(node, _SafeExpression):
         node.__class__ = _SafeExpression
+    elif type(node) is jp_filter.Filter:
+        node.__class__ = _ObjectFilter
     elif type(node) is jp.Index:
         node.__class__ = _MappingIndex
     elif type(node) is jp.Slice:
@@ -99,6 +125,22 @@ def _fix(node: Any) -> Any:
 
 _parse_lock = threading.Lock()  # ply's parser tables are shared; parse one path at a time
 _cache: dict[str, Any] = {}
+_parser: ExtendedJsonPathParser | None = None  # built once: building ply's tables costs ~30 ms
+
+
+def _check_implemented(node: Any, path: str) -> None:
+    """Reject, at parse time, nodes jsonpath-ng parses but cannot run (``a & b`` between paths)."""
+    if isinstance(node, jp.Intersect):
+        raise QuerySyntaxError("'&' between two paths (intersection) is not implemented by jsonpath-ng; "
+                               "in a filter, a bare path followed by '&' is read as one, so put a "
+                               "comparison first: [?(@.b > 1 & @.a)]", path=path, engine="jsonpath")
+    for attr in ("left", "right", "target"):
+        child = getattr(node, attr, None)
+        if isinstance(child, jp.JSONPath):
+            _check_implemented(child, path)
+    for child in getattr(node, "expressions", None) or ():
+        if isinstance(child, jp.JSONPath):
+            _check_implemented(child, path)
 
 
 def parse(path: str) -> Any:
@@ -108,11 +150,15 @@ def parse(path: str) -> Any:
     cached = _cache.get(path)
     if cached is not None:
         return cached
+    global _parser
     try:
         with _parse_lock:
-            tree = ExtendedJsonPathParser().parse(path)
+            if _parser is None:
+                _parser = ExtendedJsonPathParser()
+            tree = _parser.parse(path)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # ply raises plain Exception too
-        raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc))) from None
+        raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc), path)) from None
+    _check_implemented(tree, path)
     tree = _fix(tree)
     if len(_cache) > 256:
         _cache.clear()
@@ -120,12 +166,22 @@ def parse(path: str) -> Any:
     return tree
 
 
-def _position(message: str) -> int | None:
-    match = re.search(r"(?:position|col(?:umn)?)\s*(\d+)", message)
+def _position(message: str, path: str) -> int | None:
+    """0-based offset in ``path`` of a jsonpath-ng error, from its ``line L, col C`` or ``at L:C``.
+
+    jsonpath-ng counts a column from the last newline's offset (so from 0 on
+    the first line); ``near the end of string`` and an unterminated string
+    literal are at ``len(path)``.
+    """
+    match = re.search(r"line (\d+), col (\d+)", message) or re.search(r"\bat (\d+):(\d+)", message)
     if match:
-        return int(match.group(1))
-    match = re.search(r"line \d+, col (\d+)", message)
-    return int(match.group(1)) if match else None
+        line, col = int(match.group(1)), int(match.group(2))
+        newlines = [i for i, ch in enumerate(path) if ch == "\n"]
+        base = newlines[line - 2] if 2 <= line <= len(newlines) + 1 else 0
+        return min(base + col, len(path))
+    if "end of string" in message or "Unexpected EOF" in message:
+        return len(path)
+    return None
 
 
 def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:

@@ -32,7 +32,10 @@ __all__ = ["parse", "evaluate", "rowwise", "normalize"]
 
 _ROOT = ("(root)", "rs")
 _ALL_DOCS = (".", _ROOT, ("*",))
-_BOOLEAN_OPS = {">", "<", ">=", "<=", "is", "is not", "in", "not in", "and", "or", "not", "==", "!=", "matches"}
+# The selector operators objectpath evaluates once per element with ``@`` = that element
+# (its SELECTOR_OPS, minus "fn" and ":").  Any other top-level operator in ``[...]``
+# (``not``, ``matches``) is evaluated once with ``@`` = the whole list, so it is not row-wise.
+_BOOLEAN_OPS = {">", "<", ">=", "<=", "is", "is not", "in", "not in", "and", "or"}
 
 _lock = threading.Lock()  # objectpath's parser keeps its state in module globals
 

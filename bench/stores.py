@@ -1,0 +1,751 @@
+"""One adapter per store the benchmark compares, all with the same small interface.
+
+An adapter opens its store in a folder it is given (each measurement gets a
+fresh one), and exposes the operations the workloads time.  Hot operations
+are handed out as plain callables (:meth:`Adapter.getter`,
+:meth:`Adapter.putter`) so the timed loops add no adapter frame of their own
+to any store.
+
+Stores (``name``: what it is):
+
+* ``kvlite``: :class:`kvlite.Collection` (``get``/``put``/``put_many``/``get_many``/``items``).
+* ``kvlite-dict``: :class:`kvlite.DictView` (``d[k]``, ``d[k] = v``, ``d.update``, ``d.items()``).
+* ``apsw``: the floor: raw apsw + orjson, ``key TEXT PRIMARY KEY, value TEXT``
+  ``WITHOUT ROWID`` (measured faster than a rowid table for writes and point
+  reads; ``apsw-rowid`` keeps the other one measurable), one reused cursor
+  (apsw caches the prepared statements), iteration in pages of 1000 by key
+  with ``fetchall()``, the same pragmas as kvlite (WAL,
+  ``synchronous=NORMAL``, busy timeout, 512-statement cache).
+* ``dict``: a plain in-process ``dict`` (the ceiling; nothing is encoded).
+* ``diskcache``: ``diskcache.Cache`` with its defaults (WAL, ``synchronous=NORMAL``, pickle).
+* ``sqlitedict``: ``SqliteDict`` (pickle) with ``journal_mode="WAL"`` and
+  ``PRAGMA synchronous=NORMAL`` (its default is ``OFF``, which is not
+  durable; set so every SQLite store is compared at the same durability),
+  ``autocommit=False`` for bulk/batch workloads (one ``commit()`` per batch),
+  ``True`` for single writes.
+* ``shelve``: stdlib ``shelve`` over the default ``dbm`` (``dbm.dumb`` when
+  no gdbm/ndbm is compiled in, as here).  No transactions: a "single write" is
+  ``s[k] = v``, not crash-safe.
+
+Query strategies (the ``query`` workload group): ``jsonpath-ng`` (every
+document decoded from a kvlite collection and matched by jsonpath-ng),
+``python-loop`` (the same scan with a hand-written Python predicate),
+``apsw`` / ``apsw+index`` (``json_extract`` SQL over the floor's TEXT column,
+without / with an expression index), ``apsw-jsonb`` / ``apsw-jsonb+index``
+(the same over a JSONB BLOB column), and ``kvlite`` / ``kvlite+index``
+(``Collection.find``; only when kvlite has it).
+
+Add a store: subclass :class:`Adapter`, implement what it supports, and
+decorate it with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import dbm
+import pickle
+import shelve
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable
+
+import apsw
+import orjson
+
+__all__ = ["Adapter", "QuerySpec", "STORES", "register", "default_stores"]
+
+Pair = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One query, written for every strategy.
+
+    ``jsonpath`` is the path over the whole collection (root ``$`` = the
+    mapping ``{key: document}``); ``predicate`` the same test on one document
+    in plain Python; ``sql`` the same test as an SQL condition on the
+    ``value`` column; ``index_path``/``index_sql`` the field an index serves.
+    """
+
+    name: str
+    jsonpath: str
+    predicate: Callable[[Any], bool]
+    sql: str
+    index_path: str
+    index_sql: str
+
+
+#: Every adapter, by name, in the order tables show them.
+STORES: dict[str, type[Adapter]] = {}
+
+
+def register(cls: type[Adapter]) -> type[Adapter]:
+    """Class decorator: make ``cls`` selectable as ``--stores NAME``."""
+    if cls.name in STORES:
+        raise ValueError(f"store {cls.name!r} is registered twice")
+    STORES[cls.name] = cls
+    return cls
+
+
+def default_stores() -> list[str]:
+    """Names of the stores a run measures when ``--stores`` is not given."""
+    return [name for name, cls in STORES.items() if cls.default]
+
+
+class Adapter:
+    """A store under test, opened in ``folder``.
+
+    ``autocommit`` says what the workload wants: ``True`` for single writes
+    (each its own transaction), ``False`` for bulk/batch workloads (only
+    stores that distinguish the two, like sqlitedict, use it).
+    """
+
+    #: Name used on the command line and in the results.
+    name: ClassVar[str] = ""
+    #: Column header in the tables.
+    title: ClassVar[str] = ""
+    #: Workload groups it takes part in ("kv", "query").
+    groups: ClassVar[frozenset[str]] = frozenset({"kv"})
+    #: Measured unless ``--stores`` says otherwise.
+    default: ClassVar[bool] = True
+    #: How threads use it: "share" one object, "per-thread" objects, "lock" one
+    #: object behind a lock (not thread-safe), or None (cannot).
+    threads: ClassVar[str | None] = "share"
+    #: Can two processes open the same folder at once?
+    processes: ClassVar[bool] = True
+    #: The data lives in the process: read workloads fill it in the measuring process.
+    in_memory: ClassVar[bool] = False
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        self.folder = folder
+        self.autocommit = autocommit
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        """True when the ``query`` workloads can run on it."""
+        return False
+
+    @classmethod
+    def describe(cls) -> str:
+        """Versions and settings, for the results file."""
+        return cls.title
+
+    def close(self) -> None:
+        """Flush and close (not timed)."""
+
+    def after_populate(self) -> None:
+        """Called once after the data set is written, before any measurement (e.g. make an index)."""
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        """Write every pair in one transaction (as fast as the store allows)."""
+        raise NotImplementedError
+
+    def getter(self) -> Callable[[str], Any]:
+        """A callable ``get(key) -> decoded value`` for the timed loops."""
+        raise NotImplementedError
+
+    def putter(self) -> Callable[[str, Any], None]:
+        """A callable ``put(key, value)``, each call its own committed transaction."""
+        raise NotImplementedError
+
+    def iterate(self) -> int:
+        """Read and decode every ``(key, value)``; returns how many."""
+        raise NotImplementedError
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        """Decoded values of ``keys`` (one read snapshot where the store has one)."""
+        get = self.getter()
+        return [get(k) for k in keys]
+
+    def put_many(self, pairs: list[Pair]) -> None:
+        """Write ``pairs`` in one transaction."""
+        self.bulk_write(pairs)
+
+    def count(self) -> int:
+        """Number of entries (for checks, not timed)."""
+        raise NotImplementedError
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        """A callable running ``spec`` over the whole store, decoding every match; returns the match count."""
+        raise NotImplementedError
+
+
+# -- the floor ------------------------------------------------------------------------
+
+
+@register
+class ApswFloor(Adapter):
+    """Raw apsw + orjson: the practical floor for SQLite."""
+
+    name = "apsw"
+    title = "apsw floor"
+    groups = frozenset({"kv", "query"})
+    threads = "per-thread"
+    FILE = "floor.db"
+    SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
+    SQL_GET = "SELECT value FROM kv WHERE key = ?"
+    SQL_PUT = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)"
+    #: Iteration reads pages of PAGE rows by key (keyset pagination) with fetchall():
+    #: measured ~10% faster than stepping one cursor over the whole table.
+    SQL_PAGE = "SELECT key, value FROM kv WHERE key > ? ORDER BY key LIMIT ?"
+    PAGE = 1000
+    SQL_SCAN = "SELECT key, value FROM kv WHERE {where}"
+    INDEX = False
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        super().__init__(folder, autocommit=autocommit)
+        self.conn = apsw.Connection(str(folder / self.FILE), statementcachesize=512)
+        self.conn.set_busy_timeout(30_000)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        if self.conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'kv'").fetchone() is None:
+            self.conn.execute(self.SCHEMA)
+        self.cur = self.conn.cursor()
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        return True
+
+    @classmethod
+    def describe(cls) -> str:
+        return f"{cls.title}: apsw {apsw.apsw_version()}, SQLite {apsw.sqlite_lib_version()}, orjson {orjson.__version__}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        dumps = orjson.dumps
+        cur = self.cur
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(self.SQL_PUT, ((k, dumps(v).decode()) for k, v in pairs))
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    def getter(self) -> Callable[[str], Any]:
+        execute = self.cur.execute
+        loads = orjson.loads
+        sql = self.SQL_GET
+
+        def get(key: str) -> Any:
+            # A for-loop steps the statement to its end, which resets it: fetchone() on a
+            # reused cursor would leave a read transaction open until the next call.
+            out = None
+            for (value,) in execute(sql, (key,)):
+                out = loads(value)
+            return out
+
+        return get
+
+    def putter(self) -> Callable[[str, Any], None]:
+        execute = self.cur.execute
+        dumps = orjson.dumps
+        sql = self.SQL_PUT
+
+        def put(key: str, value: Any) -> None:
+            execute(sql, (key, dumps(value).decode()))
+
+        return put
+
+    def iterate(self) -> int:
+        loads = orjson.loads
+        execute = self.cur.execute
+        sql, page = self.SQL_PAGE, self.PAGE
+        n = 0
+        last = ""
+        while True:
+            rows = execute(sql, (last, page)).fetchall()
+            for _key, value in rows:
+                loads(value)
+            n += len(rows)
+            if len(rows) < page:
+                return n
+            last = rows[-1][0]
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        cur = self.cur
+        execute = cur.execute
+        loads = orjson.loads
+        sql = self.SQL_GET
+        out = []
+        execute("BEGIN")
+        try:
+            for key in keys:
+                value = None
+                for (value,) in execute(sql, (key,)):
+                    pass
+                out.append(None if value is None else loads(value))
+        finally:
+            execute("COMMIT")
+        return out
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM kv").fetchone()[0]
+
+    def after_populate(self) -> None:
+        if self.INDEX:
+            # Every index a registered query can use; bench.workloads.QUERIES share one field.
+            from .workloads import QUERIES
+
+            for i, index_sql in enumerate(sorted({spec.index_sql for spec in QUERIES.values()})):
+                self.conn.execute(f"CREATE INDEX IF NOT EXISTS kv_query_{i} ON kv({index_sql})")
+            self.conn.execute("ANALYZE")
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        sql = self.SQL_SCAN.format(where=spec.sql)
+        conn = self.conn
+        loads = orjson.loads
+
+        def run() -> int:
+            n = 0
+            for _key, value in conn.execute(sql):
+                loads(value)
+                n += 1
+            return n
+
+        return run
+
+
+@register
+class ApswFloorIndexed(ApswFloor):
+    """The floor with an expression index on every queried field (query group only)."""
+
+    name = "apsw+index"
+    title = "apsw + index"
+    groups = frozenset({"query"})
+    INDEX = True
+
+
+@register
+class ApswRowid(ApswFloor):
+    """The floor's other schema: a rowid table with ``key TEXT PRIMARY KEY`` (two b-trees)."""
+
+    name = "apsw-rowid"
+    title = "apsw rowid"
+    default = False
+    FILE = "floor-rowid.db"
+    SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+@register
+class ApswJsonb(ApswFloor):
+    """The floor storing SQLite JSONB (BLOB); reads convert back with ``json(value)``."""
+
+    name = "apsw-jsonb"
+    title = "apsw JSONB"
+    default = False
+    FILE = "floor-jsonb.db"
+    SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+    SQL_GET = "SELECT json(value) FROM kv WHERE key = ?"
+    SQL_PUT = "INSERT OR REPLACE INTO kv (key, value) VALUES (?, jsonb(?))"
+    SQL_PAGE = "SELECT key, json(value) FROM kv WHERE key > ? ORDER BY key LIMIT ?"
+    SQL_SCAN = "SELECT key, json(value) FROM kv WHERE {where}"
+
+
+@register
+class ApswJsonbIndexed(ApswJsonb):
+    """JSONB floor with expression indexes (query group only)."""
+
+    name = "apsw-jsonb+index"
+    title = "apsw JSONB + index"
+    groups = frozenset({"query"})
+    INDEX = True
+
+
+# -- kvlite ---------------------------------------------------------------------------
+
+
+def _kvlite_has_find() -> bool:
+    import kvlite
+
+    return hasattr(kvlite.Collection, "find")
+
+
+@register
+class KvliteCollection(Adapter):
+    """kvlite through the Collection API."""
+
+    name = "kvlite"
+    title = "kvlite Collection"
+    groups = frozenset({"kv", "query"})
+    INDEX = False
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import kvlite
+
+        super().__init__(folder, autocommit=autocommit)
+        self.store = kvlite.open(folder / "kvlite.db")
+        self.coll = self.store.collection("bench")
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        return _kvlite_has_find()
+
+    @classmethod
+    def describe(cls) -> str:
+        import kvlite
+
+        return f"{cls.title}: kvlite {kvlite.__version__} (durability='normal')"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        self.coll.put_many(pairs)
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.coll.get
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.coll.put
+
+    def iterate(self) -> int:
+        n = 0
+        for _key, _value in self.coll.items():
+            n += 1
+        return n
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        return self.coll.get_many(keys)
+
+    def put_many(self, pairs: list[Pair]) -> None:
+        self.coll.put_many(pairs)
+
+    def count(self) -> int:
+        return self.coll.count()
+
+    def after_populate(self) -> None:
+        if self.INDEX and hasattr(self.coll, "create_index"):
+            from .workloads import QUERIES
+
+            for path in {spec.index_path for spec in QUERIES.values()}:
+                self.coll.create_index(path)
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        find = self.coll.find  # type: ignore[attr-defined]
+        path = spec.jsonpath
+
+        def run() -> int:
+            n = 0
+            for _ in find(path):
+                n += 1
+            return n
+
+        return run
+
+
+@register
+class KvliteIndexed(KvliteCollection):
+    """kvlite ``find`` with ``create_index`` on every queried field (query group only)."""
+
+    name = "kvlite+index"
+    title = "kvlite + index"
+    groups = frozenset({"query"})
+    INDEX = True
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        import kvlite
+
+        return _kvlite_has_find() and hasattr(kvlite.Collection, "create_index")
+
+
+@register
+class KvliteDict(KvliteCollection):
+    """kvlite through the DictView (``collection.dict()``)."""
+
+    name = "kvlite-dict"
+    title = "kvlite DictView"
+    groups = frozenset({"kv"})
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        super().__init__(folder, autocommit=autocommit)
+        self.d = self.coll.dict()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        self.d.update(pairs)
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.d.__getitem__
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.d.__setitem__
+
+    def iterate(self) -> int:
+        n = 0
+        for _key, _value in self.d.items():
+            n += 1
+        return n
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        d = self.d
+        return [d[k] for k in keys]
+
+    def put_many(self, pairs: list[Pair]) -> None:
+        self.d.update(pairs)
+
+    def count(self) -> int:
+        return len(self.d)
+
+
+@register
+class JsonpathScan(KvliteCollection):
+    """Query strategy: decode every document of a kvlite collection and match it with jsonpath-ng."""
+
+    name = "jsonpath-ng"
+    title = "jsonpath-ng scan"
+    groups = frozenset({"query"})
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        return True
+
+    @classmethod
+    def describe(cls) -> str:
+        from importlib.metadata import version
+
+        return f"{cls.title}: jsonpath-ng {version('jsonpath-ng')} over kvlite Collection.items()"
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        from jsonpath_ng.ext import parse
+
+        expr = parse(spec.jsonpath)
+        items = self.coll.items
+
+        def run() -> int:
+            # The root is the collection {key: doc}; one document at a time keeps memory flat
+            # and, for a filter on the root, finds the same matches in the same order.
+            n = 0
+            find = expr.find
+            for key, value in items():
+                n += len(find({key: value}))
+            return n
+
+        return run
+
+
+@register
+class PythonLoop(KvliteCollection):
+    """Query strategy: decode every document of a kvlite collection and test it in plain Python."""
+
+    name = "python-loop"
+    title = "Python loop"
+    groups = frozenset({"query"})
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        return True
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        predicate = spec.predicate
+        items = self.coll.items
+
+        def run() -> int:
+            n = 0
+            for _key, value in items():
+                if predicate(value):
+                    n += 1
+            return n
+
+        return run
+
+
+# -- peers ----------------------------------------------------------------------------
+
+
+@register
+class PlainDict(Adapter):
+    """A plain ``dict`` in the process: the ceiling."""
+
+    name = "dict"
+    title = "dict (ceiling)"
+    processes = False
+    in_memory = True
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        super().__init__(folder, autocommit=autocommit)
+        self.d: dict[str, Any] = {}
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        self.d.update(pairs)
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.d.__getitem__
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.d.__setitem__
+
+    def iterate(self) -> int:
+        n = 0
+        for _key, _value in self.d.items():
+            n += 1
+        return n
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        return list(map(self.d.__getitem__, keys))
+
+    def put_many(self, pairs: list[Pair]) -> None:
+        self.d.update(pairs)
+
+    def count(self) -> int:
+        return len(self.d)
+
+
+@register
+class DiskCache(Adapter):
+    """``diskcache.Cache`` with its default settings."""
+
+    name = "diskcache"
+    title = "diskcache"
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import diskcache
+
+        super().__init__(folder, autocommit=autocommit)
+        self.cache = diskcache.Cache(str(folder / "diskcache"))
+
+    @classmethod
+    def describe(cls) -> str:
+        import diskcache
+
+        return f"{cls.title}: diskcache {diskcache.__version__} (defaults: WAL, synchronous=NORMAL, pickle)"
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        cache = self.cache
+        set_ = cache.set
+        with cache.transact():
+            for k, v in pairs:
+                set_(k, v)
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.cache.get
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.cache.set
+
+    def iterate(self) -> int:
+        # diskcache has no items(): iterate the keys and read each value.
+        get = self.cache.get
+        n = 0
+        for key in self.cache:
+            get(key)
+            n += 1
+        return n
+
+    def count(self) -> int:
+        return len(self.cache)
+
+
+@register
+class SqliteDictAdapter(Adapter):
+    """``sqlitedict.SqliteDict`` (pickle values) in WAL mode with ``synchronous=NORMAL``."""
+
+    name = "sqlitedict"
+    title = "sqlitedict"
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        from sqlitedict import SqliteDict
+
+        super().__init__(folder, autocommit=autocommit)
+        self.d = SqliteDict(str(folder / "sqlitedict.sqlite"), tablename="kv", autocommit=autocommit,
+                            journal_mode="WAL", timeout=30)
+        # sqlitedict sets synchronous=OFF (not durable); compare at kvlite's durability.
+        self.d.conn.execute("PRAGMA synchronous = NORMAL")
+
+    @classmethod
+    def describe(cls) -> str:
+        from importlib.metadata import version
+
+        return f"{cls.title}: sqlitedict {version('sqlitedict')} (pickle, WAL, synchronous=NORMAL)"
+
+    def close(self) -> None:
+        self.d.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        d = self.d
+        for k, v in pairs:
+            d[k] = v
+        d.commit()
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.d.__getitem__
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.d.__setitem__
+
+    def iterate(self) -> int:
+        n = 0
+        for _key, _value in self.d.items():
+            n += 1
+        return n
+
+    def count(self) -> int:
+        return len(self.d)
+
+
+@register
+class Shelve(Adapter):
+    """stdlib ``shelve`` over the default ``dbm`` (pickle values)."""
+
+    name = "shelve"
+    title = "shelve"
+    threads = "lock"
+    processes = False
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        super().__init__(folder, autocommit=autocommit)
+        self.path = str(folder / "shelf")
+        self.s = shelve.open(self.path, flag="c", protocol=pickle.HIGHEST_PROTOCOL)
+        self.lock = threading.Lock()
+
+    @classmethod
+    def describe(cls) -> str:
+        return f"{cls.title}: dbm backend {_dbm_backend()} (no transactions)"
+
+    def close(self) -> None:
+        self.s.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        s = self.s
+        for k, v in pairs:
+            s[k] = v
+        s.sync()
+
+    def put_many(self, pairs: list[Pair]) -> None:
+        # No transactions; a sync() per batch would rewrite dbm.dumb's whole index.
+        s = self.s
+        for k, v in pairs:
+            s[k] = v
+
+    def getter(self) -> Callable[[str], Any]:
+        return self.s.__getitem__
+
+    def putter(self) -> Callable[[str, Any], None]:
+        return self.s.__setitem__
+
+    def iterate(self) -> int:
+        n = 0
+        for _key, _value in self.s.items():
+            n += 1
+        return n
+
+    def count(self) -> int:
+        return len(self.s)
+
+
+def _dbm_backend() -> str:
+    """The module ``dbm.open`` picks for new files on this Python."""
+    for name in ("dbm.sqlite3", "dbm.gnu", "dbm.ndbm"):
+        if name.split(".")[1] in getattr(dbm, "_names", ()):
+            try:
+                __import__(name)
+                return name
+            except ImportError:
+                continue
+    return "dbm.dumb"

@@ -1,0 +1,329 @@
+"""Subprocess workers for the crash and concurrency tests, and the expectations they share.
+
+Run as a script (``python helpers_proc.py <command> <json-args>``) in a child
+process; the tests import it for the value formulas, so parent and child agree
+on what every write must look like.
+
+Commands:
+
+``crash-writer``
+    Reads its arguments as a JSON line on stdin, then writes forever (until
+    SIGKILLed) into one store: single puts, overwrites of
+    a few "hot" keys, ``put_many`` batches, deletes and cross-collection
+    transactions.  Every operation is announced by a ``begin`` line before the
+    call and confirmed by a ``done`` line after the call returned, both written
+    with one unbuffered ``os.write`` to an ``O_APPEND`` report file.  A ``done``
+    line therefore means "kvlite returned, so the write is committed".
+``hammer``
+    Several threads sharing one Store hammer one file for a bounded time with
+    atomic read-modify-writes, ``setdefault``, ``pop``, ``put_many`` and
+    transfers; writes a JSON summary of what each thread did.
+``stream-writer`` / ``stream-reader``
+    Writers keep appending to and updating a collection while a reader streams
+    ``items()`` over it; used to show neither blocks the other.
+``readonly-check``
+    Drops root privileges if it has them, then reports what kvlite does with a
+    store in a read-only directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import kvlite
+from kvlite import errors
+
+# -- values both sides agree on --------------------------------------------------------
+
+#: Number of "hot" keys the crash writer overwrites again and again.
+HOT_KEYS = 7
+
+
+def put_value(seq: int) -> dict[str, Any]:
+    """The value of the single put with sequence number ``seq`` (also used for hot keys)."""
+    return {"seq": seq, "pad": "x" * ((seq * 7919) % 1200), "list": [seq, str(seq), seq / 7, None, True]}
+
+
+def batch_value(seq: int, j: int, n: int) -> dict[str, Any]:
+    """The value of entry ``j`` of the ``n``-entry put_many batch ``seq``."""
+    return {"batch": seq, "j": j, "n": n, "pad": "b" * ((seq + j * 31) % 300)}
+
+
+def batch_keys(seq: int, n: int) -> list[str]:
+    return [f"b:{seq}:{j}" for j in range(n)]
+
+
+def hot_key(seq: int) -> str:
+    return f"hot:{seq % HOT_KEYS}"
+
+
+def wait_for(path: Path, limit: float = 120.0) -> None:
+    """Poll until ``path`` exists (a start barrier between processes)."""
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.005)
+
+
+# -- crash writer -----------------------------------------------------------------------
+
+
+def crash_writer(args: dict[str, Any]) -> None:
+    """Write until killed; see the module docstring for the report protocol.
+
+    Report lines (space separated, ``\\n`` terminated):
+    ``begin <op> <seq>`` then ``done <op> <seq> [extra]`` where op is
+    ``put`` (key ``p:<seq>``), ``hot`` (key ``hot:<seq % 7>``), ``batch`` (extra = n),
+    ``del`` (extra = the seq of the ``p:`` key deleted) or ``tx`` (key ``x:<seq>`` in
+    collections ``main`` and ``side`` in one transaction).
+    """
+    # Started ahead of time (the parent hides the interpreter's start-up this way):
+    # the real arguments arrive as one JSON line on stdin when the trial begins.
+    args = {**args, **json.loads(sys.stdin.readline())}
+    rng = random.Random(args["seed"])
+    report = os.open(args["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def say(line: str) -> None:
+        os.write(report, (line + "\n").encode())
+
+    sys.stdout.write("R")  # the parent starts its kill timer now
+    sys.stdout.flush()
+    store = kvlite.open(args["path"], durability=args["durability"])
+    main = store.collection("main")
+    side = store.collection("side")
+    mine: list[int] = []  # seqs of p: keys this writer put (and that kvlite confirmed)
+    seq = args["first_seq"]
+    stop = time.monotonic() + 60  # never outlive a parent that failed to kill us
+    while time.monotonic() < stop:
+        seq += 1
+        roll = rng.random()
+        if roll < 0.45:
+            say(f"begin put {seq}")
+            main.put(f"p:{seq}", put_value(seq))
+            mine.append(seq)
+            say(f"done put {seq}")
+        elif roll < 0.65:
+            say(f"begin hot {seq}")
+            main.put(hot_key(seq), put_value(seq))
+            say(f"done hot {seq}")
+        elif roll < 0.87:
+            n = rng.choice((2, 3, 10, 50, 200))
+            say(f"begin batch {seq} {n}")
+            main.put_many({k: batch_value(seq, j, n) for j, k in enumerate(batch_keys(seq, n))})
+            say(f"done batch {seq} {n}")
+        elif roll < 0.95 and mine:
+            victim = mine.pop(rng.randrange(len(mine)))
+            say(f"begin del {seq} {victim}")
+            main.delete(f"p:{victim}")
+            say(f"done del {seq} {victim}")
+        else:
+            say(f"begin tx {seq}")
+            with store.transaction():
+                main.put(f"x:{seq}", put_value(seq))
+                side.put(f"x:{seq}", put_value(seq))
+            say(f"done tx {seq}")
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+#: Counters incremented with an atomic read-modify-write.
+COUNTERS = 4
+#: Keys raced for with setdefault.
+SETDEFAULT_KEYS = 300
+#: Tokens pre-loaded into the "pool" collection and popped concurrently.
+POOL_SIZE = 6000
+#: Accounts for the transfer invariant, each starting with ACCOUNT_START.
+ACCOUNTS = 10
+ACCOUNT_START = 1000
+
+
+def hammer(args: dict[str, Any]) -> None:
+    """Run ``args["threads"]`` threads on one shared Store for ``args["seconds"]``; write a JSON summary."""
+    store = kvlite.open(args["path"], timeout=120.0)
+    tag = args["tag"]
+    ready = Path(args["ready"])
+    ready.write_text("ready")
+    wait_for(Path(args["go"]))
+    deadline = time.monotonic() + args["seconds"]
+    results: list[dict[str, Any]] = []
+
+    def work(index: int) -> None:
+        rng = random.Random(f"{args['seed']}-{tag}-{index}")
+        token = f"{tag}-{index}"
+        counters = store.collection("counters")
+        defaults = store.collection("defaults")
+        pool = store.collection("pool")
+        batches = store.collection("batches")
+        accounts = store.collection("accounts")
+        out: dict[str, Any] = {
+            "token": token, "incr": {}, "won": [], "popped": [], "batches": [], "ops": {}, "errors": []}
+        n_batch = 0
+        while time.monotonic() < deadline:
+            op = rng.choice(("incr", "incr", "setdefault", "pop", "pop", "put_many", "transfer"))
+            try:
+                if op == "incr":
+                    key = f"c{rng.randrange(COUNTERS)}"
+                    with store.transaction():
+                        counters.put(key, counters.get(key, 0) + 1)
+                    out["incr"][key] = out["incr"].get(key, 0) + 1
+                elif op == "setdefault":
+                    key = f"sd{rng.randrange(SETDEFAULT_KEYS)}"
+                    if defaults.setdefault(key, token) == token and key not in out["won"]:
+                        out["won"].append(key)
+                elif op == "pop":
+                    index_ = rng.randrange(POOL_SIZE)
+                    value = pool.pop(f"tok{index_}", None)
+                    if value is not None:
+                        if value != index_:
+                            raise AssertionError(f"tok{index_} held {value!r}")
+                        out["popped"].append(index_)
+                elif op == "put_many":
+                    n_batch += 1
+                    size = rng.randint(1, 25)
+                    name = f"{token}:{n_batch}"
+                    batches.put_many((f"{name}:{j}", {"batch": name, "n": size}) for j in range(size))
+                    out["batches"].append([name, size])
+                else:
+                    a, b = rng.sample(range(ACCOUNTS), 2)
+                    amount = rng.randint(1, 50)
+                    with store.transaction():
+                        balance_a = accounts.get(f"a{a}")
+                        accounts.put(f"a{a}", balance_a - amount)
+                        accounts.put(f"a{b}", accounts.get(f"a{b}") + amount)
+                out["ops"][op] = out["ops"].get(op, 0) + 1
+            except Exception as exc:  # every error is a test failure; record it and go on
+                out["errors"].append(f"{op}: {type(exc).__module__}.{type(exc).__name__}: {exc}")
+                if len(out["errors"]) > 20:
+                    break
+        results.append(out)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(args["threads"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    Path(args["out"]).write_text(json.dumps(results))
+
+
+def stream_writer(args: dict[str, Any]) -> None:
+    """Append new keys to ``stream``, update old ones, bump ``progress`` after each commit, until ``stop``."""
+    store = kvlite.open(args["path"], timeout=120.0)
+    stream = store.collection("stream")
+    progress = store.collection("progress")
+    rng = random.Random(args["tag"])
+    stop = Path(args["stop"])
+    Path(args["ready"]).write_text("ready")
+    wait_for(Path(args["go"]))
+    writes = 0
+    limit = time.monotonic() + 120
+    while not stop.exists() and time.monotonic() < limit:
+        writes += 1
+        if rng.random() < 0.5:
+            stream.put(f"new:{args['tag']}:{writes}", {"orig": -1, "ver": writes})
+        else:
+            i = rng.randrange(args["rows"])
+            stream.put(f"k{i}", {"orig": i, "ver": writes})
+        with store.transaction():
+            progress.put(args["tag"], progress.get(args["tag"], 0) + 1)
+    store.close()
+    Path(args["out"]).write_text(json.dumps({"writes": writes}))
+
+
+def stream_reader(args: dict[str, Any]) -> None:
+    """Stream ``stream.items()``; half-way, wait until the writers have committed more; report what was seen."""
+    store = kvlite.open(args["path"], timeout=120.0)
+    stream = store.collection("stream")
+    progress = store.collection("progress")
+    Path(args["ready"]).write_text("ready")
+    wait_for(Path(args["go"]))
+
+    def total() -> int:
+        return sum(v for _, v in progress.items())
+
+    seen: list[Any] = []
+    bad: list[str] = []
+    before = total()
+    during = None
+    for key, value in stream.items():
+        seen.append(key)
+        if not (isinstance(value, dict) and set(value) == {"orig", "ver"}):
+            bad.append(f"{key!r}: {value!r}")
+        if len(seen) == args["rows"] // 2:
+            # The iteration is suspended half-way: writers must still get through.
+            deadline = time.monotonic() + 60
+            while total() < before + args["wait_for_writes"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            during = total()
+    after = total()
+    store.close()
+    Path(args["out"]).write_text(json.dumps(
+        {"seen": seen, "bad": bad, "before": before, "during": during, "after": after}))
+
+
+# -- read-only directory ----------------------------------------------------------------
+
+
+def readonly_check(args: dict[str, Any]) -> None:
+    """What kvlite does with a store in a read-only directory, as a JSON report.
+
+    When run as root (where permissions do not apply) it first switches to
+    uid/gid 65534 ("nobody"), after kvlite is imported.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+    path = args["path"]
+    report: dict[str, Any] = {}
+
+    def attempt(label: str, fn: Any) -> None:
+        try:
+            report[label] = ["ok", fn()]
+        except Exception as exc:
+            report[label] = [f"{type(exc).__module__}.{type(exc).__name__}", str(exc)]
+
+    def read_all(readonly: bool) -> Any:
+        with kvlite.open(path, readonly=readonly) as store:
+            return {name: [list(kv) for kv in store.collection(name).items()] for name in store.collections()}
+
+    def write(readonly: bool) -> Any:
+        with kvlite.open(path, readonly=readonly) as store:
+            store.collection("a").put("k", "changed")
+
+    def new_collection(readonly: bool) -> Any:
+        with kvlite.open(path, readonly=readonly) as store:
+            store.collection("brand new")
+
+    attempt("read readonly", lambda: read_all(True))
+    attempt("write readonly", lambda: write(True))
+    attempt("new collection readonly", lambda: new_collection(True))
+    attempt("write readwrite", lambda: write(False))
+    attempt("create in readonly dir", lambda: kvlite.open(os.path.join(os.path.dirname(path), "new.db")).close())
+    attempt("writable", lambda: os.access(path, os.W_OK))
+    print(json.dumps(report))
+
+
+COMMANDS = {
+    "crash-writer": crash_writer,
+    "hammer": hammer,
+    "stream-writer": stream_writer,
+    "stream-reader": stream_reader,
+    "readonly-check": readonly_check,
+}
+
+if __name__ == "__main__":
+    command, raw = sys.argv[1], sys.argv[2]
+    try:
+        COMMANDS[command](json.loads(raw))
+    except BaseException:
+        traceback.print_exc()
+        raise

@@ -1,0 +1,112 @@
+"""pytest plugin: a throwaway Redis (or Valkey) server for the session.
+
+``redis_url`` (session scope) starts ``redis-server`` (``valkey-server`` when
+there is no ``redis-server``) on a free port of 127.0.0.1 with no persistence
+(``--save '' --appendonly no``) in a new temporary folder, waits until it
+answers ``PING``, yields ``redis://127.0.0.1:PORT/0``, and at the end of the
+session stops the server and deletes the folder.
+
+When neither binary nor redis-py is available the tests that use it are
+skipped with the reason, except under ``CI=true``, where that is a failure.
+Each test should use its own ``?prefix=`` (see ``redis_prefix_url``), so tests
+never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+__all__ = ["redis_prefix_url", "redis_url", "unavailable"]
+
+_START_SECONDS = 15.0
+
+
+def unavailable(reason: str) -> None:
+    """Skip the test for ``reason``, or fail it under ``CI=true`` (a skip must not pass CI)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    """True when a server on ``port`` replies ``+PONG`` to ``PING``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start(binary: str, folder: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``binary`` on a free port; a few attempts, since another process may take the port first."""
+    last_error = ""
+    for _attempt in range(3):
+        port = _free_port()
+        log = open(os.path.join(folder, f"server-{port}.log"), "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", folder, "--daemonize", "no", "--protected-mode", "yes"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+        log.close()
+        deadline = time.monotonic() + _START_SECONDS
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _answers(port):
+                return proc, port
+            time.sleep(0.05)
+        _stop(proc)
+        with open(os.path.join(folder, f"server-{port}.log"), "rb") as f:
+            last_error = f.read()[-2000:].decode("utf-8", "replace")
+    raise RuntimeError(f"{binary} did not start: {last_error}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0`` of a server that lives for the test session."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        unavailable("redis-py is not installed (pip install 'kvlite[redis]')")
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        unavailable("neither redis-server nor valkey-server is installed (apt-get install redis-server)")
+    folder = tempfile.mkdtemp(prefix="kvlite-redis-")
+    try:
+        proc, port = _start(binary, folder)
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            _stop(proc)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_prefix_url(redis_url: str) -> str:
+    """``redis_url`` with a ``?prefix=`` of its own: a namespace no other test uses."""
+    return f"{redis_url}?prefix=t-{uuid.uuid4().hex}"

@@ -1,0 +1,955 @@
+"""The PostgreSQL backend (``kvlite.open("postgresql://...")``) against a real, throwaway server.
+
+The server comes from ``tests/server_postgres.py`` (skipped when PostgreSQL is
+not installed, a failure under ``CI=true``).  Every test gets its own schema,
+so tests never see each other's collections.
+
+What is checked:
+
+* the key-value protocol, key types, insertion order and TTLs behave exactly
+  like the SQLite store (the reference): a Hypothesis differential test runs
+  random operation sequences on both, with one fake clock, and compares every
+  result and the full contents after each step;
+* CPython's ``test.mapping_tests.TestMappingProtocol`` on a DictView over a
+  PostgreSQL collection (JSON and pickle), a fresh collection per test;
+* atomicity of ``put_many`` (a row PostgreSQL refuses rolls back the batch),
+  transactions (commit, rollback, savepoints, one connection per block,
+  no lost updates), ``setdefault`` and ``popitem`` under concurrent threads;
+* queries: pushed-down filters give the same answers as Python evaluation on
+  ``memory://`` with the same documents (Hypothesis differential test, with
+  and without indexes), and ``explain`` shows what ran in PostgreSQL.
+
+``KVLITE_PG_EXAMPLES`` raises the number of Hypothesis examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import math
+import os
+import threading
+from typing import Any, Callable, ClassVar, Iterator
+from test import mapping_tests  # imported as a module so pytest does not collect its bases
+
+import pytest
+from conftest import Clock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401
+from test_dictview import DocumentedSetdefault
+from test_query_differential import ENTRIES, FIELDS, NUMERIC_STRINGS, filters, jsonpaths, strict
+
+import kvlite
+from kvlite import DictView
+from kvlite.errors import (
+    IncompatibleVersion,
+    InvalidKey,
+    KvliteError,
+    NotSupported,
+    ReadOnlyError,
+    SerializationError,
+    SerializerMismatch,
+    StoreClosed,
+    StoreLocked,
+)
+
+try:  # the optional extra; without it the server fixture skips (or fails under CI=true)
+    import psycopg
+
+    from kvlite.backends import postgres as pg
+except (ImportError, KvliteError):  # pragma: no cover - depends on the environment
+    psycopg = pg = None  # type: ignore[assignment]
+
+EXAMPLES = int(os.environ.get("KVLITE_PG_EXAMPLES", "0"))
+SETTINGS = settings(max_examples=EXAMPLES or 40, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+
+
+@pytest.fixture
+def pgmod(postgres_server: Any) -> Any:  # noqa: F811
+    """The backend module (its tests need the same things as the server: skipped or failed alike)."""
+    return pg
+
+
+@pytest.fixture
+def schema_url(postgres_url: str) -> str:  # noqa: F811
+    """A URL whose tables go to a new, empty schema: each test starts with no collections."""
+    return new_schema_url(postgres_url)
+
+
+@pytest.fixture
+def open_pg(schema_url: str, clock: Clock) -> Iterator[Callable[..., Any]]:
+    opened: list[Any] = []
+
+    def factory(url: str | None = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("clock", clock)
+        store = kvlite.open(url or schema_url, **kwargs)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def db(open_pg: Callable[..., Any]) -> Any:
+    return open_pg()
+
+
+def typed(items: Any) -> list[Any]:
+    """Items with types made visible (``1``, ``1.0`` and ``True`` differ)."""
+    return [strict(item) for item in items]
+
+
+# -- opening, registry, basics ------------------------------------------------------------------
+
+
+def test_open_dispatches_on_the_url(db: Any, schema_url: str) -> None:
+    assert isinstance(db, pg.PostgresStore)
+    assert db.collections() == []
+    other = kvlite.open(schema_url.replace("postgresql://", "postgres://", 1))
+    try:
+        assert isinstance(other, pg.PostgresStore) and other.schema == db.schema
+    finally:
+        other.close()
+
+
+def test_repr_and_url_hide_the_password(pgmod: Any) -> None:
+    assert pg._redacted("postgresql://ann:s3cret@h:5/db?x=1") == "postgresql://ann:***@h:5/db?x=1"
+    assert pg._redacted("postgresql://ann@h/db") == "postgresql://ann@h/db"
+
+
+def test_pool_parameters_are_taken_out_of_the_url(pgmod: Any) -> None:
+    conninfo, options = pg.split_url("postgresql://u@h:1/d?pool_max_size=3&sslmode=disable&pool_min_size=0")
+    assert conninfo == "postgresql://u@h:1/d?sslmode=disable"
+    assert options == {"pool_max_size": 3, "pool_min_size": 0}
+    with pytest.raises(ValueError):
+        pg.split_url("postgresql://h/d?pool_max_size=0")
+    with pytest.raises(ValueError):
+        pg.split_url("postgresql://h/d?pool_max_size=lots")
+
+
+def test_unreachable_server_fails_fast_with_a_kvlite_error(pgmod: Any) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(KvliteError, match="cannot connect"):
+        kvlite.open(f"postgresql://postgres@127.0.0.1:{port}/x", timeout=2)
+
+
+def test_bad_options_are_refused(schema_url: str) -> None:
+    with pytest.raises(ValueError):
+        kvlite.open(schema_url, durability="sometimes")
+    with pytest.raises(ValueError):
+        kvlite.open(schema_url, timeout=-1)
+
+
+def test_registry_create_list_drop(db: Any) -> None:
+    users = db.collection("users")
+    db.collection("pickles", serializer="pickle")
+    db.collection("naïve \"name\"; DROP TABLE x")
+    assert db.collections() == ["users", "pickles", "naïve \"name\"; DROP TABLE x"]
+    assert db.serializer_of("pickles") == "pickle" and db.serializer_of("nope") is None
+    with pytest.raises(SerializerMismatch):
+        db.collection("pickles")
+    users.put("a", 1)
+    assert db.drop_collection("users") is True
+    assert db.drop_collection("users") is False
+    assert db.collections() == ["pickles", "naïve \"name\"; DROP TABLE x"]
+    with pytest.raises(NotSupported):
+        users.put("a", 2)
+    assert db.collection("users").get("a") is None  # a new, empty collection
+
+
+def test_two_stores_share_the_schema(open_pg: Callable[..., Any]) -> None:
+    first, second = open_pg(), open_pg()
+    first.collection("c").put("k", {"v": 1})
+    assert second.collection("c").get("k") == {"v": 1}
+    assert second.collections() == ["c"]
+    second.drop_collection("c")
+    with pytest.raises(KvliteError, match="dropped"):
+        first.collection("c").get("k")  # the cached collection's table is gone
+
+
+def test_concurrent_creation_makes_one_collection(open_pg: Callable[..., Any]) -> None:
+    stores = [open_pg() for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def create(store: Any) -> None:
+        try:
+            barrier.wait()
+            store.collection("race").put(id(store), 1)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert stores[0].collections() == ["race"]
+    assert len(stores[0].collection("race")) == 4
+
+
+def test_readonly_store(open_pg: Callable[..., Any], schema_url: str) -> None:
+    empty = open_pg(readonly=True)  # no kvlite tables yet: nothing is created
+    assert empty.collections() == []
+    with pytest.raises(ReadOnlyError):
+        empty.collection("c")
+    writer = open_pg()
+    writer.collection("c").put("k", 1)
+    reader = open_pg(readonly=True)
+    coll = reader.collection("c")
+    assert coll.get("k") == 1 and list(coll.items()) == [("k", 1)]
+    for write in (lambda: coll.put("k", 2), lambda: coll.delete("k"), coll.clear, reader.purge_expired):
+        with pytest.raises(ReadOnlyError):
+            write()
+    with pytest.raises(ReadOnlyError):
+        with reader.transaction():
+            pass
+
+
+def test_newer_schema_version_is_refused(open_pg: Callable[..., Any], schema_url: str) -> None:
+    open_pg()
+    with psycopg.connect(schema_url, autocommit=True) as conn:
+        conn.execute("UPDATE kvlite_meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(IncompatibleVersion):
+        kvlite.open(schema_url)
+
+
+def test_closed_store(db: Any) -> None:
+    coll = db.collection("c")
+    db.close()
+    db.close()  # idempotent
+    assert db.closed
+    for call in (lambda: coll.get("k"), lambda: coll.put("k", 1), lambda: db.collection("c"), db.collections):
+        with pytest.raises(StoreClosed):
+            call()
+
+
+def test_context_manager_closes(open_pg: Callable[..., Any]) -> None:
+    with open_pg() as store:
+        store.collection("c").put(1, 2)
+    assert store.closed
+
+
+# -- protocol details -----------------------------------------------------------------------------
+
+
+def test_keys_keep_their_type_and_equal_keys_are_one(db: Any) -> None:
+    c = db.collection("c")
+    c.put(1, "int")
+    c.put(1.0, "float")  # same key as 1: value replaced, key stays 1
+    c.put(True, "bool")
+    c.put("1", "str")
+    c.put(b"1", "bytes")
+    assert typed(c.items()) == typed([(1, "bool"), ("1", "str"), (b"1", "bytes")])
+    c.delete(True)
+    c.put(1.0, "again")
+    assert typed(c.keys()) == typed(["1", b"1", 1.0])
+
+
+@pytest.mark.parametrize("key", ["", "a\x00b", "back\\slash", "\\0", "\\", "é日本😀", b"", b"\x00\xff",
+                                 0, -0.0, 2**63 - 1, -(2**63), 1e300, -1e-300, math.inf, -math.inf, 0.1])
+def test_key_round_trip(db: Any, key: Any) -> None:
+    c = db.collection("c")
+    c.put(key, "v")
+    assert typed(c.keys()) == typed([key])
+    assert c.get(key) == "v" and key in c and c.pop(key) == "v" and key not in c
+
+
+def test_nul_and_backslash_keys_stay_distinct(db: Any) -> None:
+    c = db.collection("c")
+    keys = ["\x00", "\\0", "\\", "\\\\", "\\\x00", "0"]
+    for i, key in enumerate(keys):
+        c.put(key, i)
+    assert list(c.items()) == list(zip(keys, range(len(keys))))
+
+
+def test_invalid_keys(db: Any) -> None:
+    c = db.collection("c")
+    for key in (None, (1,), math.nan, 2**64, "\ud800"):
+        with pytest.raises(InvalidKey):
+            c.put(key, 1)
+        assert key not in c
+
+
+def test_insertion_order_update_keeps_place(db: Any) -> None:
+    c = db.collection("c")
+    c.put_many([("a", 1), ("b", 2), ("c", 3)])
+    c.put("a", 10)
+    assert list(c.items()) == [("a", 10), ("b", 2), ("c", 3)]
+    c.delete("a")
+    c.put("a", 11)
+    assert list(c.keys()) == ["b", "c", "a"]
+    assert list(c.keys(reverse=True)) == ["a", "c", "b"]
+    assert c.popitem() == ("a", 11)
+
+
+def test_json_text_round_trips_exactly(db: Any) -> None:
+    class Verbatim(kvlite.Serializer):
+        """JSON text stored and returned as is (jsonb would reorder and respace it)."""
+
+        name = "verbatim-json-pg-test"
+        json = True
+
+        def dumps(self, value: Any) -> str:
+            return value
+
+        def loads(self, data: Any) -> Any:
+            return data
+
+    kvlite.register_serializer(Verbatim(), replace=True)
+    c = db.collection("v", serializer="verbatim-json-pg-test")
+    text = '{ "b" : 1,\n "a":[1.50, 1e2], "b" : 2, "s": "x\\u0000y"}'
+    c.put("k", text)
+    assert c.get("k") == text
+    with pytest.raises(SerializationError):
+        c.put("bad", "not json")  # PostgreSQL refuses the jsonb cast: nothing written
+    assert list(c.keys()) == ["k"]
+
+
+def test_values_with_nul_and_unicode(db: Any) -> None:
+    c = db.collection("c")
+    docs = {"n": {"s": "a\x00b", "t": ["\x00"]}, "u": "é日本😀", "e": "", "x": {"\x00": 1}}
+    c.put_many(docs)
+    assert dict(c.items()) == docs
+    assert list(c.find('$[?(@.s == "a")]')) == []
+    assert [k for k, _ in c.find("$[?(@.s)]")] == ["n"]
+
+
+def test_non_json_serializers_store_bytes(db: Any) -> None:
+    class Upper(kvlite.Serializer):
+        name = "upper-text-pg-test"
+
+        def dumps(self, value: Any) -> str:
+            return str(value).upper()
+
+        def loads(self, data: Any) -> Any:
+            assert isinstance(data, str)
+            return data
+
+    kvlite.register_serializer(Upper(), replace=True)
+    text = db.collection("t", serializer="upper-text-pg-test")
+    text.put("k", "abc\x00é")
+    assert text.get("k") == "ABC\x00É"
+    pick = db.collection("p", serializer="pickle")
+    value = (1, {2, 3}, b"\x00", frozenset({"a"}))
+    pick.put(b"k", value)
+    assert pick.get(b"k") == value
+    assert list(pick.find("$[*]")) == [(b"k", value)]
+    with pytest.raises(NotSupported):
+        pick.create_index("$.a")
+
+
+# -- TTL (fake clock, never sleeps) ---------------------------------------------------------------
+
+
+def test_ttl_with_a_fake_clock(db: Any, clock: Clock) -> None:
+    c = db.collection("c")
+    c.put("short", 1, ttl=10)
+    c.put("td", 2, ttl=datetime.timedelta(minutes=1))
+    c.put("forever", 3)
+    assert c.ttl("short") == 10 and c.ttl("td") == 60 and c.ttl("forever") is None
+    clock.advance(4)
+    assert c.ttl("short") == 6 and c.ttl_many(["short", "nope"]) == [6, None]
+    clock.advance(6)  # exactly at expiry: gone, as in SQLite (expires_at > now is live)
+    assert c.get("short") is None and "short" not in c and c.ttl("short") is None
+    assert len(c) == 2 and list(c.keys()) == ["td", "forever"]
+    assert c.stats()["expired_pending"] == 1
+    assert c.delete("short") is False
+    c.put("x", 1, ttl=1)
+    clock.advance(1)
+    assert c.purge_expired() == 1 and c.stats()["expired_pending"] == 0
+
+
+def test_put_over_an_expired_key_counts_as_new(db: Any, clock: Clock) -> None:
+    c = db.collection("c")
+    c.put(1, "a", ttl=5)
+    c.put("b", "b")
+    c.put(1.0, "live update", ttl=5)  # live: keeps the key 1 and its place
+    assert typed(c.items()) == typed([(1, "live update"), ("b", "b")])
+    clock.advance(5)
+    c.put(True, "new")  # over the expired row: the new key form, at the end
+    assert typed(c.items()) == typed([("b", "b"), (True, "new")])
+    assert c.ttl(1) is None
+    clock.advance(100)
+    assert c.setdefault(True, "kept") == "new"
+    assert c.pop(1) == "new"
+
+
+def test_setdefault_revives_an_expired_key(db: Any, clock: Clock) -> None:
+    c = db.collection("c")
+    c.put("k", "old", ttl=1)
+    c.put("z", 0)
+    clock.advance(1)
+    assert c.setdefault("k", "fresh", ttl=3) == "fresh"
+    assert list(c.items()) == [("z", 0), ("k", "fresh")] and c.ttl("k") == 3
+
+
+def test_huge_ttl_is_stored_as_never_expiring(db: Any, clock: Clock) -> None:
+    c = db.collection("c")
+    c.put("k", 1, ttl=1e300)  # after the year 294276: timestamptz infinity
+    assert c.ttl("k") == math.inf
+    clock.advance(1e12)
+    assert c.get("k") == 1
+
+
+def test_ttl_microseconds(db: Any, clock: Clock) -> None:
+    c = db.collection("c")
+    c.put("k", 1, ttl=0.25)
+    assert c.ttl("k") == pytest.approx(0.25, abs=1e-6)
+    clock.advance(0.249999)
+    assert "k" in c
+    clock.advance(0.000001)
+    assert "k" not in c
+
+
+def test_store_purge_and_stats(db: Any, clock: Clock) -> None:
+    a, b = db.collection("a"), db.collection("b", serializer="pickle")
+    a.put("x", 1, ttl=1)
+    b.put("y", 2, ttl=1)
+    b.put("z", "zz")
+    clock.advance(2)
+    stats = db.stats()
+    assert stats["totals"]["rows"] == 1 and stats["totals"]["expired_pending"] == 2
+    assert db.purge_expired() == 2
+    assert db.stats()["totals"]["expired_pending"] == 0
+
+
+# -- differential: random operations against the SQLite store -----------------------------------
+
+KEYS = st.sampled_from(["a", "b", "", "\x00", "\\0", b"a", b"\x00", 0, 1, 1.0, True, False, -0.0, 2.5,
+                        2**63 - 1, math.inf])
+VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False,
+                                                                                  allow_infinity=False)
+                      | st.text(max_size=3), lambda inner: st.lists(inner, max_size=2)
+                      | st.dictionaries(st.sampled_from(["x", "y"]), inner, max_size=2), max_leaves=4)
+TTLS = st.sampled_from([None, None, 1, 2.5, 5])
+
+OPERATIONS = st.one_of(
+    st.tuples(st.just("put"), KEYS, VALUES, TTLS),
+    st.tuples(st.just("put"), KEYS, VALUES, TTLS),
+    st.tuples(st.just("get"), KEYS),
+    st.tuples(st.just("delete"), KEYS),
+    st.tuples(st.just("pop"), KEYS, st.sampled_from([None, "dflt"])),
+    st.tuples(st.just("popitem")),
+    st.tuples(st.just("setdefault"), KEYS, VALUES, TTLS),
+    st.tuples(st.just("put_many"), st.lists(st.tuples(KEYS, VALUES), max_size=4), TTLS),
+    st.tuples(st.just("delete_many"), st.lists(KEYS, max_size=4)),
+    st.tuples(st.just("get_many"), st.lists(KEYS, max_size=4)),
+    st.tuples(st.just("ttl"), KEYS),
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 1, 2.5, 10])),
+    st.tuples(st.just("purge")),
+    st.tuples(st.just("clear")),
+)
+
+
+def _apply(coll: Any, op: tuple[Any, ...], clock: Clock) -> Any:
+    name = op[0]
+    try:
+        if name == "put":
+            return coll.put(op[1], op[2], ttl=op[3])
+        if name == "get":
+            return coll.get(op[1], "missing")
+        if name == "delete":
+            return coll.delete(op[1])
+        if name == "pop":
+            return coll.pop(op[1]) if op[2] is None else coll.pop(op[1], op[2])
+        if name == "popitem":
+            return coll.popitem()
+        if name == "setdefault":
+            return coll.setdefault(op[1], op[2], ttl=op[3])
+        if name == "put_many":
+            return coll.put_many(op[1], ttl=op[2])
+        if name == "delete_many":
+            return coll.delete_many(op[1])
+        if name == "get_many":
+            return coll.get_many(op[1])
+        if name == "ttl":
+            found = coll.ttl(op[1])
+            return None if found is None else round(found, 5)
+        if name == "purge":
+            return coll.purge_expired()
+        if name == "clear":
+            return coll.clear()
+        raise AssertionError(name)
+    except KeyError as exc:
+        return ("KeyError", type(exc.args[0]).__name__ if exc.args else None)
+
+
+@pytest.fixture(params=["json", "pickle"])
+def pair(request: pytest.FixtureRequest, db: Any, clock: Clock) -> Iterator[tuple[Any, Any]]:
+    """A PostgreSQL collection and an SQLite one, same serializer, same clock."""
+    sqlite = kvlite.open(":memory:", clock=clock)
+    yield db.collection("diff", serializer=request.param), sqlite.collection("diff", serializer=request.param)
+    sqlite.close()
+
+
+@SETTINGS
+@given(ops=st.lists(OPERATIONS, max_size=25))
+def test_differential_against_sqlite(pair: tuple[Any, Any], clock: Clock, ops: list[Any]) -> None:
+    pgc, ref = pair
+    pgc.clear()
+    ref.clear()
+    for op in ops:
+        if op[0] == "advance":
+            clock.advance(op[1])
+            continue
+        expected = _apply(ref, op, clock)
+        got = _apply(pgc, op, clock)
+        assert strict(got) == strict(expected), op
+        assert typed(pgc.items()) == typed(ref.items()), op
+    assert typed(pgc.keys(reverse=True)) == typed(ref.keys(reverse=True))
+    assert len(pgc) == len(ref)
+
+
+def test_iteration_spans_pages(db: Any) -> None:
+    c = db.collection("c")
+    n = pg._PAGE * 2 + 7
+    c.put_many((i, i) for i in range(n))
+    assert list(c.keys()) == list(range(n))
+    assert list(c.keys(reverse=True)) == list(range(n - 1, -1, -1))
+    assert c.get_many([5, n + 1, 0]) == [5, None, 0]
+
+
+# -- atomicity ------------------------------------------------------------------------------------
+
+
+class _RefuseMarked(kvlite.Serializer):
+    """JSON, except that the value ``"poison"`` becomes text PostgreSQL refuses as jsonb."""
+
+    name = "json-poison-pg-test"
+    json = True
+
+    def dumps(self, value: Any) -> str:
+        return "{oops" if value == "poison" else kvlite.serializers.get("json").dumps(value)
+
+    def loads(self, data: Any) -> Any:
+        return kvlite.serializers.get("json").loads(data)
+
+
+def test_put_many_is_all_or_nothing_in_postgres(db: Any) -> None:
+    kvlite.register_serializer(_RefuseMarked(), replace=True)
+    c = db.collection("c", serializer="json-poison-pg-test")
+    c.put("a", "before")
+    with pytest.raises(SerializationError):
+        c.put_many([("a", "changed"), ("b", 1), ("c", "poison"), ("d", 2)])
+    assert list(c.items()) == [("a", "before")]
+    with pytest.raises(SerializationError):
+        c.setdefault("e", "poison")
+    assert list(c.items()) == [("a", "before")]
+
+
+def test_put_many_rejects_bad_input_before_writing(db: Any) -> None:
+    c = db.collection("c")
+    with pytest.raises(SerializationError):
+        c.put_many([("a", 1), ("b", {1, 2})])
+    with pytest.raises(InvalidKey):
+        c.put_many([("a", 1), ((1,), 2)])
+    assert len(c) == 0
+
+
+# -- transactions ---------------------------------------------------------------------------------
+
+
+def test_transaction_commit_and_rollback(db: Any) -> None:
+    a, b = db.collection("a"), db.collection("b")
+    with db.transaction():
+        a.put("x", 1)
+        b.put("y", 2)
+    assert a.get("x") == 1 and b.get("y") == 2
+    with pytest.raises(ZeroDivisionError):
+        with db.transaction():
+            a.put("x", 100)
+            b.delete("y")
+            db.collection("made-inside").put("z", 1)
+            1 / 0
+    assert a.get("x") == 1 and b.get("y") == 2
+    assert db.collections() == ["a", "b"]
+    assert db.collection("made-inside").get("z") is None  # made again, empty
+
+
+def test_nested_transaction_is_a_savepoint(db: Any) -> None:
+    c = db.collection("c")
+    with db.transaction():
+        c.put("outer", 1)
+        with pytest.raises(ValueError):
+            with db.transaction():
+                c.put("inner", 2)
+                raise ValueError
+        c.put("after", 3)
+    assert list(c.keys()) == ["outer", "after"]
+
+
+def test_transaction_is_invisible_to_others_until_commit(db: Any, open_pg: Callable[..., Any]) -> None:
+    c = db.collection("c")
+    other = open_pg().collection("c")
+    seen: dict[str, Any] = {}
+    with db.transaction():
+        c.put("k", "uncommitted")
+        assert c.get("k") == "uncommitted"  # this thread's calls use the block's connection
+        worker = threading.Thread(target=lambda: seen.update(thread=c.get("k"), store=other.get("k")))
+        worker.start()
+        worker.join()
+    assert seen == {"thread": None, "store": None}
+    assert other.get("k") == "uncommitted"
+
+
+def test_transactions_do_not_lose_updates(open_pg: Callable[..., Any]) -> None:
+    stores = [open_pg() for _ in range(3)]
+    stores[0].collection("n").put("count", 0)
+    per_thread, threads_per_store = 15, 2
+
+    def work(store: Any) -> None:
+        coll = store.collection("n")
+        for _ in range(per_thread):
+            with store.transaction():
+                coll.put("count", coll.get("count") + 1)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores for _ in range(threads_per_store)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stores[0].collection("n").get("count") == per_thread * len(threads)
+
+
+def test_conflicting_single_write_fails_the_block_instead_of_being_lost(db: Any,
+                                                                       open_pg: Callable[..., Any]) -> None:
+    c = db.collection("c")
+    c.put("k", 1)
+    other = open_pg().collection("c")
+    with pytest.raises(StoreLocked, match="retry"):
+        with db.transaction():
+            value = c.get("k")
+            other.put("k", 50)  # another client, outside any block, commits meanwhile
+            c.put("k", value + 1)
+    assert c.get("k") == 50
+
+
+def test_transaction_waits_for_another_block(db: Any, open_pg: Callable[..., Any]) -> None:
+    c = db.collection("c")
+    quick = open_pg(timeout=0.2)
+    entered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with db.transaction():
+            c.put("held", 1)
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert entered.wait(10)
+        with pytest.raises(StoreLocked):
+            with quick.transaction():
+                pass
+    finally:
+        release.set()
+        holder.join()
+    with quick.transaction():
+        quick.collection("c").put("after", 2)
+    assert list(c.keys()) == ["held", "after"]
+
+
+# -- threads --------------------------------------------------------------------------------------
+
+
+def _run_threads(n: int, target: Callable[[int], None]) -> None:
+    errors: list[BaseException] = []
+
+    def wrapped(i: int) -> None:
+        try:
+            target(i)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_many_threads_share_one_store(db: Any) -> None:
+    c = db.collection("c")
+
+    def work(i: int) -> None:
+        for j in range(40):
+            c.put((i, j).__repr__(), j)
+            assert c.get((i, j).__repr__()) == j
+        c.put_many({f"{i}-{j}": j for j in range(20)})
+
+    _run_threads(12, work)  # more threads than pool connections (10)
+    assert len(c) == 12 * 60
+
+
+def test_setdefault_is_atomic_across_threads(db: Any) -> None:
+    c = db.collection("c")
+    results: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        results.append(c.setdefault("k", i))
+
+    _run_threads(8, work)
+    assert len(set(results)) == 1 and c.get("k") == results[0]
+
+
+def test_popitem_pops_each_entry_once_across_threads(db: Any) -> None:
+    c = db.collection("c")
+    c.put_many((i, i) for i in range(200))
+    popped: list[Any] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        while True:
+            try:
+                item = c.popitem()
+            except KeyError:
+                return
+            with lock:
+                popped.append(item[0])
+
+    _run_threads(6, work)
+    assert sorted(popped) == list(range(200)) and len(c) == 0
+
+
+# -- the dict view: CPython's mapping protocol tests --------------------------------------------
+
+_view_names = itertools.count()
+
+
+class PostgresDictView(DictView):
+    """Each instance is a new collection in the store the test class opened."""
+
+    store: ClassVar[Any] = None
+    serializer: ClassVar[str] = "json"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._collection = type(self).store.collection(f"view-{next(_view_names)}", serializer=self.serializer)
+        if args or kwargs:
+            self.update(*args, **kwargs)
+
+
+class PicklePostgresDictView(PostgresDictView):
+    serializer = "pickle"
+
+
+@pytest.fixture(scope="class")
+def mapping_store(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[None]:  # noqa: F811
+    store = kvlite.open(new_schema_url(postgres_url, "map"))
+    request.cls.type2test.store = store
+    yield
+    request.cls.type2test.store = None
+    store.close()
+
+
+@pytest.mark.usefixtures("mapping_store")
+class TestPostgresDictViewMapping(DocumentedSetdefault, mapping_tests.TestMappingProtocol):
+    """The protocol over JSON views in PostgreSQL (tuples come back as lists, as in SQLite)."""
+
+    type2test = PostgresDictView
+
+    def _reference(self) -> dict[str, Any]:
+        return {"1": "2", "key1": "value1", "key2": [1, 2, 3]}
+
+
+@pytest.mark.usefixtures("mapping_store")
+class TestPicklePostgresDictViewMapping(DocumentedSetdefault, mapping_tests.TestMappingProtocol):
+    """The protocol over pickle views (bytea column): tuples stay tuples."""
+
+    type2test = PicklePostgresDictView
+
+
+def test_dict_view_equals_dict(db: Any) -> None:
+    d = db.dict("d")
+    ref: dict[Any, Any] = {}
+    for key, value in [(1, "a"), ("x", [1]), (True, "b"), (b"k", None), (2.5, {"z": 1})]:
+        d[key] = value
+        ref[key] = value
+    del d["x"], ref["x"]
+    d["x"] = ref["x"] = 0
+    assert d == ref and typed(d.items()) == typed(ref.items())
+    assert d.popitem() == ref.popitem()
+    assert list(reversed(d)) == list(reversed(ref))
+
+
+# -- queries: push-down must answer exactly like Python evaluation ------------------------------
+
+
+@pytest.fixture
+def query_pair(db: Any, clock: Clock) -> Iterator[Callable[..., tuple[Any, Any]]]:
+    """``make(entries, indexes)``: a PostgreSQL collection and a memory:// one with the same entries."""
+    memory = kvlite.open("memory://", clock=clock)
+    names = itertools.count()
+
+    def make(entries: list[Any], indexes: list[str] = ()) -> tuple[Any, Any]:  # type: ignore[assignment]
+        name = f"q{next(names)}"
+        pgc, ref = db.collection(name), memory.collection(name)
+        for path in indexes:
+            pgc.create_index(path)
+        for key, doc, life in entries:
+            ttl = {"live": None, "ttl": 1000.0, "expired": 5.0}[life]
+            pgc.put(key, doc, ttl=ttl)
+            ref.put(key, doc, ttl=ttl)
+        clock.advance(10.0)
+        return pgc, ref
+
+    yield make
+    memory.close()
+
+
+def _same_answer(pgc: Any, ref: Any, path: str) -> None:
+    expected = [(strict(k), strict(v)) for k, v in ref.find(path)]
+    got = [(strict(k), strict(v)) for k, v in pgc.find(path)]
+    assert got == expected, path
+
+
+@SETTINGS
+@given(entries=ENTRIES, path=jsonpaths(), indexed=st.lists(st.sampled_from(["$.a", "$.age", "$.a.b"]),
+                                                           max_size=2, unique=True))
+def test_queries_match_python_evaluation(query_pair: Callable[..., tuple[Any, Any]], entries: list[Any],
+                                         path: str, indexed: list[str]) -> None:
+    pgc, ref = query_pair(entries, indexed)
+    _same_answer(pgc, ref, path)
+
+
+@SETTINGS
+@given(entries=ENTRIES, filter_=filters())
+def test_filters_match_python_evaluation(query_pair: Callable[..., tuple[Any, Any]], entries: list[Any],
+                                         filter_: str) -> None:
+    """Focused on pushed-down filters: every literal type and operator, with and without an index."""
+    pgc, ref = query_pair(entries)
+    _same_answer(pgc, ref, "$" + filter_)
+    indexed, _ = query_pair(entries, ["$.a", "$.age", "$.b"])
+    _same_answer(indexed, ref, "$" + filter_)
+
+
+TRICKY_NUMBERS = [0, -0.0, 1, 1.0, True, False, 0.1, 0.30000000000000004, 2**53, 2**53 + 1, 2.0**60,
+                  2**63 - 1, -(2**63), 1e23, 2**64 - 1, 1e300, -1e300, 5e-324, 1e-320,
+                  1.7976931348623157e308, 29.999999999999996, 30, 30.5, 31, "30", " 31 ", "٣١", "3_1", None,
+                  [31], {"x": 31}, "", "B", "a", "é", "\x00"]
+TRICKY_LITERALS = ["30", "31", "0", "1", "-1", "0.1", "30.0", "30.5", "100000000000000000000000.0",
+                   "99999999999999991611392", "9007199254740993", "0.0", "1.0", "true", "false", '"30"',
+                   '"B"', '"a"', '""', "9223372036854775807", "-9223372036854775808",
+                   "179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000"
+                   "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                   "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                   "00000000000000000000000000000000000000000000000000000000000000000000000.0"]
+
+
+@pytest.mark.parametrize("index", [False, True], ids=["scan", "index"])
+def test_tricky_numbers_and_literals(query_pair: Callable[..., tuple[Any, Any]], index: bool) -> None:
+    entries = [(f"k{i}", {"a": value}, "live") for i, value in enumerate(TRICKY_NUMBERS)]
+    entries.append(("none", {"b": 1}, "live"))
+    pgc, ref = query_pair(entries, ["$.a"] if index else [])
+    for literal in TRICKY_LITERALS:
+        for op in ("==", "!=", "<", "<=", ">", ">="):
+            _same_answer(pgc, ref, f"$[?(@.a {op} {literal})]")
+    for word in ["@.a", "@.b", "@.a.x"]:
+        _same_answer(pgc, ref, f"$[?({word})]")
+
+
+def test_field_names_that_need_quoting(query_pair: Callable[..., tuple[Any, Any]]) -> None:
+    odd = ['we"ird', "back\\slash", "new\nline", "é", "a b", "$x", "\x01", "@"]
+    entries = [(f"k{i}", {name: i, "n": {name: i}}, "live") for i, name in enumerate(odd)]
+    pgc, ref = query_pair(entries)
+    for name in odd:
+        quoted = "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        for path in (f"$[?(@[{quoted}] > 1)]", f"$[?(@.n[{quoted}] >= 0)]", f"$[?(@[{quoted}])]"):
+            try:
+                expected = [(strict(k), strict(v)) for k, v in ref.find(path)]
+            except kvlite.errors.QuerySyntaxError:
+                continue
+            assert [(strict(k), strict(v)) for k, v in pgc.find(path)] == expected, path
+
+
+def test_find_options_and_models(db: Any) -> None:
+    c = db.collection("c")
+    c.put_many((f"u{i}", {"age": i, "name": f"n{i}"}) for i in range(50))
+    assert [k for k, _ in c.find("$[?(@.age >= 10)]", offset=5, limit=3)] == ["u15", "u16", "u17"]
+    assert list(c.select("$[?(@.age == 3)].name")) == ["n3"]
+    assert c.count("$[?(@.age < 5)]") == 5
+    assert [k for k, _ in c.find("$[?(@.age > 40)]", order_by="-$.age", limit=2)] == ["u49", "u48"]
+    assert list(c.find("$[?(@.age > 40)]", limit=0)) == []
+    with pytest.raises(ValueError):
+        c.find("$[*]", limit=-1)
+
+    @dataclasses.dataclass
+    class User:
+        name: str
+        age: int
+
+    typed_users = db.collection("users", model=User)
+    typed_users.put("a", User("Ada", 36))
+    typed_users.put("b", User("Bob", 20))
+    assert list(typed_users.find("$[?(@.age > 30)]")) == [("a", User("Ada", 36))]
+    assert list(typed_users.find("$[?(@.age > 30)].name")) == [("a", "Ada")]
+    with pytest.raises(kvlite.errors.QuerySyntaxError):
+        c.find("$[?(@.age >")
+
+
+def test_explain_shows_the_pushdown(db: Any) -> None:
+    c = db.collection("c")
+    c.put_many((f"u{i}", {"age": i % 97, "name": f"n{i}"}) for i in range(3000))
+    plain = c.explain("$[?(@.age == 42 & @.name)]")
+    step = plain["steps"][0]
+    assert step["kind"] == "scan" and step["pushdown"] == ["int(age) == 42", "name exists"]
+    assert "jsonb_path_exists" in step["sql"] and "42" not in step["sql"]  # literals are parameters
+    assert plain["streaming"] is True
+    assert c.create_index("$.age") == "$.age" and c.indexes() == ["$.age"]
+    assert c.create_index("$.age") == "$.age"  # idempotent
+    with psycopg.connect(db._pool.conninfo, autocommit=True) as conn:
+        conn.execute(f"ANALYZE {c._tname}")
+    indexed = c.explain("$[?(@.age == 42)]")["steps"][0]
+    assert indexed["pushdown"] == ["int(age) == 42 (index)"]
+    assert any(c._index_name("$.age") in line for line in indexed["query_plan"]), indexed["query_plan"]
+    assert [k for k, _ in c.find("$[?(@.age == 42)]")] == [f"u{i}" for i in range(3000) if i % 97 == 42]
+    assert c.drop_index("$.age") is True and c.indexes() == [] and c.drop_index("$.age") is False
+    with pytest.raises(NotSupported):
+        c.create_index("$.a[0]")
+    python_only = c.explain("$..name")
+    assert all(s["pushdown"] == [] for s in python_only["steps"])
+
+
+def test_strings_compare_by_code_point(query_pair: Callable[..., tuple[Any, Any]]) -> None:
+    names = ["a", "B", "é", "z", "Z", "日本", "😀", "\uffff", "", "a\x00"]
+    pgc, ref = query_pair([(n, {"s": n}, "live") for n in names])
+    for literal in ['"B"', '"a"', '"é"', '"\uffff"', '"z"']:
+        for op in ("<", "<=", ">", ">=", "=="):
+            _same_answer(pgc, ref, f"$[?(@.s {op} {literal})]")
+
+
+# -- the fixture's own rule: a missing server skips locally and fails under CI ----------------
+
+
+def test_missing_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import server_postgres
+
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        server_postgres._unavailable("no server")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        server_postgres._unavailable("no server")
+
+
+def test_numeric_strings_stay_strings(db: Any) -> None:
+    c = db.collection("c")
+    for i, text in enumerate(NUMERIC_STRINGS):
+        c.put(i, {"a": text, "f": FIELDS[i % len(FIELDS)]})
+    assert [v["a"] for v in c.values()] == list(NUMERIC_STRINGS)

@@ -1,0 +1,539 @@
+"""The ``kvlite`` command line, run as a user runs it: the installed console
+script (and ``python -m kvlite``) in a subprocess, against real files.
+
+Files are prepared and checked in-process through the library.  Expired
+entries are made by writing through a store whose clock is far in the past,
+so nothing here sleeps or depends on timing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import kvlite
+from kvlite.cli import key_from_json, key_to_json
+
+
+def _console_script() -> str:
+    """The installed ``kvlite`` script: next to this Python first, then on PATH."""
+    name = "kvlite.exe" if os.name == "nt" else "kvlite"
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("kvlite")
+    assert found, "the kvlite console script is not installed (pip install -e . or pip install .)"
+    return found
+
+
+RUNNERS = {
+    "script": lambda: [_console_script()],
+    "module": lambda: [sys.executable, "-m", "kvlite"],
+}
+
+
+class Cli:
+    """Runs the command line in ``cwd`` (the test's temp dir)."""
+
+    def __init__(self, cwd: Path, runner: str = "script") -> None:
+        self.cwd = cwd
+        self.prefix = RUNNERS[runner]()
+        self.env = dict(os.environ, TMPDIR=str(cwd))
+
+    def __call__(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*self.prefix, *args], input=stdin, capture_output=True,
+                              cwd=self.cwd, env=self.env, timeout=120)
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([*self.prefix, *args], cwd=self.cwd, env=self.env, **kwargs)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture(params=sorted(RUNNERS))
+def any_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    """The console script and ``python -m kvlite``: the same behaviour is expected of both."""
+    return Cli(tmp_path, request.param)
+
+
+def ok(result: subprocess.CompletedProcess[bytes]) -> str:
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def one_error_line(result: subprocess.CompletedProcess[bytes], code: int) -> str:
+    """Assert the exit code and that stderr is exactly one ``kvlite: error:`` line; return it."""
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kvlite: error: "), err
+    return lines[0]
+
+
+def past_clock() -> float:
+    """A clock 10 000 s behind real time: a TTL of 10 s written with it has already expired."""
+    return time.time() - 10_000
+
+
+def json_lines(text: str) -> list[Any]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+# -- put / get / delete / keys --------------------------------------------------------------
+
+
+def test_put_get_delete_keys(any_cli: Cli, tmp_path: Path) -> None:
+    db = "store.db"
+    doc = {"name": "Ada", "tags": ["x", "ÿ"], "n": 1.5, "none": None}
+    ok(any_cli("put", db, "users", "u1", orjson.dumps(doc).decode()))
+    ok(any_cli("put", db, "users", "u2", '"second"'))
+    ok(any_cli("put", db, "users", "u0", "[1, 2]"))
+    assert orjson.loads(ok(any_cli("get", db, "users", "u1"))) == doc
+    assert json_lines(ok(any_cli("keys", db, "users"))) == ["u1", "u2", "u0"]
+    assert json_lines(ok(any_cli("keys", db, "users", "--limit", "2"))) == ["u1", "u2"]
+
+    ok(any_cli("put", db, "users", "u1", "{}"))  # replace keeps the place in order
+    assert json_lines(ok(any_cli("keys", db, "users"))) == ["u1", "u2", "u0"]
+    assert ok(any_cli("delete", db, "users", "u2")) == ""
+    assert json_lines(ok(any_cli("keys", db, "users"))) == ["u1", "u0"]
+    one_error_line(any_cli("get", db, "users", "u2"), 1)
+    one_error_line(any_cli("delete", db, "users", "u2"), 1)
+
+    with kvlite.open(tmp_path / db) as store:
+        assert dict(store.collection("users").items()) == {"u1": {}, "u0": [1, 2]}
+
+
+def test_typed_keys_from_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    ok(cli("put", "s.db", "c", "5", '"int"', "--int-key"))
+    ok(cli("put", "s.db", "c", "5", '"str"'))
+    ok(cli("put", "s.db", "c", "00ff", '"bytes"', "--bytes-key"))
+    ok(cli("put", "s.db", "c", "-9223372036854775808", '"min"', "--int-key"))
+    assert orjson.loads(ok(cli("get", "s.db", "c", "5", "--int-key"))) == "int"
+    assert orjson.loads(ok(cli("get", "s.db", "c", "5"))) == "str"
+    assert orjson.loads(ok(cli("get", "s.db", "c", "00FF", "--bytes-key"))) == "bytes"
+    assert json_lines(ok(cli("keys", "s.db", "c"))) == [
+        {"int": 5}, "5", {"bytes": "00ff"}, {"int": -(2**63)}]
+    with kvlite.open(tmp_path / "s.db") as store:
+        items = list(store.collection("c").items())
+    assert [(type(k), k, v) for k, v in items] == [
+        (int, 5, "int"), (str, "5", "str"), (bytes, b"\x00\xff", "bytes"), (int, -(2**63), "min")]
+    ok(cli("delete", "s.db", "c", "5", "--int-key"))
+    assert json_lines(ok(cli("keys", "s.db", "c"))) == ["5", {"bytes": "00ff"}, {"int": -(2**63)}]
+
+
+def test_put_with_ttl(cli: Cli, tmp_path: Path) -> None:
+    before = time.time()
+    ok(cli("put", "s.db", "c", "k", '{"a": 1}', "--ttl", "100"))
+    after = time.time()
+    # Judged at fixed instants, never by elapsed time: expires_at is in [before+100, after+100].
+    with kvlite.open(tmp_path / "s.db", clock=lambda: before) as store:
+        left = store.collection("c").ttl("k")
+        assert left is not None and 100 - 1e-6 <= left <= 100 + (after - before) + 1e-6
+    with kvlite.open(tmp_path / "s.db", clock=lambda: after + 100 + 1e-3) as store:
+        assert store.collection("c").get("k") is None
+
+
+def test_put_creates_the_file_but_reads_never_do(cli: Cli, tmp_path: Path) -> None:
+    for args in (["get", "new.db", "c", "k"], ["keys", "new.db", "c"], ["delete", "new.db", "c", "k"],
+                 ["collections", "new.db"], ["export", "new.db"], ["stats", "new.db"],
+                 ["purge", "new.db"], ["vacuum", "new.db"]):
+        assert "no such file" in one_error_line(cli(*args), 1)
+        assert not (tmp_path / "new.db").exists()
+    ok(cli("put", "new.db", "c", "k", "1"))
+    assert (tmp_path / "new.db").exists()
+
+
+def test_read_commands_do_not_write(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with kvlite.open(path) as store:
+        store.collection("c").put("k", 1)
+    path.chmod(0o444)
+    try:
+        if os.access(path, os.W_OK):  # root ignores permissions: nothing to prove
+            pytest.skip("running as a user who can write read-only files")
+        assert orjson.loads(ok(cli("get", "s.db", "c", "k"))) == 1
+        assert "c" in ok(cli("collections", "s.db"))
+        assert len(json_lines(ok(cli("export", "s.db")))) == 1
+        one_error_line(cli("put", "s.db", "c", "k", "2"), 1)
+    finally:
+        path.chmod(0o644)
+
+
+# -- collections / stats / purge / vacuum --------------------------------------------------
+
+
+def _table(text: str) -> dict[str, tuple[int, int, str]]:
+    lines = text.splitlines()
+    assert lines[0].split() == ["COLLECTION", "ENTRIES", "EXPIRED", "SERIALIZER"]
+    rows = {}
+    for line in lines[1:]:
+        name, live, expired, serializer = line.rsplit(maxsplit=3)
+        rows[name.strip()] = (int(live), int(expired), serializer)
+    return rows
+
+
+def test_collections_stats_purge(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with kvlite.open(path, clock=past_clock) as old:
+        old.collection("users").put_many({"gone1": 1, "gone2": 2}, ttl=10)
+        old.collection("users").put("forever", 3)
+    with kvlite.open(path) as store:
+        store.collection("users").put("fresh", 4, ttl=3600)
+        store.collection("blobs", serializer="pickle").put(b"k", {1, 2})
+        store.collection("name with spaces ü")
+
+    assert _table(ok(cli("collections", "s.db"))) == {
+        "users": (2, 2, "json"), "blobs": (1, 0, "pickle"), "name with spaces ü": (0, 0, "json")}
+    stats = ok(cli("stats", "s.db"))
+    assert "collections:     3" in stats
+    assert "entries:         3 live, 2 expired" in stats
+    assert "schema version:  1" in stats
+
+    assert ok(cli("purge", "s.db")).strip() == "purged 2 expired entries"
+    assert _table(ok(cli("collections", "s.db")))["users"] == (2, 0, "json")
+    assert ok(cli("purge", "s.db")).strip() == "purged 0 expired entries"
+    with kvlite.open(path) as store:
+        assert dict(store.collection("users").items()) == {"forever": 3, "fresh": 4}
+
+
+def test_vacuum_shrinks_and_keeps_data(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with kvlite.open(path) as store:
+        coll = store.collection("c")
+        coll.put_many((f"k{i}", "x" * 2000) for i in range(500))
+        coll.delete_many(f"k{i}" for i in range(1, 500))
+    before = path.stat().st_size
+    out = ok(cli("vacuum", "s.db"))
+    assert out.startswith("vacuumed s.db: ")
+    assert path.stat().st_size < before
+    assert orjson.loads(ok(cli("get", "s.db", "c", "k0"))) == "x" * 2000
+
+
+# -- export / import ------------------------------------------------------------------------
+
+
+KEYS_OF_EVERY_TYPE: list[Any] = [
+    "a", "", "ключ 🔑", 7, -(2**63), 2**63 - 1, b"\x00\xff", b"", 2.5, float("inf"), -1e-300, True,
+]
+
+
+def _fill_source(path: Path) -> None:
+    with kvlite.open(path, clock=past_clock) as old:  # expired: must not be exported
+        old.collection("docs").put("expired", "never seen", ttl=10)
+        old.collection("docs").put(99, "expired int key", ttl=10)
+    with kvlite.open(path) as store:
+        docs = store.collection("docs")
+        for i, key in enumerate(KEYS_OF_EVERY_TYPE):
+            value = {"i": i, "nested": {"list": [1, 2.5, None, True, "ü"]}, "key": repr(key)}
+            docs.put(key, value, ttl=3600 + i if i % 2 else None)
+        other = store.collection("other")
+        other.put_many({"x": [], "y": {}, "z": "plain"})
+        store.collection("empty")
+
+
+def _snapshot(path: Path, at: float) -> dict[str, list[tuple[type, str, Any, float | None]]]:
+    """Every collection's live entries as (key type, key repr, value, ttl at ``at``), in order."""
+    with kvlite.open(path, clock=lambda: at) as store:
+        out = {}
+        for name in store.collections():
+            coll = store.collection(name)
+            out[name] = [(type(k), repr(k), v, coll.ttl(k)) for k, v in coll.items()]
+        return out
+
+
+def _pipe(cli: Cli, export_args: list[str], import_args: list[str]) -> None:
+    """``kvlite export ... | kvlite import ...`` through a real OS pipe."""
+    producer = cli.popen("export", *export_args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    consumer = cli.popen("import", *import_args, stdin=producer.stdout,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert producer.stdout is not None
+    producer.stdout.close()  # the consumer holds the read end now
+    _, import_err = consumer.communicate(timeout=120)
+    export_err = producer.stderr.read() if producer.stderr else b""
+    producer.wait(timeout=120)
+    assert producer.returncode == 0, export_err.decode()
+    assert consumer.returncode == 0, import_err.decode()
+
+
+def test_export_import_roundtrip_between_files(any_cli: Cli, tmp_path: Path) -> None:
+    _fill_source(tmp_path / "src.db")
+    t0 = time.time()
+    _pipe(any_cli, ["src.db"], ["dst.db"])
+    t1 = time.time()
+
+    at = t1 + 1
+    src, dst = _snapshot(tmp_path / "src.db", at), _snapshot(tmp_path / "dst.db", at)
+    # "empty" exports no line, so it is not recreated; everything else is, in order.
+    assert list(dst) == ["docs", "other"]
+    for name in dst:
+        assert [row[:3] for row in dst[name]] == [row[:3] for row in src[name]]
+        for (*_, ttl_src), (*_, ttl_dst) in zip(src[name], dst[name]):
+            assert (ttl_src is None) == (ttl_dst is None)
+            if ttl_src is not None:
+                # Exported as "seconds left" and re-based at import: it can only move by the
+                # time between export and import, and never backwards.
+                assert -1e-6 <= ttl_dst - ttl_src <= (t1 - t0) + 1e-6
+    assert len(dst["docs"]) == len(KEYS_OF_EVERY_TYPE)
+
+    # The exports of both files agree line for line, apart from the seconds left.
+    def strip_ttl(text: str) -> list[Any]:
+        return [{**row, "ttl": row["ttl"] is not None} for row in json_lines(text)]
+
+    assert strip_ttl(ok(any_cli("export", "dst.db"))) == strip_ttl(ok(any_cli("export", "src.db")))
+
+
+def test_export_one_collection_into_another_name(cli: Cli, tmp_path: Path) -> None:
+    _fill_source(tmp_path / "src.db")
+    lines = json_lines(ok(cli("export", "src.db", "other")))
+    assert lines == [
+        {"collection": "other", "key": "x", "value": [], "ttl": None},
+        {"collection": "other", "key": "y", "value": {}, "ttl": None},
+        {"collection": "other", "key": "z", "value": "plain", "ttl": None},
+    ]
+    _pipe(cli, ["src.db", "other"], ["dst.db", "renamed"])
+    with kvlite.open(tmp_path / "dst.db") as store:
+        assert store.collections() == ["renamed"]
+        assert dict(store.collection("renamed").items()) == {"x": [], "y": {}, "z": "plain"}
+
+
+def test_export_lines_tag_typed_keys(cli: Cli, tmp_path: Path) -> None:
+    _fill_source(tmp_path / "src.db")
+    keys = [row["key"] for row in json_lines(ok(cli("export", "src.db", "docs")))]
+    assert keys == ["a", "", "ключ 🔑", {"int": 7}, {"int": -(2**63)}, {"int": 2**63 - 1},
+                    {"bytes": "00ff"}, {"bytes": ""}, {"float": "2.5"}, {"float": "inf"},
+                    {"float": "-1e-300"}, {"bool": True}]
+
+
+@pytest.mark.parametrize("bad_line, reason", [
+    (b'{"key": "b", "value": ', "not valid JSON"),
+    (b'{"key": "b"}', '"key" and a "value"'),
+    (b'["b", 2]', "JSON object"),
+    (b'{"key": {"int": "seven"}, "value": 1}', "a key must be"),
+    (b'{"key": {"bytes": "zz"}, "value": 1}', "not hex"),
+    (b'{"key": "b", "value": 1, "ttl": -5}', "ttl"),
+    (b'{"key": "b", "value": 1, "ttl": "soon"}', "ttl"),
+    (b'{"key": "b", "value": 1, "extra": 0}', "unknown field"),
+    (b'{"key": "b", "value": 1}', "no collection"),  # no COLL argument and no "collection"
+])
+def test_import_with_a_bad_line_imports_nothing(cli: Cli, tmp_path: Path, bad_line: bytes,
+                                                reason: str) -> None:
+    path = tmp_path / "s.db"
+    with kvlite.open(path) as store:
+        store.collection("c").put("kept", {"v": 1})
+    good = b'{"collection": "c", "key": "a", "value": 1}\n{"collection": "new", "key": "n", "value": 2}\n'
+    stdin = good + bad_line + b"\n" + b'{"collection": "c", "key": "z", "value": 3}\n'
+    args = ["import", "s.db"] if reason == "no collection" else ["import", "s.db", "c"]
+    if reason == "no collection":
+        stdin = good + bad_line + b"\n"
+    line = one_error_line(cli(*args, stdin=stdin), 1)
+    assert "line 3" in line and reason in line and "nothing was imported" in line
+    with kvlite.open(path) as store:
+        assert store.collections() == ["c"]
+        assert dict(store.collection("c").items()) == {"kept": {"v": 1}}
+
+
+def test_import_skips_blank_lines_and_reports_counts(cli: Cli, tmp_path: Path) -> None:
+    stdin = b'\n{"key": "a", "value": 1, "ttl": null}\n   \n{"key": {"int": 2}, "value": [2]}\n'
+    result = cli("import", "s.db", "c", stdin=stdin)
+    ok(result)
+    assert result.stderr.decode().strip() == "imported 2 entries: 2 into 'c'"
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert list(store.collection("c").items()) == [("a", 1), (2, [2])]
+
+
+def test_values_of_non_json_collections_are_refused(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with kvlite.open(path) as store:
+        store.collection("p", serializer="pickle").put("k", {"a", "set"})
+        store.collection("j").put("k", 1)
+    for args in (["export", "s.db"], ["export", "s.db", "p"], ["get", "s.db", "p", "k"],
+                 ["put", "s.db", "p", "k", "1"]):
+        result = cli(*args)
+        assert "'pickle' serializer" in one_error_line(result, 1)
+        assert result.stdout == b""
+    one_error_line(cli("import", "s.db", "p", stdin=b'{"key": "x", "value": 1}\n'), 1)
+    # Keys can be listed and deleted without decoding (or unpickling) any value.
+    assert json_lines(ok(cli("keys", "s.db", "p"))) == ["k"]
+    ok(cli("delete", "s.db", "p", "k"))
+    with kvlite.open(path, serializer="pickle") as store:
+        assert store.collection("p").count() == 0
+
+
+def test_export_into_a_closed_pipe_stops_quietly(cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put_many((f"k{i}", "v" * 100) for i in range(20_000))
+    proc = cli.popen("export", "s.db", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert orjson.loads(first)["key"] == "k0"
+    assert proc.returncode != 0
+    assert err == b""
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    [],
+    ["nope"],
+    ["get"],
+    ["get", "s.db", "c"],
+    ["get", "s.db", "c", "x", "--int-key"],
+    ["get", "s.db", "c", "zz", "--bytes-key"],
+    ["get", "s.db", "c", "1", "--int-key", "--bytes-key"],
+    ["put", "s.db", "c", "k", "{bad json"],
+    ["put", "s.db", "c", "k", "1", "--ttl", "0"],
+    ["put", "s.db", "c", "k", "1", "--ttl", "nan"],
+    ["keys", "s.db", "c", "--limit", "-1"],
+    ["demo", "x.db", "--tmp"],
+    ["export", "s.db", "c", "extra"],
+])
+def test_usage_errors_exit_2_with_one_line(cli: Cli, tmp_path: Path, args: list[str]) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    result = cli(*args)
+    one_error_line(result, 2)
+    assert result.stdout == b""
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert dict(store.collection("c").items()) == {"k": 1}
+
+
+def test_errors_exit_1_with_one_line(any_cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    (tmp_path / "junk.db").write_bytes(b"this is not a database at all" * 100)
+
+    assert "no such file" in one_error_line(any_cli("get", "missing.db", "c", "k"), 1)
+    assert "junk.db" in one_error_line(any_cli("get", "junk.db", "c", "k"), 1)
+    assert "no collection named 'x'" in one_error_line(any_cli("keys", "s.db", "x"), 1)
+    assert "no key 'nope'" in one_error_line(any_cli("get", "s.db", "c", "nope"), 1)
+    assert "64 bits" in one_error_line(any_cli("put", "s.db", "c", str(2**64), "1", "--int-key"), 1)
+    assert "cannot be empty" in one_error_line(any_cli("put", "s.db", "", "k", "1"), 1)
+    assert one_error_line(any_cli("put", "junk.db", "c", "k", "1"), 1)
+    assert (tmp_path / "junk.db").read_bytes() == b"this is not a database at all" * 100
+
+
+def test_version(any_cli: Cli) -> None:
+    assert ok(any_cli("--version")).strip() == f"kvlite {kvlite.__version__}"
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+def test_demo_narrates_and_leaves_what_it_says(any_cli: Cli, tmp_path: Path) -> None:
+    out = ok(any_cli("demo"))
+    path = tmp_path / "kvlite-demo.db"
+    assert path.exists()
+    for expected in [
+        "kvlite-demo.db",
+        "users.put_many(",
+        "ttl=60",
+        "d = users.dict()",
+        "list(d)",
+        "['u1', 'u2', 'u3', 'u4']",
+        "'u9' in d",
+        "users.get_many(['u1', 'u9'])",
+        "['Grace', 'Guido']",
+        "sessions.get('s-ada')",
+        "db.purge_expired()",
+        "kvlite collections kvlite-demo.db",
+    ]:
+        assert expected in out, expected
+    lines = out.splitlines()
+
+    def result_of(code: str) -> str:
+        [line] = [ln for ln in lines if ln.strip().startswith(code)]
+        return line.split("->", 1)[1].split("#")[0].strip()
+
+    assert result_of("sessions.get('s-ada')") == "None"
+    assert result_of("len(sessions)") == "1"
+    assert result_of("db.purge_expired()") == "1"
+    assert result_of("len(d)") == "4"
+
+    with kvlite.open(path) as store:
+        users = store.collection("users")
+        assert list(users.keys()) == ["u1", "u2", "u3", "u5"]
+        assert users.get("u1") == {"name": "Ada", "age": 36, "langs": ["en", "fr"]}
+        sessions = store.collection("sessions")
+        assert list(sessions.keys()) == ["s-grace"]
+        left = sessions.ttl("s-grace")
+        assert left is not None and 0 < left <= 600
+
+    # Running it again starts over on its own file.
+    again = ok(any_cli("demo"))
+    assert "previous demo" in again
+    with kvlite.open(path) as store:
+        assert list(store.collection("users").keys()) == ["u1", "u2", "u3", "u5"]
+
+
+def test_demo_refuses_other_files(cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "mine.db") as store:
+        store.collection("users").put("precious", 1)
+    line = one_error_line(cli("demo", "mine.db"), 1)
+    assert "not made by 'kvlite demo'" in line
+    with kvlite.open(tmp_path / "mine.db") as store:
+        assert store.collections() == ["users"]
+        assert dict(store.collection("users").items()) == {"precious": 1}
+
+
+def test_demo_in_a_temp_folder(cli: Cli, tmp_path: Path) -> None:
+    out = ok(cli("demo", "--tmp"))
+    assert not (tmp_path / "kvlite-demo.db").exists()
+    made = [p for p in tmp_path.glob("kvlite-demo-*/kvlite-demo.db")]  # TMPDIR is tmp_path
+    assert len(made) == 1 and str(made[0]) in out
+
+
+# -- keys as JSON (in-process, property-based) ------------------------------------------------
+
+keys_strategy = st.one_of(
+    st.text(),
+    st.binary(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+)
+
+
+@given(keys_strategy)
+def test_key_json_roundtrip_is_exact(key: Any) -> None:
+    encoded = orjson.loads(orjson.dumps(key_to_json(key)))
+    back = key_from_json(encoded)
+    assert type(back) is type(key)
+    if isinstance(key, float):
+        assert repr(back) == repr(key)  # -0.0 and inf too
+    else:
+        assert back == key
+    assert isinstance(encoded, str) == isinstance(key, str)
+
+
+@pytest.mark.parametrize("obj", [
+    None, 1, 1.5, True, [], ["a"], {}, {"int": 1, "bool": True}, {"int": True}, {"int": "1"},
+    {"bool": 1}, {"bytes": "0"}, {"bytes": 1}, {"float": "x"}, {"float": None}, {"str": "a"},
+])
+def test_key_from_json_rejects_anything_else(obj: Any) -> None:
+    with pytest.raises(ValueError):
+        key_from_json(obj)
+
+
+def test_float_key_given_as_a_json_number() -> None:
+    assert key_from_json({"float": 2}) == 2.0 and type(key_from_json({"float": 2})) is float
+    assert math.isinf(key_from_json({"float": "-inf"}))

@@ -1,0 +1,546 @@
+"""Conformance with the py-key-value protocol, from its documented semantics.
+
+Written from ``key_value/aio/protocols/key_value.py`` (the protocol and its
+docstrings) and ``key_value/aio/stores/base.py`` (what every py-key-value
+store does: ``collection or default_collection``, ``(None, None)`` for a
+missing ``ttl``, ``ValueError`` on a ``put_many`` length mismatch, TTL
+validation, a new ``dict`` from every read).  Every test runs against the
+three implementations through one synchronous facade:
+
+* ``sync`` - :class:`kvlite.KeyValue` (kvlite's own errors);
+* ``aio``  - :class:`kvlite.aio.KeyValue` (kvlite's own errors);
+* ``pykv`` - :class:`kvlite.integrations.pykv.KvliteStore` (py-key-value's errors).
+
+The async ones run on an event loop in a background thread.  Deliberate
+differences from py-key-value (see ``docs/protocol.md``) are tested as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+import types
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+pytest.importorskip("key_value.aio", reason="the conformance suite needs py-key-value-aio (the test extra)")
+
+from key_value.aio import errors as pykv_errors  # noqa: E402
+from key_value.aio.protocols import key_value as protocols  # noqa: E402
+
+import kvlite  # noqa: E402
+import kvlite.aio  # noqa: E402
+from kvlite import errors  # noqa: E402
+from kvlite.integrations.pykv import KvliteStore  # noqa: E402
+
+IMPLS = ["sync", "aio", "pykv"]
+
+
+class Loop:
+    """An event loop on a daemon thread; ``run(coro)`` waits for the result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="test-kv-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=30)
+        self.loop.close()
+
+
+class KV:
+    """One implementation behind synchronous calls, with the error types it promises."""
+
+    def __init__(self, kind: str, impl: Any, loop: Loop | None, path: Path) -> None:
+        self.kind = kind
+        self.impl = impl
+        self.loop = loop
+        self.path = path
+        if kind == "pykv":
+            self.InvalidTTL: type[Exception] = pykv_errors.InvalidTTLError
+            self.SerializationError: type[Exception] = pykv_errors.SerializationError
+            self.InvalidName: type[Exception] = pykv_errors.InvalidKeyError
+            self.ReadOnly: type[Exception] = pykv_errors.ReadOnlyError
+        else:
+            self.InvalidTTL = errors.InvalidTTL
+            self.SerializationError = errors.SerializationError
+            self.InvalidName = errors.InvalidCollectionName
+            self.ReadOnly = errors.ReadOnlyError
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.impl, name)
+        if self.loop is None:
+            return method  # type: ignore[no-any-return]
+        loop = self.loop
+        return lambda *args, **kwargs: loop.run(method(*args, **kwargs))
+
+
+@pytest.fixture
+def make(tmp_path: Path, clock: Any) -> Iterator[Callable[..., KV]]:
+    """``make(kind, **options)``: a facade on a new store file (``readonly=``, ``default_collection=``)."""
+    closers: list[Callable[[], None]] = []
+    counter = iter(range(1000))
+
+    def factory(kind: str, *, path: Path | None = None, readonly: bool = False, **options: Any) -> KV:
+        path = path or tmp_path / f"kv{next(counter)}.db"
+        if kind == "sync":
+            store = kvlite.open(path, clock=clock, readonly=readonly)
+            closers.append(store.close)
+            return KV(kind, kvlite.KeyValue(store, **options), None, path)
+        loop = Loop()
+        if kind == "aio":
+            astore = loop.run(kvlite.aio.open(path, clock=clock, readonly=readonly))
+            impl: Any = kvlite.aio.KeyValue(astore, **options)
+            closers.append(lambda: (loop.run(astore.close()), loop.close()))
+        else:
+            impl = KvliteStore(str(path), clock=clock, readonly=readonly, **options)
+            closers.append(lambda: (loop.run(impl.close()), loop.close()))
+        return KV(kind, impl, loop, path)
+
+    yield factory
+    for close in reversed(closers):
+        close()
+
+
+@pytest.fixture(params=IMPLS)
+def kv(request: pytest.FixtureRequest, make: Callable[..., KV]) -> KV:
+    return make(request.param)
+
+
+def _file(kv: KV, clock: Any) -> kvlite.Store:
+    """A second, independent connection to the implementation's file."""
+    return kvlite.open(kv.path, clock=clock)
+
+
+# -- reads of what is not there ----------------------------------------------------------------
+
+
+def test_missing_key_reads_as_none(kv: KV) -> None:
+    assert kv.get("nope") is None
+    assert kv.ttl("nope") == (None, None)
+    assert kv.get_many(["nope", "nope2"]) == [None, None]
+    assert kv.ttl_many(["nope"]) == [(None, None)]
+    assert kv.delete("nope") is False
+    assert kv.delete_many(["nope"]) == 0
+    assert kv.get("nope", collection="never-written") is None
+    assert kv.keys("never-written") == []
+
+
+# -- values --------------------------------------------------------------------------------------
+
+
+def test_put_get_round_trip_returns_a_new_dict(kv: KV) -> None:
+    value = {"name": "Ada", "n": 3, "f": 1.5, "ok": True, "none": None, "list": [1, "two", {"x": []}],
+             "nested": {"deep": {"deeper": "é☃"}}}
+    kv.put("k", value)
+    got = kv.get("k")
+    assert got == value and type(got) is dict
+    got["name"] = "changed"
+    got["list"].append("more")
+    assert kv.get("k") == value  # the store kept its own copy
+    kv.put("k", {"replaced": 1})
+    assert kv.get("k") == {"replaced": 1}
+
+
+def test_any_mapping_is_accepted_and_read_back_as_dict(kv: KV) -> None:
+    kv.put("proxy", types.MappingProxyType({"a": 1}))
+    assert kv.get("proxy") == {"a": 1} and type(kv.get("proxy")) is dict
+    kv.put("empty", {})
+    assert kv.get("empty") == {}  # an empty value is a value, not a miss
+    assert kv.ttl("empty") == ({}, None)
+    assert kv.get_many(["empty"]) == [{}]
+
+
+@pytest.mark.parametrize("bad", [[1, 2], "text", 5, None, {1: "int key"}, {("t",): 1}, {b"b": 1}])
+def test_values_must_be_string_keyed_mappings(kv: KV, bad: Any) -> None:
+    with pytest.raises(TypeError):
+        kv.put("k", bad)
+    with pytest.raises(TypeError):
+        kv.put_many(["a", "b"], [{"ok": 1}, bad])
+    assert kv.get_many(["k", "a", "b"]) == [None, None, None]  # nothing written
+
+
+@pytest.mark.parametrize("bad", [{"a set": {1, 2}}, {"nested": {1: "int key"}}, {"obj": object()},
+                                 {"nan": float("nan")}, {"big": 2**64}])
+def test_values_that_json_cannot_keep_are_refused(kv: KV, bad: Any) -> None:
+    # py-key-value's JSON stores differ here (json.dumps turns {1: ..} into {"1": ..} and keeps NaN);
+    # kvlite refuses rather than change the value: a deliberate difference.
+    with pytest.raises(kv.SerializationError):
+        kv.put("k", bad)
+    with pytest.raises(kv.SerializationError):
+        kv.put_many(["a", "k"], [{"ok": 1}, bad])
+    assert kv.get_many(["a", "k"]) == [None, None]
+
+
+@pytest.mark.parametrize("bad_key", [1, b"bytes", None, 1.5, ("t",)])
+def test_keys_must_be_str(kv: KV, bad_key: Any) -> None:
+    with pytest.raises(TypeError):
+        kv.get(bad_key)
+    with pytest.raises(TypeError):
+        kv.put(bad_key, {"a": 1})
+    with pytest.raises(TypeError):
+        kv.delete(bad_key)
+    with pytest.raises(TypeError):
+        kv.get_many(["fine", bad_key])
+    with pytest.raises(TypeError):
+        kv.put_many(["fine", bad_key], [{"a": 1}, {"b": 2}])
+    assert kv.get("fine") is None
+
+
+# -- TTL ----------------------------------------------------------------------------------------------
+
+
+def test_ttl_semantics_with_a_fake_clock(kv: KV, clock: Any) -> None:
+    kv.put("forever", {"v": 1})
+    kv.put("short", {"v": 2}, ttl=10)
+    assert kv.ttl("forever") == ({"v": 1}, None)
+    assert kv.ttl("short") == ({"v": 2}, pytest.approx(10))
+    clock.advance(4)
+    assert kv.ttl("short") == ({"v": 2}, pytest.approx(6))
+    assert kv.ttl_many(["short", "forever", "nope"]) == [({"v": 2}, pytest.approx(6)), ({"v": 1}, None),
+                                                         (None, None)]
+    clock.advance(6)
+    assert kv.get("short") is None
+    assert kv.ttl("short") == (None, None)
+    assert kv.get_many(["short", "forever"]) == [None, {"v": 1}]
+    assert kv.keys() == ["forever"]
+    assert kv.delete("short") is False
+    kv.put("forever", {"v": 3}, ttl=1)
+    kv.put("forever", {"v": 4})  # a put without ttl removes the old one
+    clock.advance(100)
+    assert kv.ttl("forever") == ({"v": 4}, None)
+
+
+@pytest.mark.parametrize("ttl", [1, 2.5, Decimal("3.5"), Fraction(9, 2)])
+def test_ttl_accepts_supportsfloat(kv: KV, ttl: Any) -> None:
+    kv.put("k", {"a": 1}, ttl=ttl)
+    kv.put_many(["m"], [{"b": 2}], ttl=ttl)
+    assert kv.ttl("k") == ({"a": 1}, pytest.approx(float(ttl)))
+    assert kv.ttl("m") == ({"b": 2}, pytest.approx(float(ttl)))
+
+
+@pytest.mark.parametrize("ttl", [0, -1, -0.5, 0.0, True, False, "10", [10]])
+def test_invalid_ttl(kv: KV, ttl: Any) -> None:
+    with pytest.raises(kv.InvalidTTL):
+        kv.put("k", {"a": 1}, ttl=ttl)
+    with pytest.raises(kv.InvalidTTL):
+        kv.put_many(["k", "j"], [{"a": 1}, {"b": 2}], ttl=ttl)
+    assert kv.get_many(["k", "j"]) == [None, None]
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), float("inf")])
+def test_non_finite_ttl_is_refused(kv: KV, ttl: float) -> None:
+    # A deliberate difference: py-key-value's validator lets NaN and infinity through.
+    with pytest.raises(kv.InvalidTTL):
+        kv.put("k", {"a": 1}, ttl=ttl)
+    assert kv.get("k") is None
+
+
+def test_kvlite_errors_are_also_builtin_errors(make: Callable[..., KV]) -> None:
+    kv = make("sync")
+    with pytest.raises(ValueError):  # InvalidTTL is a ValueError
+        kv.put("k", {"a": 1}, ttl=-1)
+    with pytest.raises(ValueError):  # so is SerializationError
+        kv.put("k", {"a": {1, 2}})
+
+
+# -- the _many forms -------------------------------------------------------------------------------
+
+
+def test_get_many_and_ttl_many_keep_positions(kv: KV) -> None:
+    kv.put_many(["a", "c"], [{"v": "a"}, {"v": "c"}], ttl=50)
+    kv.put("b", {"v": "b"})
+    keys = ["a", "missing", "c", "a", "b", "missing"]
+    assert kv.get_many(keys) == [{"v": "a"}, None, {"v": "c"}, {"v": "a"}, {"v": "b"}, None]
+    assert kv.ttl_many(keys) == [({"v": "a"}, pytest.approx(50)), (None, None), ({"v": "c"}, pytest.approx(50)),
+                                 ({"v": "a"}, pytest.approx(50)), ({"v": "b"}, None), (None, None)]
+    assert kv.get_many([]) == []
+    assert kv.ttl_many([]) == []
+    assert kv.get_many(("a",)) == [{"v": "a"}]  # any Sequence
+
+
+def test_put_many(kv: KV) -> None:
+    with pytest.raises(ValueError):
+        kv.put_many(["a", "b"], [{"v": 1}])
+    with pytest.raises(ValueError):
+        kv.put_many(["a"], [{"v": 1}, {"v": 2}])
+    assert kv.get_many(["a", "b"]) == [None, None]
+    kv.put_many([], [])
+    kv.put_many(["d", "e", "d"], [{"v": 1}, {"v": 2}, {"v": 3}])  # the last value of a key wins
+    assert kv.get_many(["d", "e"]) == [{"v": 3}, {"v": 2}]
+    assert kv.keys() == ["d", "e"]
+
+
+def test_delete_and_delete_many_count(kv: KV, clock: Any) -> None:
+    kv.put_many(["a", "b", "c"], [{"v": 1}, {"v": 2}, {"v": 3}])
+    assert kv.delete("a") is True
+    assert kv.delete("a") is False
+    assert kv.delete_many(["b", "zz", "b", "c"]) == 2
+    assert kv.delete_many([]) == 0
+    kv.put("t", {"v": 4}, ttl=1)
+    clock.advance(1)
+    assert kv.delete("t") is False  # an expired entry does not count
+    assert kv.keys() == []
+
+
+# -- keys and collection names --------------------------------------------------------------------
+
+SPECIAL = ["", " ", "with space", "slash/and\\back", "quote'\"`", "unicode é ☃ 日本語", "emoji 🎉",
+           "new\nline\ttab", "a::b", "a__b", "nul\x00inside", "%_*?[]", "'; DROP TABLE kvlite_collections; --",
+           "x" * 10_000]
+
+
+def test_long_and_special_character_keys(kv: KV) -> None:
+    values = [{"i": i} for i in range(len(SPECIAL))]
+    kv.put_many(SPECIAL, values)
+    assert kv.get_many(SPECIAL) == values
+    for key, value in zip(SPECIAL, values):
+        assert kv.get(key) == value
+        assert kv.ttl(key) == (value, None)
+    assert kv.keys() == SPECIAL
+    assert kv.delete("x" * 10_000) is True
+    assert kv.delete_many(SPECIAL) == len(SPECIAL) - 1
+    assert kv.keys() == []
+
+
+NAMES = ["with space", "slash/name", "back\\slash", "quote'\"`", "日本語", "🎉", "a::b", "app__users",
+         "'; DROP TABLE kvlite_collections; --", "x" * 255, "default_collection_2"]
+
+
+def test_special_collection_names(kv: KV) -> None:
+    for i, name in enumerate(NAMES):
+        kv.put("k", {"i": i}, collection=name)
+    for i, name in enumerate(NAMES):
+        assert kv.get("k", collection=name) == {"i": i}
+        assert kv.keys(name) == ["k"]
+    assert kv.collections() == NAMES
+    assert kv.get("k") is None  # none of it went to the default collection
+    assert kv.destroy_collection("quote'\"`") is True
+    assert kv.get("k", collection="'; DROP TABLE kvlite_collections; --") == {"i": 8}
+
+
+@pytest.mark.parametrize("name", ["x" * 256, "nul\x00name", "\ud800"])
+def test_collection_names_kvlite_cannot_store(kv: KV, name: str) -> None:
+    # A deliberate difference: names are at most 255 characters of valid text without NUL.
+    with pytest.raises(kv.InvalidName):
+        kv.put("k", {"a": 1}, collection=name)
+
+
+def test_keys_that_are_not_valid_text(kv: KV) -> None:
+    # A deliberate difference: lone surrogates cannot be stored as SQLite text.
+    error = pykv_errors.InvalidKeyError if kv.kind == "pykv" else errors.InvalidKey
+    with pytest.raises(error):
+        kv.put("\ud800", {"a": 1})
+
+
+def test_default_collection(kv: KV) -> None:
+    kv.put("k", {"v": 1})
+    assert kv.get("k", collection=None) == {"v": 1}
+    assert kv.get("k", collection="") == {"v": 1}  # "" means the default too, as `collection or default`
+    assert kv.get("k", collection="default_collection") == {"v": 1}
+    assert kv.collections() == ["default_collection"]
+    assert kv.keys() == kv.keys("default_collection") == ["k"]
+
+
+@pytest.mark.parametrize("kind", IMPLS)
+def test_custom_default_collection(make: Callable[..., KV], kind: str, clock: Any) -> None:
+    kv = make(kind, default_collection="mine")
+    kv.put("k", {"v": 1})
+    assert kv.get("k", collection="mine") == {"v": 1}
+    assert kv.collections() == ["mine"]
+    with _file(kv, clock) as store:
+        assert store.collection("mine").get("k") == {"v": 1}
+
+
+# -- the enumerate / destroy / cull segments --------------------------------------------------
+
+
+def test_keys_with_limit(kv: KV, clock: Any) -> None:
+    names = [f"k{i}" for i in range(10)]
+    kv.put_many(names, [{"i": i} for i in range(10)])
+    kv.put("gone", {"i": -1}, ttl=1)
+    assert kv.keys() == names + ["gone"]
+    clock.advance(1)
+    assert kv.keys() == names
+    assert kv.keys(limit=3) == names[:3]
+    assert kv.keys(None, limit=0) == []
+    assert kv.keys(limit=100) == names
+    assert kv.keys("other") == []
+
+
+def test_collections_with_limit(kv: KV) -> None:
+    assert kv.collections() == []
+    for name in ["c1", "c2", "c3"]:
+        kv.put("k", {}, collection=name)
+    assert kv.collections() == ["c1", "c2", "c3"]
+    assert kv.collections(limit=2) == ["c1", "c2"]
+    assert kv.collections(limit=0) == []
+
+
+def test_negative_limit_is_refused(kv: KV) -> None:
+    kv.put("k", {}, collection="c1")
+    with pytest.raises(ValueError):
+        kv.keys("c1", limit=-1)
+    with pytest.raises(ValueError):
+        kv.collections(limit=-1)
+
+
+def test_destroy(kv: KV) -> None:
+    kv.put("a", {"v": 1})
+    kv.put("b", {"v": 2}, collection="other")
+    assert kv.destroy() is True
+    assert kv.collections() == []
+    assert kv.get("a") is None
+    assert kv.get("b", collection="other") is None
+    kv.put("a", {"v": 3})  # still usable
+    assert kv.get("a") == {"v": 3}
+
+
+def test_destroy_collection(kv: KV) -> None:
+    kv.put("a", {"v": 1}, collection="one")
+    kv.put("a", {"v": 2}, collection="two")
+    assert kv.destroy_collection("one") is True
+    assert kv.destroy_collection("one") is False
+    assert kv.destroy_collection("never") is False
+    assert kv.get("a", collection="one") is None
+    assert kv.get("a", collection="two") == {"v": 2}
+
+
+def test_cull_deletes_expired_entries(kv: KV, clock: Any) -> None:
+    kv.put("stay", {"v": 1})
+    kv.put_many(["go1", "go2"], [{"v": 2}, {"v": 3}], ttl=5)
+    kv.put("go3", {"v": 4}, ttl=5, collection="other")
+    clock.advance(10)
+    with _file(kv, clock) as store:
+        assert store.collection("default_collection").stats()["expired_pending"] == 2
+        assert kv.cull() is None
+        assert store.collection("default_collection").stats()["expired_pending"] == 0
+        assert store.collection("other").stats()["expired_pending"] == 0
+        assert list(store.collection("default_collection").items()) == [("stay", {"v": 1})]
+
+
+# -- read-only stores ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", IMPLS)
+def test_read_only_store(make: Callable[..., KV], kind: str) -> None:
+    writer = make("sync")
+    writer.put("k", {"v": 1})
+    kv = make(kind, path=writer.path, readonly=True)
+    assert kv.get("k") == {"v": 1}
+    assert kv.get("k", collection="missing") is None  # reading a missing collection is not a write
+    assert kv.ttl("k", collection="missing") == (None, None)
+    assert kv.get_many(["k"], collection="missing") == [None]
+    assert kv.ttl_many(["k"], collection="missing") == [(None, None)]
+    assert kv.keys("missing") == []
+    with pytest.raises(kv.ReadOnly):
+        kv.put("k", {"v": 2})
+    with pytest.raises(kv.ReadOnly):
+        kv.delete("k")
+    assert kv.get("k") == {"v": 1}
+
+
+# -- concurrency ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["aio", "pykv"])
+def test_concurrent_gather(kind: str, tmp_path: Path, clock: Any) -> None:
+    async def main() -> None:
+        if kind == "aio":
+            store = await kvlite.aio.open(tmp_path / "g.db", clock=clock)
+            kv: Any = kvlite.aio.KeyValue(store)
+        else:
+            kv = KvliteStore(str(tmp_path / "g.db"), clock=clock)  # opened by the first of many calls
+        try:
+            keys = [f"k{i}" for i in range(100)]
+            await asyncio.gather(*(kv.put(k, {"i": i}, collection=f"c{i % 3}", ttl=100 if i % 2 else None)
+                                   for i, k in enumerate(keys)))
+            got = await asyncio.gather(*(kv.get(k, collection=f"c{i % 3}") for i, k in enumerate(keys)))
+            assert got == [{"i": i} for i in range(100)]
+            ttls = await asyncio.gather(*(kv.ttl(k, collection=f"c{i % 3}") for i, k in enumerate(keys)))
+            assert ttls == [({"i": i}, pytest.approx(100) if i % 2 else None) for i in range(100)]
+            many = await asyncio.gather(*(kv.get_many(keys, collection=f"c{c}") for c in range(3)))
+            for c, values in enumerate(many):
+                assert values == [{"i": i} if i % 3 == c else None for i in range(100)]
+            deleted = await asyncio.gather(*(kv.delete(k, collection=f"c{i % 3}") for i, k in enumerate(keys)),
+                                           *(kv.delete(k, collection=f"c{i % 3}") for i, k in enumerate(keys)))
+            assert deleted == [True] * 100 + [False] * 100
+            assert sorted(await kv.collections()) == ["c0", "c1", "c2"]
+            assert await asyncio.gather(*(kv.keys(f"c{c}") for c in range(3))) == [[], [], []]
+        finally:
+            if kind == "aio":
+                await store.close()
+            else:
+                await kv.close()
+
+    asyncio.run(main())
+
+
+def test_sync_keyvalue_from_many_threads(make: Callable[..., KV]) -> None:
+    kv = make("sync")
+
+    def work(t: int) -> list[Any]:
+        for i in range(30):
+            kv.put(f"t{t}-{i}", {"t": t, "i": i}, collection=f"c{t % 2}")
+        return kv.get_many([f"t{t}-{i}" for i in range(30)], collection=f"c{t % 2}")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    for t, values in enumerate(results):
+        assert values == [{"t": t, "i": i} for i in range(30)]
+    assert len(kv.keys("c0")) == len(kv.keys("c1")) == 120
+
+
+# -- the protocol itself --------------------------------------------------------------------------
+
+SEGMENTS = [protocols.AsyncKeyValue, protocols.AsyncCullProtocol, protocols.AsyncEnumerateKeysProtocol,
+            protocols.AsyncEnumerateCollectionsProtocol, protocols.AsyncDestroyStoreProtocol,
+            protocols.AsyncDestroyCollectionProtocol]
+METHODS = ["get", "ttl", "put", "delete", "get_many", "ttl_many", "put_many", "delete_many", "keys",
+           "collections", "destroy", "destroy_collection", "cull"]
+
+
+def test_async_stores_are_runtime_protocol_instances(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await kvlite.aio.open(tmp_path / "p.db")
+        try:
+            for candidate in (kvlite.aio.KeyValue(store), KvliteStore(str(tmp_path / "q.db"))):
+                for protocol in SEGMENTS:
+                    assert isinstance(candidate, protocol), (candidate, protocol)
+        finally:
+            await store.close()
+        assert not isinstance(object(), protocols.AsyncKeyValue)  # the check can fail
+
+    asyncio.run(main())
+
+
+def _protocol_method(name: str) -> Any:
+    for protocol in SEGMENTS:
+        if hasattr(protocol, name):
+            return getattr(protocol, name)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("cls", [kvlite.KeyValue, kvlite.aio.KeyValue, KvliteStore],
+                         ids=["sync", "aio", "pykv"])
+@pytest.mark.parametrize("name", METHODS)
+def test_signatures_match_the_protocol(cls: type, name: str) -> None:
+    expected = inspect.signature(_protocol_method(name))
+    actual = inspect.signature(getattr(cls, name))
+
+    def shape(sig: inspect.Signature) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+    assert shape(actual) == shape(expected)
+    assert inspect.iscoroutinefunction(getattr(cls, name)) is (cls is not kvlite.KeyValue)
