@@ -32,7 +32,8 @@ import shlex
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import apsw
 import orjson
@@ -44,7 +45,7 @@ from .errors import KvliteError, SerializerMismatch
 from .keys import Key
 from .store import Store, translate_error
 
-__all__ = ["main", "build_parser", "key_to_json", "key_from_json", "CliError", "UsageError"]
+__all__ = ["CliError", "UsageError", "build_parser", "key_from_json", "key_to_json", "main"]
 
 PROG = "kvlite"
 
@@ -478,14 +479,20 @@ def _demo_reset(db: Store, path: str) -> None:
 
 
 def _demo_queries(coll: Collection) -> None:
-    """HOOK for the query layer: print a few query results over ``coll``, the demo's users.
-
-    Called by ``kvlite demo`` after the lookups, with ``coll`` holding u1, u2,
-    u3 and u5 (documents with ``name``, ``age`` and ``langs``).  It prints
-    nothing and returns until ``Collection.find`` exists; then it should print
-    a section like the others, e.g. ``_say("users.find('$[?(@.age > 40)].name')", ...)``.
-    """
-    return
+    """Print a few queries over ``coll``, the demo's users (u1, u2, u3, u5)."""
+    print("\nqueries (JSONPath; filters run in SQLite):")
+    _say("users.select('$[?(@.age > 40)].name')", list(coll.select("$[?(@.age > 40)].name")))
+    _say("users.find('$.*.langs[0]')", list(coll.find("$.*.langs[0]")))
+    _say("users.count('$[?(@.age >= 36)]')", coll.count("$[?(@.age >= 36)]"))
+    coll.create_index("$.age")
+    plan = coll.explain("$[?(@.age == 36)]")["steps"][0]["query_plan"]
+    searches = [line for line in plan if line.startswith("SEARCH")]
+    _say("users.create_index('$.age')")
+    _say("users.explain('$[?(@.age == 36)]')", searches[0] if searches else plan, "SQLite's plan")
+    _say("users.select('$.*.name', order_by='-$.age', limit=2)",
+         list(coll.select("$.*.name", order_by="-$.age", limit=2)))
+    _say("users.select('$.*[@.age > 40].name', engine='objectpath')",
+         list(coll.select("$.*[@.age > 40].name", engine="objectpath")))
 
 
 # -- get / put / delete / keys -------------------------------------------------------------
@@ -774,3 +781,158 @@ def _parse_import_line(line: bytes, collection: str | None) -> tuple[str, Key, A
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise ValueError(f"\"ttl\" must be a number of seconds or null, not {orjson.dumps(ttl).decode()}")
     return name, key_from_json(record["key"]), record["value"], ttl
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+
+def _query_args(parser: argparse.ArgumentParser) -> None:
+    _file_arg(parser)
+    parser.add_argument("collection", metavar="COLL", help="collection name")
+    parser.add_argument("path", metavar="PATH", help="a JSONPath (or, with --engine objectpath, ObjectPath)")
+    parser.add_argument("--engine", choices=("jsonpath", "objectpath"), default="jsonpath")
+
+
+def _paging_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=_non_negative_int, metavar="N", help="at most N matches")
+    parser.add_argument("--offset", type=_non_negative_int, metavar="N", default=0, help="skip N matches")
+    parser.add_argument("--order-by", metavar="FIELD",
+                        help="order the documents by a field path first ('$.age'; write "
+                             "--order-by=-$.age or add --desc for descending)")
+    parser.add_argument("--desc", action="store_true", help="with --order-by: descending")
+
+
+def _matches(store: Store, args: argparse.Namespace) -> Iterator[tuple[Key, Any]]:
+    coll = _collection(store, args.collection, values=True)
+    return coll.find(args.path, engine=args.engine, limit=args.limit, offset=args.offset,
+                     order_by=args.order_by, desc=args.desc)
+
+
+@subcommand
+def _setup_find(sub: _Subparsers) -> None:
+    p = _add(sub, "find", "run a query; print {\"key\", \"value\"} per match as JSON Lines",
+             handler=_run_find,
+             description="Run PATH over the collection (the root $ is the collection as a mapping "
+                         "key -> document) and print one JSON object per match: "
+                         "{\"key\": KEY, \"value\": MATCH}. Streams: constant memory.")
+    _query_args(p)
+    _paging_args(p)
+
+
+def _run_find(args: argparse.Namespace) -> int:
+    with _open(args.file, write=False) as store:
+        out = sys.stdout.buffer
+        sys.stdout.flush()
+        for key, value in _matches(store, args):
+            out.write(_json_line({"key": None if key is None else key_to_json(key), "value": value}))
+    return 0
+
+
+@subcommand
+def _setup_query(sub: _Subparsers) -> None:
+    p = _add(sub, "query", "run a query; print each matched value as JSON Lines",
+             handler=_run_query,
+             description="Like 'find', but print only the matched values, one JSON value per line "
+                         "(ready for jq).")
+    _query_args(p)
+    _paging_args(p)
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    with _open(args.file, write=False) as store:
+        out = sys.stdout.buffer
+        sys.stdout.flush()
+        for _, value in _matches(store, args):
+            out.write(_json_line(value))
+    return 0
+
+
+@subcommand
+def _setup_count(sub: _Subparsers) -> None:
+    p = _add(sub, "count", "print the number of matches of a query", handler=_run_count)
+    _query_args(p)
+
+
+def _run_count(args: argparse.Namespace) -> int:
+    with _open(args.file, write=False) as store:
+        coll = _collection(store, args.collection, values=True)
+        print(coll.count(args.path, engine=args.engine))
+    return 0
+
+
+@subcommand
+def _setup_explain(sub: _Subparsers) -> None:
+    p = _add(sub, "explain", "show what part of a query runs in SQLite and what in Python",
+             handler=_run_explain)
+    _query_args(p)
+    p.add_argument("--order-by", metavar="FIELD", help="as for find")
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    with _open(args.file, write=False) as store:
+        coll = _collection(store, args.collection, values=True)
+        plan = coll.explain(args.path, engine=args.engine, order_by=args.order_by)
+    print(f"engine:    {plan['engine']}")
+    print(f"streaming: {'yes' if plan['streaming'] else 'no (loads the whole collection)'}")
+    for number, step in enumerate(plan["steps"], start=1):
+        print(f"step {number}:    {step['kind']}")
+        if step.get("pushdown"):
+            print(f"  in SQL:    {'; '.join(step['pushdown'])}")
+        print(f"  in Python: {step['python']}")
+        for line in step.get("query_plan", []):
+            print(f"  plan:      {line}")
+    for note in plan["notes"]:
+        print(f"note:      {note}")
+    return 0
+
+
+@subcommand
+def _setup_index(sub: _Subparsers) -> None:
+    p = _add(sub, "index", "create, drop or list expression indexes on JSON fields", handler=_run_index,
+             description="'index FILE COLL' lists the indexed paths; '--create PATH' / '--drop PATH' "
+                         "changes them (plain field paths such as $.age).")
+    _file_arg(p)
+    p.add_argument("collection", metavar="COLL", help="collection name")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--create", metavar="PATH")
+    action.add_argument("--drop", metavar="PATH")
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    write = bool(args.create or args.drop)
+    with _open(args.file, write=write) as store:
+        coll = _collection(store, args.collection, values=True)
+        if args.create:
+            coll.create_index(args.create)
+        elif args.drop and not coll.drop_index(args.drop):
+            raise CliError(f"no index on {args.drop!r} in collection {args.collection!r}")
+        for path in coll.indexes():
+            print(path)
+    return 0
+
+
+@subcommand
+def _setup_copy(sub: _Subparsers) -> None:
+    p = _add(sub, "copy", "copy every collection, value and TTL from one store to another",
+             handler=_run_copy,
+             description="Copy SRC to DST (files or store URLs: memory://, postgresql://..., redis://...), "
+                         "optionally re-encoding with another serializer. All-or-nothing when DST "
+                         "supports transactions, else resumable (re-run it).")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--serializer", help="serializer for the copied collections (default: keep each one's)")
+    p.add_argument("--collection", action="append", dest="collections", metavar="COLL",
+                   help="copy only this collection (repeatable)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow reading pickle collections from SRC")
+
+
+def _run_copy(args: argparse.Namespace) -> int:
+    from .copy import copy
+
+    if "://" not in args.src and not os.path.exists(args.src):
+        raise CliError(f"no such file: {args.src!r}")
+    counts = copy(args.src, args.dst, serializer=args.serializer, collections=args.collections,
+                  trust_pickle=args.trust_pickle)
+    for name, count in counts.items():
+        print(f"{name}: {count} entries")
+    return 0
