@@ -9,9 +9,10 @@ Rules for writing examples:
   ``sys.modules``, so examples can define dataclasses and pickle their own
   classes.  Make them check what they claim with
   ``assert`` where the result matters.
-* A block fenced as ```` ```python no-run ```` (any info string that starts
-  with ``python`` and contains the word ``no-run``) is shown but skipped: use
-  it for fragments that cannot run alone.
+* A block right after a line ``<!-- no-run -->`` is shown but skipped: use it
+  for fragments that cannot run alone (other libraries' code, say).  The
+  marker is an HTML comment so the Markdown renders (and mkdocs builds) as
+  usual; the older form, an info string ``python no-run``, is also honoured.
 * Other languages (```` ```sh ````, ...) are not run.
 
 A failing example is reported at its own line in the Markdown file.
@@ -31,7 +32,8 @@ import pytest
 import kvlite
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+_NO_RUN = "<!-- no-run -->"
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
 
@@ -41,11 +43,12 @@ class Block:
     info: str      # the fence's info string, e.g. "python" or "python no-run"
     line: int      # 1-based line of the first code line in the file
     code: str
+    marked_no_run: bool = False  # the previous non-blank line is <!-- no-run -->
 
     @property
     def runs(self) -> bool:
         words = self.info.split()
-        return bool(words) and words[0] == "python" and "no-run" not in words
+        return bool(words) and words[0] == "python" and "no-run" not in words and not self.marked_no_run
 
 
 def code_blocks(text: str) -> list[Block]:
@@ -68,7 +71,8 @@ def code_blocks(text: str) -> list[Block]:
                 break
             body.append(lines[j][indent:] if lines[j][:indent].strip() == "" else lines[j])
             j += 1
-        blocks.append(Block(opening["info"].strip(), i + 2, "\n".join(body) + "\n"))
+        before = next((line.strip() for line in reversed(lines[:i]) if line.strip()), "")
+        blocks.append(Block(opening["info"].strip(), i + 2, "\n".join(body) + "\n", before == _NO_RUN))
         i = j + 1
     return blocks
 
@@ -115,6 +119,7 @@ def test_code_blocks_parser() -> None:
         "````sh\n```python\nnested fence text\n```\n````\n"
         "  ```python\n  y = x + 1\n  ```\n"
         "~~~\nplain\n~~~\n"
+        "<!-- no-run -->\n\n```python\nshown only\n```\n"
     )
     blocks = code_blocks(text)
     assert [(b.info, b.line, b.code, b.runs) for b in blocks] == [
@@ -123,6 +128,7 @@ def test_code_blocks_parser() -> None:
         ("sh", 9, "```python\nnested fence text\n```\n", False),
         ("python", 14, "y = x + 1\n", True),
         ("", 17, "plain\n", False),
+        ("python", 22, "shown only\n", False),
     ]
 
 
