@@ -219,6 +219,9 @@ def register(serializer: Serializer, *, replace: bool = False) -> Serializer:
     name = serializer.name
     if not isinstance(name, str) or not name:
         raise ValueError("a serializer needs a non-empty str name")
+    if "+" in name and not isinstance(serializer, CompressedSerializer):
+        raise ValueError(f"serializer names cannot contain '+' (it is reserved for compression, "
+                         f"as in 'json+zlib'): {name!r}")
     if not replace and (name in _registry or name in _lazy):
         raise ValueError(f"a serializer named {name!r} is already registered")
     _lazy.pop(name, None)

@@ -69,7 +69,8 @@ DB_ERRORS = (apsw.Error, UnicodeDecodeError)
 
 
 def translate_error(exc: Exception) -> Exception:
-    """The :mod:`kvlite.errors` exception for an apsw error (or ``exc`` itself)."""
+    """The :mod:`kvlite.errors` exception for an apsw error or a ``UnicodeDecodeError`` from a
+    read (any other exception is returned as it is)."""
     if isinstance(exc, UnicodeDecodeError):
         return CorruptStore(f"the file holds text that is not valid UTF-8 (damaged, or not written by kvlite): {exc}")
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
@@ -95,8 +96,11 @@ def translate_error(exc: Exception) -> Exception:
 
 def _needs_wal_index(exc: BaseException) -> bool:
     """True when ``exc`` comes from SQLite being unable to create a WAL file's ``-shm`` index
-    (``SQLITE_READONLY_DIRECTORY`` / ``_CANTINIT``: a WAL store in a folder this process cannot write)."""
+    (``SQLITE_READONLY_DIRECTORY`` / ``_CANTINIT``, or ``SQLITE_CANTOPEN`` when a ``-wal`` file
+    exists: a WAL store in a folder this process cannot write)."""
     cause = exc.__cause__
+    if isinstance(cause, apsw.CantOpenError):
+        return True
     return isinstance(cause, apsw.ReadOnlyError) and getattr(cause, "extendedresult", None) in (
         apsw.SQLITE_READONLY_DIRECTORY, apsw.SQLITE_READONLY_CANTINIT)
 
@@ -214,7 +218,7 @@ class Store:
             raise KvliteError(f"cannot open {self.path!r}: {exc}") from exc
         try:
             self._configure(conn)
-        except ReadOnlyError as exc:
+        except KvliteError as exc:
             conn.close()
             if self.readonly and not self._memory and _needs_wal_index(exc):
                 return self._connect_snapshot()
@@ -478,8 +482,16 @@ class Store:
                     for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
                         info[counter] += extra[counter]
             else:
+                from .collection import Collection
+
                 stored = self._registry_row(self._conn(), name)
-                info = self.collection(name, serializer=stored[1] if stored else None).stats()
+                if stored is None:  # dropped meanwhile
+                    continue
+                # Sizes need no decoding: a stand-in with the recorded name, so a collection whose
+                # serializer is not available in this process (not registered, zstd missing) still counts.
+                stand_in = _serializers.Serializer()
+                stand_in.name = stored[1]  # type: ignore[misc]
+                info = Collection(self, name, stored[0], stand_in).stats()
             per[name] = info
         totals = {counter: sum(info[counter] for info in per.values())
                   for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows",

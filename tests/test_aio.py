@@ -682,6 +682,47 @@ def test_cancel_while_a_transaction_statement_runs(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_cancel_while_waiting_for_the_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    kvlite.open(path).close()
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process_holds_the_lock() -> None:
+        with kvlite.open(path) as other:
+            with other.transaction():
+                other.collection("c").put("other", 1)
+                locked.set()
+                release.wait(10)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with await kvlite.aio.open(path, timeout=10) as store:
+            coll = await store.collection("c")
+            holder = threading.Thread(target=other_process_holds_the_lock)
+            holder.start()
+            await loop.run_in_executor(None, locked.wait, 10)
+
+            async def work() -> None:
+                async with store.transaction():  # BEGIN IMMEDIATE waits for the other writer
+                    await coll.put("mine", 1)
+
+            task = asyncio.create_task(work())
+            await _heartbeat(20)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            release.set()
+            await loop.run_in_executor(None, holder.join, 10)
+            assert await coll.get("other") == 1
+            assert await coll.get("mine") is None  # the block never ran, and its BEGIN was rolled back
+            await coll.put("after", 2)
+        with kvlite.open(path, timeout=5) as again:
+            again.collection("c").put("last", 3)  # nobody is left holding the lock
+            assert list(again.collection("c").keys()) == ["other", "after", "last"]
+
+    asyncio.run(main())
+
+
 def test_async_for_streams_in_batches(tmp_path: Path) -> None:
     async def main() -> None:
         gated = GatedJSON()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import orjson
+import pytest
 
 import kvlite
 
@@ -117,6 +118,26 @@ def test_store_stats_per_collection_and_totals(open_store: Callable[..., kvlite.
     other = second.stats()
     assert {k: other["totals"][k] for k in COUNTERS} == dict.fromkeys(COUNTERS, 0)
     assert (other["totals"]["rows"], other["totals"]["bytes"]) == (2, stats["totals"]["bytes"])
+
+
+def test_store_stats_needs_no_serializer(open_store: Callable[..., kvlite.Store],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    class Upper(kvlite.Serializer):
+        name = "test-stats-upper"
+
+        def dumps(self, value: Any) -> str:
+            return str(value).upper()
+
+        def loads(self, data: Any) -> Any:
+            return data
+
+    writer = open_store()
+    writer.collection("shout", serializer=Upper()).put_many({"a": "hello", "b": "hi"})
+    writer.close()
+    # another program, where that serializer is not registered: stats still reads the file
+    monkeypatch.delitem(kvlite.serializers._registry, "test-stats-upper")
+    stats = open_store().stats()["collections"]["shout"]
+    assert (stats["serializer"], stats["rows"], stats["bytes"]) == ("test-stats-upper", 2, len("HELLO") + len("HI"))
 
 
 def test_store_stats_sums_typed_and_plain_views(store: kvlite.Store) -> None:
