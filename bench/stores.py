@@ -10,6 +10,7 @@ Stores (``name``: what it is):
 
 * ``kvlite``: :class:`kvlite.Collection` (``get``/``put``/``put_many``/``get_many``/``items``).
 * ``kvlite-dict``: :class:`kvlite.DictView` (``d[k]``, ``d[k] = v``, ``d.update``, ``d.items()``).
+* ``kvlite-full`` (optional): ``kvlite.open(..., durability="full")``.
 * ``apsw``: the floor: raw apsw + orjson, ``key TEXT PRIMARY KEY, value TEXT``
   ``WITHOUT ROWID`` (measured faster than a rowid table for writes and point
   reads; ``apsw-rowid`` keeps the other one measurable), one reused cursor
@@ -372,12 +373,13 @@ class KvliteCollection(Adapter):
     title = "kvlite Collection"
     groups = frozenset({"kv", "query"})
     INDEX = False
+    DURABILITY = "normal"
 
     def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
         import kvlite
 
         super().__init__(folder, autocommit=autocommit)
-        self.store = kvlite.open(folder / "kvlite.db")
+        self.store = kvlite.open(folder / "kvlite.db", durability=self.DURABILITY)
         self.coll = self.store.collection("bench")
 
     @classmethod
@@ -388,7 +390,7 @@ class KvliteCollection(Adapter):
     def describe(cls) -> str:
         import kvlite
 
-        return f"{cls.title}: kvlite {kvlite.__version__} (durability='normal')"
+        return f"{cls.title}: kvlite {kvlite.__version__} (durability={cls.DURABILITY!r})"
 
     def close(self) -> None:
         self.store.close()
@@ -435,6 +437,17 @@ class KvliteCollection(Adapter):
             return n
 
         return run
+
+
+@register
+class KvliteFull(KvliteCollection):
+    """kvlite with ``durability="full"`` (``synchronous=FULL``: an fsync per commit)."""
+
+    name = "kvlite-full"
+    title = "kvlite durability=full"
+    groups = frozenset({"kv"})
+    default = False
+    DURABILITY = "full"
 
 
 @register
@@ -551,6 +564,204 @@ class PythonLoop(KvliteCollection):
             return n
 
         return run
+
+
+# -- kvlite on a Redis / Valkey server ------------------------------------------------------
+
+#: URL of a Redis/Valkey server for ``kvlite-redis`` (``redis://127.0.0.1:6379/0``); unset: not measured.
+REDIS_URL_ENV = "KVLITE_BENCH_REDIS_URL"
+
+
+def _redis_reachable() -> bool:
+    """True when ``$KVLITE_BENCH_REDIS_URL`` is set and the server answers (a 1-second try)."""
+    import os
+
+    url = os.environ.get(REDIS_URL_ENV)
+    if not url:
+        return False
+    try:
+        import redis
+
+        from kvlite.backends.redis import parse_url
+
+        client = redis.Redis.from_url(parse_url(url)[0], socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "not measured"
+        return False
+
+
+@register
+class KvliteRedis(KvliteCollection):
+    """kvlite's Redis backend: the Collection API on the server at ``$KVLITE_BENCH_REDIS_URL``.
+
+    Measured by default only when that server answers.  Each measurement
+    folder gets its own ``?prefix=`` (from the folder's path), so processes
+    opening the same folder share data and measurements never see each other's.
+    The data lives on the server, so read workloads fill it in the measuring
+    process (``in_memory``), which drops it when it closes.
+    """
+
+    name = "kvlite-redis"
+    title = "kvlite Redis"
+    groups = frozenset({"kv", "query"})
+    default = _redis_reachable()
+    in_memory = True
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import hashlib
+        import os
+
+        import kvlite
+
+        Adapter.__init__(self, folder, autocommit=autocommit)
+        url = os.environ.get(REDIS_URL_ENV)
+        if not url:
+            raise RuntimeError(f"set {REDIS_URL_ENV}=redis://host:port/db to measure kvlite-redis")
+        prefix = "kvlite-bench-" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+        self.store = kvlite.open(f"{url}{'&' if '?' in url else '?'}prefix={prefix}")
+        self.coll = self.store.collection("bench")
+        self._owner = False
+
+    @classmethod
+    def describe(cls) -> str:
+        import os
+
+        import redis
+
+        import kvlite
+        from kvlite.backends.redis import _redacted, parse_url
+
+        url = os.environ.get(REDIS_URL_ENV, "")
+        try:
+            client = redis.Redis.from_url(parse_url(url)[0], socket_connect_timeout=1)
+            info = client.info("server")
+            client.close()
+            server = f"{'Valkey' if 'valkey_version' in info else 'Redis'} " \
+                     f"{info.get('valkey_version', info.get('redis_version'))}"
+        except Exception:  # noqa: BLE001
+            server = "server unreachable"
+        where = _redacted(parse_url(url)[0]) if url else "(no URL)"
+        return f"{cls.title}: kvlite {kvlite.__version__}, redis-py {redis.__version__}, {server} at {where}"
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        self._owner = True
+        self.coll.put_many(pairs)
+
+    def close(self) -> None:
+        if self._owner:
+            self.store.drop_collection("bench")
+            # The namespace is this measurement's alone: remove its last key (the collection counter).
+            self.store._client.delete(f"{self.store.prefix}:registry:seq")
+        self.store.close()
+
+
+# -- kvlite on a PostgreSQL server ------------------------------------------------------------
+
+#: URL of a PostgreSQL database for ``kvlite-postgres`` (``postgresql://user@127.0.0.1:5432/db``); unset: not measured.
+POSTGRES_URL_ENV = "KVLITE_BENCH_POSTGRES_URL"
+
+
+def _postgres_reachable() -> bool:
+    """True when ``$KVLITE_BENCH_POSTGRES_URL`` is set and the server answers (a 2-second try)."""
+    import os
+
+    url = os.environ.get(POSTGRES_URL_ENV)
+    if not url:
+        return False
+    try:
+        import psycopg
+
+        from kvlite.backends.postgres import split_url
+
+        with psycopg.connect(split_url(url)[0], connect_timeout=2) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except Exception:  # noqa: BLE001 - any failure means "not measured"
+        return False
+
+
+@register
+class KvlitePostgres(KvliteCollection):
+    """kvlite's PostgreSQL backend: the Collection API on the database at ``$KVLITE_BENCH_POSTGRES_URL``.
+
+    Measured by default only when that server answers.  Each measurement
+    folder gets its own schema (named from the folder's path, put first on the
+    ``search_path``), so processes opening the same folder share data and
+    measurements never see each other's.  The data lives on the server, so
+    read workloads fill it in the measuring process (``in_memory``), which
+    drops the schema when it closes.
+    """
+
+    name = "kvlite-postgres"
+    title = "kvlite PostgreSQL"
+    groups = frozenset({"kv", "query"})
+    default = _postgres_reachable()
+    in_memory = True
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import hashlib
+        import os
+        import urllib.parse
+
+        import psycopg
+
+        import kvlite
+        from kvlite.backends.postgres import split_url
+
+        Adapter.__init__(self, folder, autocommit=autocommit)
+        url = os.environ.get(POSTGRES_URL_ENV)
+        if not url:
+            raise RuntimeError(f"set {POSTGRES_URL_ENV}=postgresql://user@host:port/db to measure kvlite-postgres")
+        self.schema = "kvlite_bench_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]
+        self._conninfo = split_url(url)[0]
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        options = urllib.parse.quote(f"-csearch_path={self.schema}")
+        self.store = kvlite.open(f"{url}{'&' if '?' in url else '?'}options={options}")
+        self.coll = self.store.collection("bench")
+        self._owner = False
+
+    @classmethod
+    def describe(cls) -> str:
+        import os
+
+        import psycopg
+
+        import kvlite
+        from kvlite.backends.postgres import _redacted, split_url
+
+        url = os.environ.get(POSTGRES_URL_ENV, "")
+        try:
+            with psycopg.connect(split_url(url)[0], connect_timeout=2) as conn:
+                server = "PostgreSQL " + str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        except Exception:  # noqa: BLE001
+            server = "server unreachable"
+        return (f"{cls.title}: kvlite {kvlite.__version__}, psycopg {psycopg.__version__}, {server} at "
+                f"{_redacted(url) if url else '(no URL)'}")
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        self._owner = True
+        self.coll.put_many(pairs)
+
+    def close(self) -> None:
+        self.store.close()
+        if self._owner:
+            import psycopg
+
+            with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+
+@register
+class KvlitePostgresIndexed(KvlitePostgres):
+    """kvlite PostgreSQL ``find`` with ``create_index`` on every queried field (query group only)."""
+
+    name = "kvlite-postgres+index"
+    title = "kvlite PostgreSQL + index"
+    groups = frozenset({"query"})
+    INDEX = True
 
 
 # -- peers ----------------------------------------------------------------------------

@@ -497,7 +497,7 @@ class RedisCollection(BackendCollection):
 
     @staticmethod
     def _expires(expires: float | None) -> Any:
-        return "" if expires is None else expires
+        return "" if expires is None else float(expires)
 
     # -- primitives ---------------------------------------------------------------------------
 
@@ -505,7 +505,7 @@ class RedisCollection(BackendCollection):
         """:meth:`_get` of every key, in one atomic read."""
         if not keys:
             return []
-        flat = self._run(self.store._s_get, self._read_keys, [now, *map(canonical_key, keys)])
+        flat = self._run(self.store._s_get, self._read_keys, [float(now), *map(canonical_key, keys)])
         out: list[tuple[Any, float | None, Any] | None] = []
         for i in range(0, len(flat), 3):
             meta, data, exp = flat[i:i + 3]
@@ -523,25 +523,25 @@ class RedisCollection(BackendCollection):
         self._put_all([(key, data)], now, expires)
 
     def _put_all(self, entries: list[tuple[Any, Any]], now: float, expires: float | None) -> None:
-        args: list[Any] = [now, self._expires(expires)]
+        args: list[Any] = [float(now), self._expires(expires)]
         for key, data in entries:
             args += (canonical_key(key), self._meta(key, data), data)
         self._run(self.store._s_put, self._all_keys, args)
 
     def _delete(self, key: Any, now: float) -> Any:
-        found = self._run(self.store._s_delete, self._all_keys, [now, canonical_key(key)])
+        found = self._run(self.store._s_delete, self._all_keys, [float(now), canonical_key(key)])
         return MISSING if found is None else self._unpack(*found)[1]
 
     def _delete_all(self, keys: list[Any], now: float) -> int:
-        return int(self._run(self.store._s_delete_all, self._all_keys, [now, *map(canonical_key, keys)]))
+        return int(self._run(self.store._s_delete_all, self._all_keys, [float(now), *map(canonical_key, keys)]))
 
     def _popitem(self, now: float) -> tuple[Any, Any] | None:
-        found = self._run(self.store._s_popitem, self._all_keys, [now])
+        found = self._run(self.store._s_popitem, self._all_keys, [float(now)])
         return None if found is None else self._unpack(*found)
 
     def _setdefault(self, key: Any, data: Any, now: float, expires: float | None) -> Any:
         found = self._run(self.store._s_setdefault, self._all_keys,
-                          [now, self._expires(expires), canonical_key(key), self._meta(key, data), data])
+                          [float(now), self._expires(expires), canonical_key(key), self._meta(key, data), data])
         return MISSING if found[0] == 0 else self._unpack(found[1], found[2])[1]
 
     def _pages(self, now: float, reverse: bool, with_data: bool) -> Iterator[list[Any]]:
@@ -550,7 +550,7 @@ class RedisCollection(BackendCollection):
         flags = ["1" if reverse else "0", PAGE, "1" if with_data else "0"]
         while True:
             self._check_read()
-            page = self._run(self.store._s_page, self._scan_keys, [now, bound, *flags])
+            page = self._run(self.store._s_page, self._scan_keys, [float(now), bound, *flags])
             if not page:
                 return
             bound = "(" + _text(page[0])
@@ -563,21 +563,23 @@ class RedisCollection(BackendCollection):
                 yield unpack(page[i], page[i + 1])
 
     def _count(self, now: float) -> int:
-        return int(self._run(self.store._s_count, [self._all_keys[0], self._all_keys[3]], [now])[0])
+        return int(self._run(self.store._s_count, [self._all_keys[0], self._all_keys[3]], [float(now)])[0])
 
     def _clear(self) -> None:
         self.store._call(self.store._client.unlink, *self._all_keys[:4])
 
     def _purge(self, now: float) -> int:
-        return int(self._run(self.store._s_purge, self._scan_keys, [now]))
+        return int(self._run(self.store._s_purge, self._scan_keys, [float(now)]))
 
     def _sizes(self, now: float) -> tuple[int, int, int]:
         live, expired = (int(n) for n in self._run(self.store._s_count, [self._all_keys[0], self._all_keys[3]],
-                                                      [now]))
+                                                      [float(now)]))
         size = 0
-        client = self.store._client
-        for _, value in self.store._call(lambda: list(client.hscan_iter(self._all_keys[2], count=PAGE))):
-            size += len(value)
+        try:  # streamed with HSCAN (not one snapshot): stats only
+            for _, value in self.store._client.hscan_iter(self._all_keys[2], count=PAGE):
+                size += len(value)
+        except _redis.exceptions.RedisError as exc:
+            raise _translate(exc, self.store._where) from exc
         return live, size, expired
 
     # -- faster, single-snapshot versions of base methods --------------------------------------
