@@ -85,13 +85,23 @@ def _server_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam("kvlitetest")
 
 
+def _base_dir(user: pwd.struct_passwd | None) -> str | None:
+    """Where the server's folder goes: the temp dir, unless the server user could not reach it
+    (a parent not searchable by others) or the unix socket path would get too long: then ``/tmp``."""
+    base = Path(tempfile.gettempdir()).resolve()
+    reachable = user is None or all(os.stat(p).st_mode & 0o001 for p in [base, *base.parents])
+    if reachable and len(str(base)) < 60:
+        return None
+    return "/tmp"
+
+
 class PostgresServer:
     """One running server: ``url`` (database ``kvlite_test``), ``port``, ``folder``."""
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.user = _server_user()
-        self.folder = Path(tempfile.mkdtemp(prefix="kvlite-pg-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="kvlite-pg-", dir=_base_dir(self.user)))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
         self.port = _free_port()

@@ -32,7 +32,10 @@ import pytest
 import kvlite
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
+# docs/backends/postgres.md needs a server: tests/test_backend_postgres.py runs its examples
+# against a throwaway one (the URL in the text is swapped for the server's).
+RUN_ELSEWHERE = {ROOT / "docs" / "backends" / "postgres.md"}
+DOC_FILES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")] if p not in RUN_ELSEWHERE)
 _NO_RUN = "<!-- no-run -->"
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")

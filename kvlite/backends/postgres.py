@@ -279,15 +279,15 @@ class PostgresStore(BackendStore):
             with psycopg.connect(conninfo, **self._connect_kwargs) as conn:
                 self._configure(conn)
                 self._setup(conn)
-        except psycopg.OperationalError as exc:
-            raise KvliteError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         except psycopg.Error as exc:
+            if exc.sqlstate is None:  # no answer from a server: could not connect at all
+                raise KvliteError(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
             raise translate(exc) from exc
         max_size = options.get("pool_max_size", 10)
         min_size = min(options.get("pool_min_size", 1), max_size)
         self._pool: ConnectionPool = ConnectionPool(
             conninfo, kwargs=self._connect_kwargs, min_size=min_size, max_size=max_size,
-            configure=self._configure, open=False, timeout=self.timeout, name="kvlite")
+            configure=self._configure, open=False, timeout=max(self.timeout, connect_timeout), name="kvlite")
         self._pool.open(wait=False)
 
     # -- connections -----------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class PostgresStore(BackendStore):
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        """This thread's transaction connection, or a pooled one for the duration of the block."""
+        """This thread's ``transaction()`` connection, else a pooled one for the ``with`` block."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             yield conn
@@ -367,8 +367,14 @@ class PostgresStore(BackendStore):
 
     # -- registry primitives ---------------------------------------------------------------------
 
-    def _registry_get(self, name: str) -> tuple[Any, str] | None:
+    def _registry_exists(self) -> bool:
+        """Whether kvlite's tables exist (a read-only store opened before any writer may see them later)."""
         if not self._has_registry:
+            self._has_registry = bool(self._fetchone("SELECT to_regclass(%s) IS NOT NULL", (self._registry,))[0])
+        return self._has_registry
+
+    def _registry_get(self, name: str) -> tuple[Any, str] | None:
+        if not self._registry_exists():
             return None
         row = self._fetchone(f"SELECT id, serializer, value_type FROM {self._registry} WHERE name = %s", (name,))
         if row is None:
@@ -401,7 +407,7 @@ class PostgresStore(BackendStore):
             value_cols = """
                 value      text NOT NULL,
                 doc        jsonb GENERATED ALWAYS AS
-                           (CASE WHEN strpos(value, '\\u0000') = 0 THEN value::jsonb END) STORED,"""
+                           (CASE WHEN strpos(value, E'\\\\u0000') = 0 THEN value::jsonb END) STORED,"""
         else:
             value_cols = """
                 value      bytea NOT NULL,
@@ -417,8 +423,8 @@ class PostgresStore(BackendStore):
                 expires_at timestamptz
             )""",
             f"ALTER SEQUENCE {seq} OWNED BY {table}.id",
-            f"CREATE INDEX {quote_ident(f'kv_{table_id:d}_expires')} ON {table} (expires_at) "
-            "WHERE expires_at IS NOT NULL",
+            (f"CREATE INDEX {quote_ident(f'kv_{table_id:d}_expires')} ON {table} (expires_at) "
+             "WHERE expires_at IS NOT NULL"),
         ]
         if value_type == "json":
             # The (rare) rows whose doc is NULL pass every pushed-down filter: index them, so a
@@ -434,12 +440,12 @@ class PostgresStore(BackendStore):
         return f"{self._s}.{quote_ident(f'kv_{int(table_id):d}_id_seq')}"
 
     def _registry_names(self) -> list[str]:
-        if not self._has_registry:
+        if not self._registry_exists():
             return []
         return [row[0] for row in self._fetchall(f"SELECT name FROM {self._registry} ORDER BY id")]
 
     def _registry_drop(self, name: str) -> bool:
-        if not self._has_registry:
+        if not self._registry_exists():
             return False
         with self._atomic() as conn:
             row = conn.execute(f"DELETE FROM {self._registry} WHERE name = %s RETURNING id", (name,)).fetchone()
@@ -622,13 +628,13 @@ class PostgresCollection(BackendCollection):
         return int(row[0])
 
     def _popitem(self, now: float) -> tuple[Any, Any] | None:
+        # One statement (atomic on its own): lock the newest live row, delete it, return it.
         for _ in range(100):
-            with self._pg._atomic() as conn:
-                row = conn.execute(self._sql_popitem, {"now": now}).fetchone()
-                if row is not None:
-                    return _key_back(row[0]), self._data(row, 1)
-                if not conn.execute(self._sql_any_live, {"now": now}).fetchone()[0]:  # type: ignore[index]
-                    return None
+            row = self._pg._fetchone(self._sql_popitem, {"now": now})
+            if row is not None:
+                return _key_back(row[0]), self._data(row, 1)
+            if not self._pg._fetchone(self._sql_any_live, {"now": now})[0]:
+                return None
             # The newest row went away under us (another client popped it): look again.
         raise StoreLocked("popitem() kept losing the race for the newest entry to other clients")
 
