@@ -220,8 +220,12 @@ class Store:
             self._configure(conn)
         except KvliteError as exc:
             conn.close()
-            if self.readonly and not self._memory and _needs_wal_index(exc):
-                return self._connect_snapshot()
+            if not self._memory and _needs_wal_index(exc):
+                if self.readonly:
+                    return self._connect_snapshot()
+                raise ReadOnlyError(
+                    f"cannot open {self.path!r} for writing: its folder is not writable, so SQLite cannot "
+                    "create the -wal/-shm files it needs; open it with readonly=True to read it") from exc
             raise
         except BaseException:
             conn.close()

@@ -6,9 +6,8 @@ on what every write must look like.
 
 Commands:
 
-``crash-writer``
-    Reads its arguments as a JSON line on stdin, then writes forever (until
-    SIGKILLed) into one store: single puts, overwrites of
+``crash-writer`` (usually forked by ``crash-zygote``)
+    Writes forever (until SIGKILLed) into one store: single puts, overwrites of
     a few "hot" keys, ``put_many`` batches, deletes and cross-collection
     transactions.  Every operation is announced by a ``begin`` line before the
     call and confirmed by a ``done`` line after the call returned, both written
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import kvlite
-from kvlite import errors
 
 # -- values both sides agree on --------------------------------------------------------
 
@@ -86,17 +84,12 @@ def crash_writer(args: dict[str, Any]) -> None:
     ``del`` (extra = the seq of the ``p:`` key deleted) or ``tx`` (key ``x:<seq>`` in
     collections ``main`` and ``side`` in one transaction).
     """
-    # Started ahead of time (the parent hides the interpreter's start-up this way):
-    # the real arguments arrive as one JSON line on stdin when the trial begins.
-    args = {**args, **json.loads(sys.stdin.readline())}
     rng = random.Random(args["seed"])
     report = os.open(args["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def say(line: str) -> None:
         os.write(report, (line + "\n").encode())
 
-    sys.stdout.write("R")  # the parent starts its kill timer now
-    sys.stdout.flush()
     store = kvlite.open(args["path"], durability=args["durability"])
     main = store.collection("main")
     side = store.collection("side")
@@ -131,6 +124,34 @@ def crash_writer(args: dict[str, Any]) -> None:
                 main.put(f"x:{seq}", put_value(seq))
                 side.put(f"x:{seq}", put_value(seq))
             say(f"done tx {seq}")
+
+
+def crash_zygote(args: dict[str, Any]) -> None:
+    """Fork one crash writer per request, so each trial skips the interpreter's start-up.
+
+    Protocol on stdin/stdout, one JSON line per trial: the parent sends the
+    writer's arguments; the zygote forks a child that runs :func:`crash_writer`
+    (a real, separate process, with kvlite already imported but no store
+    opened, so nothing SQLite is shared across the fork), prints
+    ``{"pid": ...}``, waits for the child to die (the parent SIGKILLs it) and
+    prints ``{"signal": ...}`` (or ``{"exit": ...}``).  EOF on stdin ends it.
+    """
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:  # the writer
+            try:
+                crash_writer(request)
+            except BaseException:  # noqa: BLE001 - report any failure of the writer, then exit
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            print(json.dumps({"signal": os.WTERMSIG(status)}), flush=True)
+        else:
+            print(json.dumps({"exit": os.WEXITSTATUS(status)}), flush=True)
 
 
 # -- concurrency ------------------------------------------------------------------------
@@ -200,7 +221,7 @@ def hammer(args: dict[str, Any]) -> None:
                         accounts.put(f"a{a}", balance_a - amount)
                         accounts.put(f"a{b}", accounts.get(f"a{b}") + amount)
                 out["ops"][op] = out["ops"].get(op, 0) + 1
-            except Exception as exc:  # every error is a test failure; record it and go on
+            except Exception as exc:  # noqa: BLE001 - every error is a test failure; record it and go on
                 out["errors"].append(f"{op}: {type(exc).__module__}.{type(exc).__name__}: {exc}")
                 if len(out["errors"]) > 20:
                     break
@@ -288,7 +309,7 @@ def readonly_check(args: dict[str, Any]) -> None:
     def attempt(label: str, fn: Any) -> None:
         try:
             report[label] = ["ok", fn()]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the report says which error, the test judges it
             report[label] = [f"{type(exc).__module__}.{type(exc).__name__}", str(exc)]
 
     def read_all(readonly: bool) -> Any:
@@ -314,6 +335,7 @@ def readonly_check(args: dict[str, Any]) -> None:
 
 COMMANDS = {
     "crash-writer": crash_writer,
+    "crash-zygote": crash_zygote,
     "hammer": hammer,
     "stream-writer": stream_writer,
     "stream-reader": stream_reader,

@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import kvlite
-
 import helpers_proc as hp
+
+import kvlite
 
 PROCESSES = 4
 THREADS = 3

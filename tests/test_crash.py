@@ -1,8 +1,10 @@
 """Crash safety: a writer process is SIGKILLed at random moments; nothing it was told is committed is lost.
 
-Each trial starts ``helpers_proc.py crash-writer`` on a store file, waits a
-random time (sometimes almost none, to hit the creation of the file and its
-migrations), kills it with SIGKILL, then reopens the file and checks:
+Each trial starts a writer process (``helpers_proc.py crash-writer``, forked by
+a ``crash-zygote`` process that has kvlite imported, so a trial does not pay
+for an interpreter start-up) on a store file, waits a random time (sometimes
+almost none, to hit the creation of the file and its migrations), kills the
+writer with SIGKILL, then reopens the file and checks:
 
 * it opens, and ``PRAGMA integrity_check`` says ``ok``;
 * the collections hold *exactly* the model built from the writer's ``done``
@@ -37,11 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import helpers_proc as hp
 import pytest
 
 import kvlite
-
-import helpers_proc as hp
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -116,40 +117,51 @@ def describe_difference(model: Model, main: list[tuple[Any, Any]]) -> str:
     return f"missing={missing[:10]} extra={extra[:10]} changed={changed[:10]}"
 
 
-def start_writer() -> subprocess.Popen[bytes]:
-    """A crash writer that has imported kvlite and waits for its arguments on stdin."""
-    return subprocess.Popen([sys.executable, str(HELPER), "crash-writer", "{}"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+class Zygote:
+    """``helpers_proc.py crash-zygote``: forks a writer process per trial (no interpreter start-up each time)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(HELPER), "crash-zygote", "{}"], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def request(self, args: dict[str, Any]) -> int:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        return int(self.answer()["pid"])
+
+    def answer(self) -> dict[str, Any]:
+        assert self.proc.stdout
+        line = self.proc.stdout.readline()
+        assert line, "the crash zygote died"
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
-def run_trial(proc: subprocess.Popen[bytes], path: Path, durability: str, report: Path, seed: int,
+def run_trial(zygote: Zygote, path: Path, durability: str, report: Path, seed: int,
               first_seq: int, delay: float) -> tuple[list[list[str]], list[str] | None]:
-    """One writer life: send it its arguments, wait ``delay``, SIGKILL; returns its report."""
+    """One writer life: fork it, wait ``delay``, SIGKILL it; returns its report."""
     report.write_bytes(b"")
-    args = {"path": str(path), "durability": durability, "report": str(report), "seed": seed,
-            "first_seq": first_seq}
-    assert proc.stdin and proc.stdout and proc.stderr
+    pid = zygote.request({"path": str(path), "durability": durability, "report": str(report),
+                          "seed": seed, "first_seq": first_seq})
     try:
-        proc.stdin.write(json.dumps(args).encode() + b"\n")
-        proc.stdin.flush()
-        started = proc.stdout.read(1)
-        assert started == b"R", f"writer did not start: {proc.stderr.read().decode()}"
         # Not a timing assertion: the sleep only spreads the kill over the writer's life.
         time.sleep(delay)
-        assert proc.poll() is None, f"writer died by itself: {proc.stderr.read().decode()}"
-        proc.send_signal(signal.SIGKILL)
     finally:
-        stop(proc)
-    assert proc.returncode == -signal.SIGKILL
+        os.kill(pid, signal.SIGKILL)
+    # The writer must have been running until the kill, not have died of an error by itself.
+    assert zygote.answer() == {"signal": signal.SIGKILL}
     return parse_report(report.read_text())
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def verify(path: Path, model: Model, pending: list[str] | None, readonly: bool) -> Model:
@@ -185,16 +197,15 @@ def test_sigkill_never_loses_a_committed_write(tmp_path: Path, durability: str) 
     model = Model()
     path = tmp_path / "crash-0.db"
     confirmed = in_flight = landed = 0
-    next_writer = start_writer()
+    zygote = Zygote()
     try:
         for trial in range(TRIALS):
             if trial % TRIALS_PER_FILE == 0:
                 path = tmp_path / f"crash-{trial}.db"
                 model = Model()
             # Some trials kill almost at once: during the file's creation, WAL setup, migrations or recovery.
-            delay = rng.uniform(0, 0.01) if trial % 5 == 0 else rng.uniform(0, 0.2)
-            writer, next_writer = next_writer, start_writer()  # the next one imports while this one runs
-            done, pending = run_trial(writer, path, durability, report, seed=rng.randrange(1 << 30),
+            delay = rng.uniform(0, 0.01) if trial % 5 == 0 else rng.uniform(0, 0.15)
+            done, pending = run_trial(zygote, path, durability, report, seed=rng.randrange(1 << 30),
                                       first_seq=trial * 1_000_000, delay=delay)
             before = model.writes
             for op in done:
@@ -206,7 +217,7 @@ def test_sigkill_never_loses_a_committed_write(tmp_path: Path, durability: str) 
             landed += after is not model
             model = after
     finally:
-        stop(next_writer)
+        zygote.close()
     print(f"\n[crash {durability}] trials={TRIALS} confirmed writes checked={confirmed} "
           f"in-flight ops={in_flight} (landed whole: {landed}, absent whole: {in_flight - landed}) lost=0")
     assert confirmed > 0
