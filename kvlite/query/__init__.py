@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
 
-from ..errors import NotSupported, QuerySyntaxError
+from ..errors import KvliteError, NotSupported, QuerySyntaxError
 from ..store import translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
@@ -277,10 +277,24 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
             matches = python_source.run_objectpath(_op.parse(path), src, tracker, view_key)
     else:
         matches = _find_sql(coll, path, engine, order_by, desc, tracker)
+    matches = _guarded(matches, path, engine)
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
     stop = None if limit is None else offset + limit
     return itertools.islice(matches, offset, stop)
+
+
+def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str) -> Iterator[tuple[Any, Any]]:
+    """``matches``, with an engine's own error while evaluating (jsonpath-ng's `parent` of the
+    root, `sorted` over mixed types, a bad regex in ``=~``, ...) raised as
+    :class:`QuerySyntaxError`; kvlite's errors (and SQLite's) pass through unchanged."""
+    try:
+        yield from matches
+    except (KvliteError, apsw.Error):
+        raise
+    except Exception as exc:
+        raise QuerySyntaxError(f"{engine} could not evaluate it: {type(exc).__name__}: {exc}",
+                               path=path, engine=engine) from exc
 
 
 def _find_sql(coll: Collection, path: str, engine: str, order_by: str | None, desc: bool,

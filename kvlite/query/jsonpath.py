@@ -242,7 +242,9 @@ def compile_expression(expr: Any) -> Condition | None:
     * int literal: the engine compares ``int(value)``, so numbers are
       matched in a range widened by 1 (``int()`` truncates) and every text
       value passes (``int(" 42 ")`` is 42).
-    * float / bool literal: compared as numbers (``true`` is 1).
+    * float / bool literal: compared as numbers (``true`` is 1); with a
+      float, ``<``/``>`` run as ``<=``/``>=`` in SQL, since SQLite holds an
+      integer above 2**63-1 as a rounded REAL.
     * str literal: ``==`` and ordering compare text (SQLite's BINARY order is
       code point order, as in Python).
     * ``!=`` and ``=~`` push down only "the field exists".
@@ -271,7 +273,10 @@ def compile_expression(expr: Any) -> Condition | None:
     if type(lit) is bool:
         return Condition(f"{col} {sql_op} ?", [int(lit)], f"{path} {op} {lit}", path)
     if type(lit) is float:
-        return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit}", path)
+        # An integer above 2**63-1 (JSON allows it) is a rounded REAL to SQLite: 2**64-1 < 2.0**64
+        # in Python but equal in SQL.  "<=" / ">=" keep the rows such rounding lands on the literal.
+        widened = {"<": "<=", ">": ">="}.get(sql_op, sql_op)
+        return Condition(f"{col} {widened} ?", [lit], f"{path} {op} {lit}", path)
     if type(lit) is str:
         return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit!r}", path)
     return exists

@@ -21,7 +21,7 @@ memory, and :meth:`Collection.explain` says so.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from objectpath import Tree
 from objectpath.core.parser import parse as _op_parse
@@ -102,15 +102,26 @@ def _is_rowwise(node: Any) -> bool:
 
 
 def normalize(result: Any) -> list[Any]:
-    """objectpath's result as a list of matches."""
+    """objectpath's result as a list of matches (a match that objectpath left as a lazy
+    generator or chain, as ``$.*[...][...]`` does, becomes a list)."""
     if result is None:
         return []
     if isinstance(result, (str, bytes, int, float, bool, dict)):
         return [result]
     try:
-        return list(result)
-    except TypeError:
+        items = iter(result)
+    except TypeError:  # not iterable: one match (an error while iterating is objectpath's error)
         return [result]
+    return [_materialize(item) for item in items]
+
+
+def _materialize(value: Any) -> Any:
+    """``value`` with every lazy iterator in it (objectpath's generators, chains) made a list."""
+    if isinstance(value, list):
+        return [_materialize(item) for item in value]
+    if isinstance(value, Iterator):
+        return [_materialize(item) for item in value]
+    return value
 
 
 class _ParsedTree(Tree):  # type: ignore[misc]
