@@ -336,7 +336,10 @@ def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], 
     # The adapter only changes what raw jsonpath-ng gets wrong: elsewhere they agree.
     # (Raw jsonpath-ng writes a filtered object's values back into the data; when it did, it answered
     # a question about other data, so only an unchanged copy makes the comparison meaningful.)
-    if not on_object:
+    # Raw jsonpath-ng also answers differently when a filter is applied to what another filter
+    # selected from an object (`$[?(@)][?(@)]` on {"a": {"x": []}} gives [] while `[?(@)]` on
+    # {"x": []} gives [[]]): that is its write-back again, so chained filters are not compared.
+    if not on_object and path.count("[?") < 2:
         data = copy.deepcopy(mapping)
         raw = raw_jsonpath_ng(path, data)
         if raw is not None and strict(data) == before:

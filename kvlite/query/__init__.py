@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import apsw
 
 from ..errors import KvliteError, NotSupported, QuerySyntaxError
-from ..store import translate_error
+from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
 
@@ -121,13 +121,13 @@ def _rows(coll: Collection, sql: str, params: list[Any],
     try:
         try:
             cursor.execute(sql, params)
-        except apsw.Error as exc:
+        except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         decode = coll._decode_raw  # documents as plain data: the engines walk dicts and lists
         while True:
             try:
                 row = next(cursor, None)
-            except apsw.Error as exc:
+            except DB_ERRORS as exc:  # a damaged file can hold text that is not UTF-8
                 raise translate_error(exc) from exc
             if row is None:
                 return
@@ -281,7 +281,18 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
     stop = None if limit is None else offset + limit
-    return itertools.islice(matches, offset, stop)
+    return _paged(matches, offset, stop)
+
+
+def _paged(matches: Iterator[tuple[Any, Any]], offset: int, stop: int | None) -> Iterator[tuple[Any, Any]]:
+    """``matches[offset:stop]`` as a generator, so ``close()`` (or leaving a ``for`` loop early and
+    dropping the iterator) closes the SQLite cursor and ends its read snapshot at once."""
+    try:
+        yield from itertools.islice(matches, offset, stop)
+    finally:
+        close = getattr(matches, "close", None)
+        if close is not None:
+            close()
 
 
 def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str) -> Iterator[tuple[Any, Any]]:
