@@ -117,23 +117,27 @@ class Collection:
         self._dict: DictView | None = None
         # Operation counters for stats(); plain ints, cheap enough to leave on.
         self._n_gets = self._n_hits = self._n_puts = self._n_deletes = self._n_expired = 0
+        self._clock = store._clock
+        self._loads = serializer.loads
         t = self._table = table_sql_name(table_id)
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
         self._sql_get = f"SELECT value FROM {t} WHERE key = ? AND {live}"
         self._sql_get_entry = f"SELECT key, key_type, value FROM {t} WHERE key = ? AND {live}"
         self._sql_ttl = f"SELECT expires_at FROM {t} WHERE key = ? AND {live}"
+        # Insert, or update a *live* row in place (it keeps its id: its place in the order).
+        # An expired row is left alone (no change): the caller then deletes it and inserts
+        # anew, so a key that had expired counts as new and moves to the end.  Keeping
+        # this statement free of updates to `key` and `id` keeps it a cheap in-place write.
         self._sql_put = f"""
             INSERT INTO {t} (key, key_type, value, created_at, updated_at, expires_at)
             VALUES (?1, ?2, ?3, ?4, ?4, ?5)
             ON CONFLICT (key) DO UPDATE SET
-                id         = CASE WHEN expires_at <= ?4 THEN (SELECT max(id) + 1 FROM {t}) ELSE id END,
-                key        = CASE WHEN expires_at <= ?4 THEN excluded.key ELSE key END,
-                key_type   = CASE WHEN expires_at <= ?4 THEN excluded.key_type ELSE key_type END,
-                created_at = CASE WHEN expires_at <= ?4 THEN excluded.created_at ELSE created_at END,
                 value      = excluded.value,
                 updated_at = excluded.updated_at,
-                expires_at = excluded.expires_at"""
+                expires_at = excluded.expires_at
+            WHERE expires_at IS NULL OR expires_at > ?4"""
+        self._sql_delete_expired_key = f"DELETE FROM {t} WHERE key = ? AND expires_at <= ?"
         self._sql_delete = f"DELETE FROM {t} WHERE key = ?1 RETURNING (expires_at IS NULL OR expires_at > ?2)"
         self._sql_pop = f"DELETE FROM {t} WHERE key = ?1 RETURNING value, (expires_at IS NULL OR expires_at > ?2)"
         self._sql_popitem = (
@@ -219,9 +223,10 @@ class Collection:
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default`` when it is missing or expired."""
-        stored, _ = _keys.encode(key)
+        # A str key is the common case: it needs no conversion, only the length check.
+        stored = key if type(key) is str and len(key) <= _keys.MAX_KEY_LENGTH else _keys.encode(key)[0]
         try:
-            row = self.store._conn().execute(self._sql_get, (stored, self.store._clock())).fetchone()
+            row = self.store._conn().execute(self._sql_get, (stored, self._clock())).fetchone()
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
@@ -230,6 +235,11 @@ class Collection:
         if row is None:
             return default
         self._n_hits += 1
+        if self._model is None:
+            try:
+                return self._loads(row[0])
+            except Exception as exc:
+                raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
         return self._decode(row[0])
 
     def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
@@ -243,12 +253,22 @@ class Collection:
         :raises InvalidTTL: ``ttl`` is not a positive finite number.
         :raises SerializationError: the serializer cannot encode ``value`` (nothing written).
         """
-        stored, key_type = _keys.encode(key)
-        now = self.store._clock()
-        expires = expiry(ttl, now)
+        if type(key) is str and len(key) <= _keys.MAX_KEY_LENGTH:
+            stored: Any = key
+            key_type = 0
+        else:
+            stored, key_type = _keys.encode(key)
+        now = self._clock()
+        expires = None if ttl is None else expiry(ttl, now)
         data = self._encode(value)
+        conn = self.store._conn()
+        params = (stored, key_type, data, now, expires)
         try:
-            self.store._conn().execute(self._sql_put, (stored, key_type, data, now, expires))
+            conn.execute(self._sql_put, params)
+            if not conn.changes():  # the key is there but expired: it counts as a new key
+                with self.store._write(conn):
+                    conn.execute(self._sql_delete_expired_key, (stored, now))
+                    conn.execute(self._sql_put, params)
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:
@@ -332,17 +352,26 @@ class Collection:
         expires = expiry(ttl, now)
         written = 0
 
+        encode_key, encode, limit = _keys.encode, self._encode, _keys.MAX_KEY_LENGTH
+
         def rows() -> Iterator[tuple[Any, ...]]:
             nonlocal written
             for pair in items:
                 key, value = pair
-                stored, key_type = _keys.encode(key)
+                if type(key) is str and len(key) <= limit:
+                    stored, key_type = key, 0
+                else:
+                    stored, key_type = encode_key(key)
                 written += 1
-                yield stored, key_type, self._encode(value), now, expires
+                yield stored, key_type, encode(value), now, expires
 
         conn = self.store._conn()
         with self.store._write(conn):
             try:
+                # Expired rows go first (cheap, through the partial index), so every key left
+                # is live: the upserts below update in place or insert at the end.
+                conn.execute(self._sql_purge, (now,))
+                self._n_expired += conn.changes()
                 conn.executemany(self._sql_put, rows())
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
@@ -435,6 +464,7 @@ class Collection:
                 row = conn.execute(self._sql_get, (stored, now)).fetchone()
                 if row is not None:
                     return self._decode(row[0])
+                conn.execute(self._sql_delete_expired_key, (stored, now))
                 conn.execute(self._sql_put, (stored, key_type, self._encode(default), now, expires))
             except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
@@ -444,8 +474,8 @@ class Collection:
 
     # -- whole collection -------------------------------------------------------------
 
-    def _pages(self, sql: str, reverse: bool) -> Iterator[tuple[Any, ...]]:
-        """Rows in insertion order (or reversed), read in pages by ``id``.
+    def _page_lists(self, sql: str, reverse: bool) -> Iterator[list[tuple[Any, ...]]]:
+        """Pages of rows in insertion order (or reversed), read by ``id``.
 
         Each page is its own short read, so a slow consumer never holds a lock
         or pins the WAL; writes made during iteration may or may not be seen.
@@ -454,13 +484,19 @@ class Collection:
         conn = self.store._conn()
         while True:
             try:
-                rows = conn.execute(sql, (last, self.store._clock(), _PAGE)).fetchall()
+                rows = conn.execute(sql, (last, self._clock(), _PAGE)).fetchall()
             except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
-            yield from rows
+            if rows:
+                yield rows
             if len(rows) < _PAGE:
                 return
             last = rows[-1][0]
+
+    def _pages(self, sql: str, reverse: bool) -> Iterator[tuple[Any, ...]]:
+        """The rows of :meth:`_page_lists`, one at a time."""
+        for rows in self._page_lists(sql, reverse):
+            yield from rows
 
     def keys(self, *, reverse: bool = False) -> Iterator[Any]:
         """Every live key, in insertion order (or reversed)."""
@@ -472,9 +508,19 @@ class Collection:
     def items(self, *, reverse: bool = False) -> Iterator[Entry]:
         """Every live ``(key, value)``, in insertion order (or reversed), decoded one page at a time."""
         sql = self._sql_page_rev if reverse else self._sql_page
-        decode_key, decode = _keys.decode, self._decode
-        for _, stored, key_type, data in self._pages(sql, reverse):
-            yield decode_key(stored, key_type), decode(data)
+        if self._model is not None:
+            for _, stored, key_type, data in self._pages(sql, reverse):
+                yield _keys.decode(stored, key_type), self._decode(data)
+            return
+        loads = self._loads
+        for rows in self._page_lists(sql, reverse):
+            for _, stored, key_type, data in rows:  # decoded one at a time, as they are consumed
+                try:
+                    value = loads(data)
+                except Exception as exc:
+                    raise SerializationError(
+                        f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+                yield (stored if key_type == 0 else bool(stored)), value
 
     def values(self, *, reverse: bool = False) -> Iterator[Any]:
         """Every live value, in insertion order (or reversed)."""
