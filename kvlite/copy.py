@@ -34,6 +34,8 @@ def _open(target: Any, **options: Any) -> tuple[Any, bool]:
     if isinstance(target, (str, os.PathLike)):
         from .store import open as open_store
 
+        if os.path.isdir(target):  # an existing folder is a per-collection store
+            options["layout"] = "per-collection"
         return open_store(target, **options), True
     return target, False
 
@@ -115,12 +117,20 @@ def _copy_collection(source: Any, target: Any, batch: int, report: Progress | No
     done = 0
     for chunk in _batches(source.items(), batch):
         ttls = source.ttl_many([key for key, _ in chunk])
-        forever = [(key, value) for (key, value), ttl in zip(chunk, ttls) if ttl is None]
-        if forever:
-            target.put_many(forever)
+        # Entries go in source order (it is the collection's order): runs of entries without a
+        # TTL as one put_many each, entries with one (each its own remaining TTL) one by one.
+        run: list[tuple[Any, Any]] = []
         for (key, value), ttl in zip(chunk, ttls):
-            if ttl is not None and ttl > 0:
+            if ttl is None:
+                run.append((key, value))
+                continue
+            if run:
+                target.put_many(run)
+                run = []
+            if ttl > 0:
                 target.put(key, value, ttl=ttl)
+        if run:
+            target.put_many(run)
         done += len(chunk)
         if report is not None:
             report(source.name, done)

@@ -9,7 +9,11 @@ survives the process.
 
 Transactions take the store's lock for their duration (other threads wait,
 as with SQLite's ``BEGIN IMMEDIATE``) and copy a collection's entries the
-first time the transaction writes to it, so a rollback puts everything back.
+first time the transaction writes to it, so a rollback puts everything back,
+including collections created or dropped in the block.
+
+A dropped collection's entries are gone at once: a collection object kept
+from before the drop reads nothing and raises on writes.
 
 ``kvlite.open("null://")`` accepts every call (with the same validation) and
 keeps nothing: every read misses.  Useful to switch a cache off.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 from .. import serializers as _serializers
@@ -48,6 +53,7 @@ class MemoryStore(BackendStore):
         # One dict per open transaction level: {id(data): (data, copy made at first write)}.
         self._savepoints: list[dict[int, tuple[dict[Any, _Entry], dict[Any, _Entry]]]] = []
         self._owner: threading.Thread | None = None
+        self._made: weakref.WeakSet[MemoryCollection] = weakref.WeakSet()  # for _after_rollback
 
     # -- registry primitives --------------------------------------------------------------------
 
@@ -65,11 +71,18 @@ class MemoryStore(BackendStore):
 
     def _registry_drop(self, name: str) -> bool:
         with self._lock:
-            return self._registry.pop(name, None) is not None
+            found = self._registry.pop(name, None)
+            if found is None:
+                return False
+            self._touch(found[0])  # a rollback brings the entries back
+            found[0].clear()  # objects still holding the collection see nothing
+            return True
 
     def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
                          model: type | None) -> MemoryCollection:
-        return MemoryCollection(self, name, handle, serializer, model)
+        coll = MemoryCollection(self, name, handle, serializer, model)
+        self._made.add(coll)
+        return coll
 
     def _close(self) -> None:
         with self._lock:
@@ -89,6 +102,7 @@ class MemoryStore(BackendStore):
         back only their own writes (like savepoints)."""
         self._check_writable()
         with self._lock:
+            registry = dict(self._registry)
             self._savepoints.append({})
             try:
                 yield self
@@ -96,12 +110,22 @@ class MemoryStore(BackendStore):
                 for data, before in self._savepoints.pop().values():
                     data.clear()
                     data.update(before)
+                self._registry.clear()
+                self._registry.update(registry)
+                self._after_rollback()
                 raise
             finished = self._savepoints.pop()
             if self._savepoints:  # an inner block: the outer one must still be able to undo it
                 outer = self._savepoints[-1]
                 for key, value in finished.items():
                     outer.setdefault(key, value)
+
+    def _after_rollback(self) -> None:
+        """After a rollback: a collection object is usable exactly when its entries are registered
+        again (a drop was undone), and counts as dropped when not (its creation was undone)."""
+        for coll in list(self._made):
+            entry = self._registry.get(coll.name)
+            coll._dropped = entry is None or entry[0] is not coll._data
 
     @contextlib.contextmanager
     def _read_snapshot(self) -> Iterator[None]:
@@ -217,6 +241,9 @@ class NullStore(MemoryStore):
 
     def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
         return {}, serializer  # remembered nowhere
+
+    def _after_rollback(self) -> None:
+        return None  # nothing is registered, nothing to undo
 
 
 class _NullCollection(MemoryCollection):

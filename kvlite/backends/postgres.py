@@ -486,17 +486,19 @@ class PostgresStore(BackendStore):
                 conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, self.schema + "/tx"))
             try:
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                local.conn, local.created = conn, []
+                local.conn, local.created, local.dropped = conn, [], []
                 committed = False
                 try:
                     with _translated(), conn.transaction():
                         yield self
                     committed = True
                 finally:
-                    created, local.conn, local.created = local.created, None, None
+                    created, dropped = local.created, local.dropped
+                    local.conn = local.created = local.dropped = None
                     if not committed:  # collections made in the block are gone again
                         for cache_key in [k for k in self._collections if k[0] in created]:
                             self._collections.pop(cache_key)._dropped = True
+                        self._undrop(dropped)
             finally:
                 with contextlib.suppress(psycopg.Error):
                     conn.isolation_level = None
@@ -504,6 +506,25 @@ class PostgresStore(BackendStore):
         finally:
             with contextlib.suppress(Exception):
                 self._pool.putconn(conn)
+
+    def drop_collection(self, name: str) -> bool:
+        """See :meth:`kvlite.Store.drop_collection`.  Inside a ``transaction()`` block that is
+        rolled back, the drop is undone: the collection objects opened before it work again."""
+        opened = [coll for (n, _), coll in self._collections.items() if n == name]
+        dropped = super().drop_collection(name)
+        pending = getattr(self._local, "dropped", None)
+        if pending is not None:
+            pending.extend(opened)
+        return dropped
+
+    def _undrop(self, objects: list[PostgresCollection]) -> None:
+        """After a rollback: the objects whose table is registered again are usable again."""
+        for coll in objects:
+            with contextlib.suppress(KvliteError):
+                found = self._registry_get(coll.name)
+                if found is not None and found[0][0] == coll._table_id:
+                    coll._dropped = False
+                    self._collections.setdefault((coll.name, coll.model), coll)
 
     def __repr__(self) -> str:
         return f"<kvlite.PostgresStore {self.url!r} schema={getattr(self, 'schema', None)!r}>"

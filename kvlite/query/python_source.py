@@ -5,7 +5,8 @@ the collection's streamed entries (``_raw_items``) instead of SQL cursors:
 no push-down, no indexes, the same answers.  ``order_by`` sorts in Python
 (which loads the collection) with SQLite's order for ``json_extract`` values:
 missing and null first, then numbers (``true``/``false`` as 1/0), then text,
-then arrays and objects (by their JSON text).
+then arrays and objects (by their JSON text); as on SQLite, only JSON
+collections can be ordered (others raise :class:`~kvlite.errors.NotSupported`).
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
     """A function ``(reverse) -> (key, document)`` iterator in the query's document order."""
     if order_by is None:
         return lambda reverse: coll._raw_items(reverse=reverse)
+    from ..errors import NotSupported
+
     if order_by.startswith("-"):
         order_by, desc = order_by[1:], not desc
+    if not coll.serializer.json:
+        raise NotSupported("order_by needs a JSON collection (as on SQLite, where it sorts with json_extract)")
     if _jp.sql_path(_jp.parse(order_by)) is None:
-        from ..errors import NotSupported
-
         raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
     sort_key = _sort_key(order_by)
 
