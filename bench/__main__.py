@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from .report import markdown
 from .runner import Settings, run
@@ -19,7 +20,7 @@ from .workloads import WORKLOADS
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
 
-def _names(text: str, known: dict[str, object], what: str) -> list[str]:
+def _names(text: str, known: Mapping[str, object], what: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:

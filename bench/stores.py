@@ -167,7 +167,11 @@ class Adapter:
         raise NotImplementedError
 
     def querier(self, spec: QuerySpec) -> Callable[[], int]:
-        """A callable running ``spec`` over the whole store, decoding every match; returns the match count."""
+        """A callable running ``spec`` over the whole store, decoding every match; returns the match count.
+
+        Everything that is not the query itself (parsing the path, importing
+        the engine) happens here, before the memory baseline and the clock.
+        """
         raise NotImplementedError
 
 
@@ -256,9 +260,9 @@ class ApswFloor(Adapter):
         execute = self.cur.execute
         sql, page = self.SQL_PAGE, self.PAGE
         n = 0
-        last = ""
+        last: Any = ""
         while True:
-            rows = execute(sql, (last, page)).fetchall()
+            rows: list[Any] = execute(sql, (last, page)).fetchall()
             for _key, value in rows:
                 loads(value)
             n += len(rows)
@@ -271,11 +275,11 @@ class ApswFloor(Adapter):
         execute = cur.execute
         loads = orjson.loads
         sql = self.SQL_GET
-        out = []
+        out: list[Any] = []
         execute("BEGIN")
         try:
             for key in keys:
-                value = None
+                value: Any = None
                 for (value,) in execute(sql, (key,)):
                     pass
                 out.append(None if value is None else loads(value))
@@ -284,7 +288,8 @@ class ApswFloor(Adapter):
         return out
 
     def count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM kv").fetchone()[0]
+        row: Any = self.conn.execute("SELECT count(*) FROM kv").fetchone()
+        return int(row[0])
 
     def after_populate(self) -> None:
         if self.INDEX:
@@ -429,6 +434,8 @@ class KvliteCollection(Adapter):
     def querier(self, spec: QuerySpec) -> Callable[[], int]:
         find = self.coll.find  # type: ignore[attr-defined]
         path = spec.jsonpath
+        for _ in find(path, limit=1):  # parse the path and import the engine now, outside the timed part
+            break
 
         def run() -> int:
             n = 0
