@@ -100,11 +100,21 @@ class _Tracker:
 # -- row sources ------------------------------------------------------------------------------
 
 
+_NOW: Any = object()  # a parameter filled with the store's clock when the statement runs
+
+
 def _select(coll: Collection, where: list[_jp.Condition], order: str,
-            limit: int | None = None, offset: int = 0) -> tuple[str, list[Any]]:
+            limit: int | None = None, offset: int = 0, sure: bool = False) -> tuple[str, list[Any]]:
+    """SQL for the live rows meeting ``where``, in ``order``.  With ``sure``, a fourth column
+    says whether every condition's ``sure`` part holds (the Python re-check can be skipped)."""
     clauses = [coll._live] + [f"({c.sql})" for c in where]
-    params: list[Any] = [None] + [p for c in where for p in c.params]  # [0] is "now", filled in later
-    sql = f"SELECT key, key_type, value FROM {coll._table} WHERE {' AND '.join(clauses)} ORDER BY {order}"
+    columns = "key, key_type, value"
+    params: list[Any] = []
+    if sure:
+        columns += ", " + " AND ".join(f"({c.sure})" for c in where)
+        params += [p for c in where for p in c.sure_params]
+    params += [_NOW] + [p for c in where for p in c.params]
+    sql = f"SELECT {columns} FROM {coll._table} WHERE {' AND '.join(clauses)} ORDER BY {order}"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
         params += [-1 if limit is None else limit, offset]
@@ -116,7 +126,8 @@ def _rows(coll: Collection, sql: str, params: list[Any],
     """``(key, document)`` for each row of ``sql``, read from a cursor one at a time."""
     from ..keys import decode as decode_key
 
-    params = [coll.store.now()] + params[1:]
+    now = coll.store.now()
+    params = [now if p is _NOW else p for p in params]
     cursor = coll.store._conn().cursor()
     try:
         try:
@@ -134,7 +145,10 @@ def _rows(coll: Collection, sql: str, params: list[Any],
             doc = decode(row[2])
             if tracker is not None:
                 tracker.current = doc
-            yield decode_key(row[0], row[1]), doc
+            if len(row) == 4:
+                yield decode_key(row[0], row[1]), doc, bool(row[3])
+            else:
+                yield decode_key(row[0], row[1]), doc
     finally:
         cursor.close(True)
 
@@ -156,10 +170,16 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
             # "+id": let SQLite narrow through the expression index and sort the
             # (few) hits, instead of walking the whole table in id order.
             first = "+id"
-        sql, params = _select(coll, where, first)
-        for key, doc in _rows(coll, sql, params, tracker):
-            for value in _jp.apply_rest(step, doc, context):
-                yield key, value
+        flagged = bool(where) and step.checkable and len(where) == len(step.filter.expressions)
+        sql, params = _select(coll, where, first, sure=flagged)
+        if flagged:
+            for key, doc, sure in _rows(coll, sql, params, tracker):
+                for value in _jp.apply_rest(step, doc, context, sure):
+                    yield key, value
+        else:
+            for key, doc in _rows(coll, sql, params, tracker):
+                for value in _jp.apply_rest(step, doc, context):
+                    yield key, value
     elif step.kind == "descend":
         sql, params = _select(coll, [], order[0])
         for key, doc in _rows(coll, sql, params, tracker):
@@ -172,7 +192,7 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
             marks = ", ".join("?" for _ in candidates)
             sql = (f"SELECT key, key_type, value FROM {coll._table} "
                    f"WHERE {coll._live} AND key IN ({marks}) ORDER BY id")
-            for key, doc in _rows(coll, sql, [None] + candidates, tracker):
+            for key, doc in _rows(coll, sql, [_NOW] + candidates, tracker):
                 if view_key(key) == name:
                     found = (key, doc)  # as in a dict built in order: the last value wins
             if found is not None:
@@ -396,7 +416,7 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
                     first = "+id"
                 sql, params = _select(coll, where, first)
                 info["sql"] = sql
-                info["params"] = params[1:]
+                info["params"] = [p for p in params if p is not _NOW]
                 info["query_plan"] = _query_plan(coll, sql, params)
             steps.append(info)
     streaming = all(s["kind"] != "fallback" for s in steps)
@@ -424,7 +444,8 @@ def _explain_python(coll: Any, path: str, engine: str, order_by: str | None) -> 
 
 
 def _query_plan(coll: Collection, sql: str, params: list[Any]) -> list[str]:
-    params = [coll.store.now()] + params[1:]
+    now = coll.store.now()
+    params = [now if p is _NOW else p for p in params]
     try:
         return [row[3] for row in coll.store._conn().execute("EXPLAIN QUERY PLAN " + sql, params)]
     except apsw.Error as exc:

@@ -228,6 +228,10 @@ class Condition:
     params: list[Any] = field(default_factory=list)
     text: str = ""
     path: str = ""  # the SQLite JSON path it reads (to know whether an index covers it)
+    #: A stricter SQL condition under which the expression certainly holds in Python too
+    #: (``None``: no such condition); rows where it is true skip the Python re-check.
+    sure: str | None = None
+    sure_params: list[Any] = field(default_factory=list)
 
 
 _INT64 = (-(1 << 63) + 2, (1 << 63) - 2)
@@ -253,33 +257,44 @@ def compile_expression(expr: Any) -> Condition | None:
     if path is None:
         return None
     col = f"json_extract(value, '{path}')"
-    exists = Condition(f"json_type(value, '{path}') IS NOT NULL", [], f"{path} exists", path)
+    kind = f"json_type(value, '{path}')"
+    # A JSON number SQLite holds exactly (an integer beyond 64 bits becomes a rounded REAL),
+    # or true/false (1/0): there, SQL comparisons give Python's answer.
+    exact_number = f"({kind} = 'real' OR typeof({col}) = 'integer')"
+    exists = f"{kind} IS NOT NULL"
     op, lit = expr.op, expr.value
     if op is None or op in ("!=", "=~"):
-        return exists
+        return Condition(exists, [], f"{path} exists", path, sure=exists if op is None else None)
     sql_op = "=" if op in ("=", "==") else op
     if type(lit) is int:
         if not _INT64[0] <= lit <= _INT64[1]:
-            return exists
+            return Condition(exists, [], f"{path} exists", path)
+        text = f"int({path}) {op} {lit}"
+        # The engine compares int(value): int() truncates numbers, and parses text (" 42 ").
+        sure = f"{exact_number} AND CAST({col} AS INTEGER) {sql_op} ?"
         if sql_op == "=":
             numeric = f"({col} > ? AND {col} < ?)"
             params: list[Any] = [lit - 1, lit + 1]
         elif sql_op in (">", ">="):
             # Text sorts after every number in SQLite, so this one range already keeps all text.
-            return Condition(f"{col} > ?", [lit - 1], f"int({path}) {op} {lit}", path)
+            return Condition(f"{col} > ?", [lit - 1], text, path, sure, [lit])
         else:
             numeric, params = f"{col} < ?", [lit + 1]
-        return Condition(f"({numeric} OR {col} >= '')", params, f"int({path}) {op} {lit}", path)
+        return Condition(f"({numeric} OR {col} >= '')", params, text, path, sure, [lit])
     if type(lit) is bool:
-        return Condition(f"{col} {sql_op} ?", [int(lit)], f"{path} {op} {lit}", path)
+        return Condition(f"{col} {sql_op} ?", [int(lit)], f"{path} {op} {lit}", path,
+                         f"{exact_number} AND {col} {sql_op} ?", [int(lit)])
     if type(lit) is float:
         # An integer above 2**63-1 (JSON allows it) is a rounded REAL to SQLite: 2**64-1 < 2.0**64
         # in Python but equal in SQL.  "<=" / ">=" keep the rows such rounding lands on the literal.
         widened = {"<": "<=", ">": ">="}.get(sql_op, sql_op)
-        return Condition(f"{col} {widened} ?", [lit], f"{path} {op} {lit}", path)
+        return Condition(f"{col} {widened} ?", [lit], f"{path} {op} {lit}", path,
+                         f"{exact_number} AND {col} {sql_op} ?", [lit])
     if type(lit) is str:
-        return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit!r}", path)
-    return exists
+        # BINARY collation orders text by UTF-8 bytes, which is code point order, as in Python.
+        return Condition(f"{col} {sql_op} ?", [lit], f"{path} {op} {lit!r}", path,
+                         f"{kind} = 'text' AND {col} {sql_op} ?", [lit])
+    return Condition(exists, [], f"{path} exists", path)
 
 
 # -- planning ----------------------------------------------------------------------------
@@ -312,6 +327,8 @@ class Step:
     names: tuple[str, ...] = ()
     where: list[Condition] = field(default_factory=list)
     filter: Any = None  # jsonpath-ng Filter checked in Python on each document
+    #: Every filter expression has a ``sure`` SQL condition: rows that meet them all skip the check.
+    checkable: bool = False
     positions: tuple[int, ...] = ()
     slice: tuple[int | None, int | None, int | None] | None = None
     tree: Any = None  # for fallback and descend
@@ -372,8 +389,10 @@ def plan(tree: Any) -> Plan:
             return fallback
         return Plan([Step("keys", rest=rest, names=tuple(head.fields))])
     if isinstance(head, jp_filter.Filter):
-        where = [c for c in (compile_expression(e) for e in head.expressions) if c is not None]
-        return Plan([Step("scan", rest=rest, where=where, filter=head)])
+        compiled = [compile_expression(e) for e in head.expressions]
+        where = [c for c in compiled if c is not None]
+        checkable = all(c is not None and c.sure is not None for c in compiled)
+        return Plan([Step("scan", rest=rest, where=where, filter=head, checkable=checkable)])
     if isinstance(head, _MappingIndex):
         return Plan([Step("position", rest=rest, positions=tuple(head.indices))])
     if isinstance(head, _MappingSlice):
@@ -381,9 +400,12 @@ def plan(tree: Any) -> Plan:
     return fallback
 
 
-def apply_rest(step: Step, document: Any, context: Any) -> Iterator[Any]:
-    """Values matched in one selected ``document`` by the step's filter and rest."""
-    if step.filter is not None:
+def apply_rest(step: Step, document: Any, context: Any, sure: bool = False) -> Iterator[Any]:
+    """Values matched in one selected ``document`` by the step's filter and rest.
+
+    ``sure``: SQL already proved the filter holds for this document (see
+    :attr:`Condition.sure`), so it is not evaluated again."""
+    if step.filter is not None and not sure:
         if not all(expr.find(document) for expr in step.filter.expressions):
             return
     datum = jp.DatumInContext(document, context=context)
