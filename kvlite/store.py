@@ -105,6 +105,16 @@ def _needs_wal_index(exc: BaseException) -> bool:
         apsw.SQLITE_READONLY_DIRECTORY, apsw.SQLITE_READONLY_CANTINIT)
 
 
+#: The numbers every ``stats()`` reports, summed over collections in ``Store.stats()["totals"]``.
+STAT_COUNTERS = ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows", "expired_pending", "bytes")
+
+
+def store_stats(path: str, per: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``Store.stats()``'s result from each collection's ``stats()``."""
+    totals = {counter: sum(info[counter] for info in per.values()) for counter in STAT_COUNTERS}
+    return {"path": path, "collections": per, "totals": totals}
+
+
 def validate_collection_name(name: object) -> str:
     """``name`` if it can name a collection; raises :class:`InvalidCollectionName`.
 
@@ -497,10 +507,7 @@ class Store:
                 stand_in.name = stored[1]  # type: ignore[misc]
                 info = Collection(self, name, stored[0], stand_in).stats()
             per[name] = info
-        totals = {counter: sum(info[counter] for info in per.values())
-                  for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows",
-                                  "expired_pending", "bytes")}
-        return {"path": self.path, "collections": per, "totals": totals}
+        return store_stats(self.path, per)
 
     # -- life cycle -------------------------------------------------------------------
 

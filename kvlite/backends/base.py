@@ -35,7 +35,7 @@ from ..errors import (
     StoreClosed,
 )
 from ..models import ModelAdapter
-from ..store import validate_collection_name
+from ..store import store_stats, validate_collection_name
 
 if TYPE_CHECKING:
     from ..dictview import DictView
@@ -225,10 +225,7 @@ class BackendStore(ABC):
                 coll = self._make_collection(name, found[0], self._default_serializer, None)
                 coll.serializer = _serializers.get(found[1]) if found[1] in _serializers.names() else coll.serializer
                 per[name] = coll.stats()
-        totals = {counter: sum(info[counter] for info in per.values())
-                  for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows",
-                                  "expired_pending", "bytes")}
-        return {"path": self.url, "collections": per, "totals": totals}
+        return store_stats(self.url, per)
 
     @property
     def closed(self) -> bool:

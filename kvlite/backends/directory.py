@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import serializers as _serializers
 from ..errors import NotSupported, ReadOnlyError, StoreClosed
-from ..store import Store, validate_collection_name
+from ..store import Store, store_stats, validate_collection_name
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -151,9 +151,7 @@ class DirectoryStore:
         per = {}
         for name in self.collections():
             per.update(self._store(name).stats()["collections"])
-        counters = ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows", "expired_pending", "bytes")
-        totals = {c: sum(info[c] for info in per.values()) for c in counters}
-        return {"path": self.path, "collections": per, "totals": totals}
+        return store_stats(self.path, per)
 
     @property
     def closed(self) -> bool:

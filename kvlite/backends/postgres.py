@@ -114,6 +114,7 @@ from ..errors import (
     StoreFull,
     StoreLocked,
 )
+from ..query.jsonpath import field_chain
 from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text
 
 __all__ = ["PostgresStore", "PostgresCollection", "SCHEMA_VERSION"]
@@ -890,29 +891,6 @@ _WIDEN_ABS = Decimal("1e-300")
 _FLOOR = decimal.Context(prec=24, rounding=decimal.ROUND_FLOOR, Emax=100000, Emin=-100000)
 _CEILING = decimal.Context(prec=24, rounding=decimal.ROUND_CEILING, Emax=100000, Emin=-100000)
 _BELOW_NUMBERS = "'-1e309'::jsonb"  # every string sorts below it; no JSON number orjson writes does
-
-
-def field_chain(node: Any) -> list[str] | None:
-    """The field names of a path made only of single fields (``@.a.b`` -> ``["a", "b"]``), else ``None``."""
-    from jsonpath_ng import jsonpath as jp
-
-    parts: list[str] = []
-
-    def walk(n: Any) -> bool:
-        if isinstance(n, (jp.This, jp.Root)):
-            return True
-        if isinstance(n, jp.Fields):
-            if len(n.fields) != 1 or n.fields[0] == "*" or not isinstance(n.fields[0], str):
-                return False
-            parts.append(n.fields[0])
-            return True
-        if isinstance(n, jp.Child):
-            return walk(n.left) and walk(n.right)
-        return False
-
-    if not walk(node) or not parts:
-        return None
-    return parts
 
 
 def jsonpath_string(text: str) -> str | None:

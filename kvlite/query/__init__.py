@@ -172,7 +172,12 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
             first = "+id"
         flagged = bool(where) and step.checkable and len(where) == len(step.filter.expressions)
         sql, params = _select(coll, where, first, sure=flagged)
-        if flagged:
+        if flagged and step.rest is None:  # `$[?(...)]`: the documents themselves, the hot case
+            expressions = step.filter.expressions
+            for key, doc, sure in _rows(coll, sql, params, tracker):
+                if sure or all(expr.find(doc) for expr in expressions):
+                    yield key, doc
+        elif flagged:
             for key, doc, sure in _rows(coll, sql, params, tracker):
                 for value in _jp.apply_rest(step, doc, context, sure):
                     yield key, value
@@ -297,35 +302,34 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
             matches = python_source.run_objectpath(_op.parse(path), src, tracker, view_key)
     else:
         matches = _find_sql(coll, path, engine, order_by, desc, tracker)
-    matches = _guarded(matches, path, engine)
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
     stop = None if limit is None else offset + limit
-    return _paged(matches, offset, stop)
+    return _guarded(matches, path, engine, offset, stop)
 
 
-def _paged(matches: Iterator[tuple[Any, Any]], offset: int, stop: int | None) -> Iterator[tuple[Any, Any]]:
-    """``matches[offset:stop]`` as a generator, so ``close()`` (or leaving a ``for`` loop early and
-    dropping the iterator) closes the SQLite cursor and ends its read snapshot at once."""
+def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str, offset: int,
+             stop: int | None) -> Iterator[tuple[Any, Any]]:
+    """``matches[offset:stop]``, as a generator whose ``close()`` (or leaving a ``for`` loop
+    early and dropping it) closes the SQLite cursor and ends its read snapshot at once.
+
+    An engine's own error while evaluating (jsonpath-ng's `parent` of the root, `sorted` over
+    mixed types, a bad regex in ``=~``, ...) is raised as :class:`QuerySyntaxError`; kvlite's
+    errors (and SQLite's) pass through unchanged."""
     try:
-        yield from itertools.islice(matches, offset, stop)
-    finally:
-        close = getattr(matches, "close", None)
-        if close is not None:
-            close()
-
-
-def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str) -> Iterator[tuple[Any, Any]]:
-    """``matches``, with an engine's own error while evaluating (jsonpath-ng's `parent` of the
-    root, `sorted` over mixed types, a bad regex in ``=~``, ...) raised as
-    :class:`QuerySyntaxError`; kvlite's errors (and SQLite's) pass through unchanged."""
-    try:
-        yield from matches
+        if offset or stop is not None:
+            yield from itertools.islice(matches, offset, stop)
+        else:
+            yield from matches
     except (KvliteError, apsw.Error):
         raise
     except Exception as exc:
         raise QuerySyntaxError(f"{engine} could not evaluate it: {type(exc).__name__}: {exc}",
                                path=path, engine=engine) from exc
+    finally:
+        close = getattr(matches, "close", None)
+        if close is not None:
+            close()
 
 
 def _find_sql(coll: Collection, path: str, engine: str, order_by: str | None, desc: bool,

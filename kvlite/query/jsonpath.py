@@ -194,20 +194,16 @@ def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:
 _SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def sql_path(node: Any) -> str | None:
-    """SQLite JSON path (``$.a.b``) for a chain of single plain field names, else ``None``.
-
-    Only names of ``[A-Za-z_][A-Za-z0-9_]*`` qualify, so the result can be
-    written into SQL as a literal (which an expression index needs) and can
-    never carry SQL.
-    """
+def field_chain(node: Any) -> list[str] | None:
+    """The field names of a path made only of single named fields (``@.a.b`` -> ``["a", "b"]``),
+    else ``None``."""
     parts: list[str] = []
 
     def walk(n: Any) -> bool:
         if isinstance(n, (jp.This, jp.Root)):
             return True
         if isinstance(n, jp.Fields):
-            if len(n.fields) != 1 or not _SAFE_FIELD.match(n.fields[0]):
+            if len(n.fields) != 1 or n.fields[0] == "*" or not isinstance(n.fields[0], str):
                 return False
             parts.append(n.fields[0])
             return True
@@ -216,6 +212,19 @@ def sql_path(node: Any) -> str | None:
         return False
 
     if not walk(node) or not parts:
+        return None
+    return parts
+
+
+def sql_path(node: Any) -> str | None:
+    """SQLite JSON path (``$.a.b``) for a chain of single plain field names, else ``None``.
+
+    Only names of ``[A-Za-z_][A-Za-z0-9_]*`` qualify, so the result can be
+    written into SQL as a literal (which an expression index needs) and can
+    never carry SQL.
+    """
+    parts = field_chain(node)
+    if parts is None or not all(_SAFE_FIELD.match(part) for part in parts):
         return None
     return "$." + ".".join(parts)
 
@@ -408,11 +417,10 @@ def apply_rest(step: Step, document: Any, context: Any, sure: bool = False) -> I
     if step.filter is not None and not sure:
         if not all(expr.find(document) for expr in step.filter.expressions):
             return
-    datum = jp.DatumInContext(document, context=context)
     if step.rest is None:
         yield document
         return
-    for match in step.rest.find(datum):
+    for match in step.rest.find(jp.DatumInContext(document, context=context)):
         yield match.value
 
 
