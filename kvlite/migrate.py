@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -34,13 +35,24 @@ class Migration:
     sql: str
 
 
+def _folder() -> Any:
+    """Where the SQL files are: inside the installed package (``kvlite/migrations``, put there
+    from the repository's top-level ``migrations/`` when the wheel is built), or, when kvlite
+    runs from a source checkout, that top-level folder itself."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if candidate.is_dir() and any(candidate.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+            return candidate
+    try:  # e.g. a zipped install, where the files are not on disk
+        return resources.files("kvlite.migrations")
+    except ModuleNotFoundError:
+        raise RuntimeError("kvlite's migration files are missing from this installation") from None
+
+
 @lru_cache(maxsize=1)
 def migrations() -> tuple[Migration, ...]:
     """Every migration shipped with this kvlite, in version order."""
-    try:
-        folder = resources.files("kvlite.migrations")
-    except ModuleNotFoundError:  # running from a source tree that is not installed
-        folder = Path(__file__).resolve().parent.parent / "migrations"  # type: ignore[assignment]
+    folder = _folder()
     found = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
