@@ -225,8 +225,11 @@ class Collection:
         """The value stored under ``key``, or ``default`` when it is missing or expired."""
         # A str key is the common case: it needs no conversion, only the length check.
         stored = key if type(key) is str and len(key) <= _keys.MAX_KEY_LENGTH else _keys.encode(key)[0]
+        row = None
         try:
-            row = self.store._conn().execute(self._sql_get, (stored, self._clock())).fetchone()
+            # Iterated to the end (one row at most: key is UNIQUE), which resets the statement.
+            for row in self.store._cursor().execute(self._sql_get, (stored, self._clock())):
+                pass
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
         except UnicodeEncodeError as exc:

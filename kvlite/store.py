@@ -185,6 +185,20 @@ class Store:
 
     # -- connections -----------------------------------------------------------------
 
+    def _cursor(self) -> apsw.Cursor:
+        """This thread's cursor for one-row lookups (``get``, ``ttl``, ``in``).
+
+        Reusing one cursor saves making one per call.  Callers run a statement
+        to its end (which resets it, so no read snapshot stays open) and never
+        while another statement runs on this cursor; iterations use their own.
+        """
+        try:
+            return self._local.cursor
+        except AttributeError:
+            pass
+        cursor = self._local.cursor = self._conn().cursor()
+        return cursor
+
     def _conn(self) -> apsw.Connection:
         """This thread's connection (made on first use)."""
         try:
