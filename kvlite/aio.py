@@ -39,6 +39,7 @@ from .errors import StoreClosed
 from .keyvalue import DEFAULT_COLLECTION
 from .keyvalue import KeyValue as _SyncKeyValue
 from .store import Store
+from .store import open as open_store
 
 __all__ = ["open", "AsyncStore", "AsyncCollection", "KeyValue"]
 
@@ -283,14 +284,16 @@ async def open(  # noqa: A001 - mirrors kvlite.open
     timeout: float = 30.0,
     clock: Callable[[], float] = time.time,
     readonly: bool = False,
+    layout: str = "single",
 ) -> AsyncStore:
-    """Open (or create) a store for asyncio code; the arguments are :func:`kvlite.open`'s."""
+    """Open (or create) a store for asyncio code; the arguments are :func:`kvlite.open`'s
+    (a file, ``":memory:"``, or a URL such as ``"memory://"`` or ``"redis://..."``)."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvlite-aio")
     loop = asyncio.get_running_loop()
     try:
         store = await loop.run_in_executor(executor, functools.partial(
-            Store, path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
-            readonly=readonly))
+            open_store, path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
+            readonly=readonly, layout=layout))
     except BaseException:
         executor.shutdown(wait=False)
         raise

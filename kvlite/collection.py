@@ -123,7 +123,6 @@ class Collection:
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
         self._sql_get = f"SELECT value FROM {t} WHERE key = ? AND {live}"
-        self._sql_get_entry = f"SELECT key, key_type, value FROM {t} WHERE key = ? AND {live}"
         self._sql_ttl = f"SELECT expires_at FROM {t} WHERE key = ? AND {live}"
         # Insert, or update a *live* row in place (it keeps its id: its place in the order).
         # An expired row is left alone (no change): the caller then deletes it and inserts
@@ -442,6 +441,7 @@ class Collection:
             if default is MISSING:
                 raise KeyError(key)
             return default
+        self._n_deletes += 1
         return value
 
     def popitem(self) -> tuple[Any, Any]:
@@ -454,7 +454,9 @@ class Collection:
                 raise translate_error(exc) from exc
             if row is None:
                 raise KeyError("popitem(): dictionary is empty")
-            return _keys.decode(row[0], row[1]), self._decode(row[2])
+            item = _keys.decode(row[0], row[1]), self._decode(row[2])
+        self._n_deletes += 1
+        return item
 
     def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
         """The value of ``key``; if missing, store ``default`` (with ``ttl``) and return it."""

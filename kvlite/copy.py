@@ -23,7 +23,8 @@ import os
 import sys
 from typing import Any, Callable, Iterator
 
-from .errors import NotSupported, UnsafeSerializer
+from .collection import MISSING
+from .errors import CollectionNotFound, NotSupported, UnsafeSerializer
 
 __all__ = ["copy"]
 
@@ -72,7 +73,7 @@ def copy(src: Any, dst: Any, *, serializer: str | None = None, collections: list
         for name in names:
             stored = source.serializer_of(name)
             if stored is None:
-                raise KeyError(f"no collection {name!r} in the source store")
+                raise CollectionNotFound(f"no collection {name!r} in the source store")
             if stored.split("+")[0] == "pickle" and not trust_pickle:
                 raise UnsafeSerializer(
                     f"collection {name!r} is stored with {stored!r}; reading it runs code from the file. "
@@ -115,12 +116,18 @@ def _batches(iterator: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 def _copy_collection(source: Any, target: Any, batch: int, report: Progress | None) -> int:
     done = 0
-    for chunk in _batches(source.items(), batch):
-        ttls = source.ttl_many([key for key, _ in chunk])
+    for keys in _batches(source.keys(), batch):
+        # TTLs first, then the values: an entry that expires between the two reads is skipped
+        # (get_many gives MISSING) instead of being copied as one that never expires.
+        ttls = source.ttl_many(keys)
+        values = source.get_many(keys, default=MISSING)
+        chunk = [(key, value) for key, value in zip(keys, values)]
         # Entries go in source order (it is the collection's order): runs of entries without a
         # TTL as one put_many each, entries with one (each its own remaining TTL) one by one.
         run: list[tuple[Any, Any]] = []
         for (key, value), ttl in zip(chunk, ttls):
+            if value is MISSING:
+                continue
             if ttl is None:
                 run.append((key, value))
                 continue
@@ -131,7 +138,7 @@ def _copy_collection(source: Any, target: Any, batch: int, report: Progress | No
                 target.put(key, value, ttl=ttl)
         if run:
             target.put_many(run)
-        done += len(chunk)
+        done += len(keys)
         if report is not None:
             report(source.name, done)
     return done

@@ -161,7 +161,8 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
     def _new_like(self) -> DictView:
         from .store import Store
 
-        collection = Store(":memory:", serializer=self._collection.serializer).collection("dict")
+        source = self._collection
+        collection = Store(":memory:", serializer=source.serializer).collection("dict", model=source.model)
         return type(self)._over(collection)
 
     def copy(self) -> DictView:

@@ -27,6 +27,7 @@ __all__ = [
     "NotSupported",
     "ValidationError",
     "UnsafeSerializer",
+    "CollectionNotFound",
 ]
 
 
@@ -122,3 +123,10 @@ class ValidationError(KvliteError, ValueError):
 
 class UnsafeSerializer(KvliteError):
     """Reading the data would unpickle it (which runs code) and the caller did not allow that."""
+
+
+class CollectionNotFound(KvliteError, KeyError):
+    """A collection that was asked for by name does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

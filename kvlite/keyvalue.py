@@ -44,12 +44,14 @@ Differences from py-key-value, all deliberate:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
 from .collection import Collection
 from .errors import InvalidTTL
 from .store import Store
+from .store import open as open_store
 
 __all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl"]
 
@@ -101,9 +103,9 @@ class KeyValue:
     it opens and then owns: ``close()`` closes it).
     """
 
-    def __init__(self, store: Store | str, *, default_collection: str = DEFAULT_COLLECTION) -> None:
-        self._owns = not isinstance(store, Store)
-        self.store = store if isinstance(store, Store) else Store(store)
+    def __init__(self, store: Any, *, default_collection: str = DEFAULT_COLLECTION) -> None:
+        self._owns = isinstance(store, (str, os.PathLike))
+        self.store = open_store(store) if self._owns else store
         self.default_collection = default_collection
 
     def _coll(self, collection: str | None) -> Collection:
@@ -131,7 +133,7 @@ class KeyValue:
         check_key(key)
         if coll is None:
             return None, None
-        with self.store._read(self.store._conn()):
+        with self.store._read_snapshot():
             value = coll.get(key)
             if value is None:
                 return None, None
@@ -159,7 +161,7 @@ class KeyValue:
         checked = [check_key(k) for k in keys]
         if coll is None:
             return [(None, None)] * len(checked)
-        with self.store._read(self.store._conn()):
+        with self.store._read_snapshot():
             values = coll.get_many(checked)
             ttls = coll.ttl_many(checked)
         return [(None, None) if v is None else (v, t) for v, t in zip(values, ttls)]

@@ -10,6 +10,7 @@ each recorded in ``kvlite_migrations``: either all of them land or none.
 from __future__ import annotations
 
 import os
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -134,6 +135,7 @@ def upgrade(conn: apsw.Connection) -> int:
             conn.execute(f"PRAGMA user_version = {latest_version():d}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(apsw.Error):  # SQLite may have rolled back already (disk full)
+            conn.execute("ROLLBACK")
         raise
     return latest_version()

@@ -25,11 +25,13 @@ Register your own with :func:`register`::
 
     kvlite.register_serializer(Upper())
 
-Security: ``pickle`` runs code when it loads.  kvlite never picks a
-serializer from the file: it uses the one the caller asked for (``json`` by
-default) and refuses a collection recorded with another one
+Security: ``pickle`` runs code when it loads.  Opening a collection never
+picks a serializer from the file: it uses the one the caller asked for
+(``json`` by default) and refuses a collection recorded with another one
 (:class:`~kvlite.errors.SerializerMismatch`), so a hostile file cannot make
 kvlite unpickle anything unless the caller passed ``serializer="pickle"``.
+(:func:`kvlite.copy` reads each collection with its recorded serializer, and
+refuses pickle unless given ``trust_pickle=True``.)
 """
 
 from __future__ import annotations
@@ -251,7 +253,7 @@ def get(spec: str | Serializer) -> Serializer:
                 f"serializer {spec!r} needs the {package!r} package: pip install 'kvlite[{package}]'"
             ) from exc
         _registry[spec] = instance
-        del _lazy[spec]
+        _lazy.pop(spec, None)
         return instance
     if "+" in spec:
         base, _, codec = spec.rpartition("+")

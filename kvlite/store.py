@@ -336,6 +336,10 @@ class Store:
                 conn.execute("ROLLBACK" if outer else "ROLLBACK TO kvlite; RELEASE kvlite")
             raise translate_error(exc) from exc
 
+    def _read_snapshot(self) -> contextlib.AbstractContextManager[Any]:
+        """One read snapshot of this thread's connection (the same call on every kind of store)."""
+        return self._read(self._conn())
+
     @contextlib.contextmanager
     def _read(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
         """One read snapshot for several statements (inside a transaction: that one)."""
@@ -371,12 +375,12 @@ class Store:
         validate_collection_name(name)
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
         cached = self._collections.get((name, model))
-        if cached is not None and not cached._dropped:
+        conn = self._conn()
+        row = self._registry_row(conn, name)  # read every time: another Store may have dropped it
+        if cached is not None and not cached._dropped and row is not None and row[0] == cached._table_id:
             if cached.serializer.name != wanted.name:
                 raise SerializerMismatch(name, cached.serializer.name, wanted.name)
             return cached
-        conn = self._conn()
-        row = self._registry_row(conn, name)
         if row is None:
             with self._write(conn):
                 row = self._registry_row(conn, name)
@@ -464,8 +468,10 @@ class Store:
                     conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
-        for cache_key in [k for k in self._collections if k[0] == name]:
-            self._collections.pop(cache_key)._dropped = True
+        for cache_key in [k for k in list(self._collections) if k[0] == name]:
+            stale = self._collections.pop(cache_key, None)
+            if stale is not None:
+                stale._dropped = True
         return row is not None
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
@@ -502,7 +508,7 @@ class Store:
         """
         per = {}
         for name in self.collections():
-            opened = [c for (n, _), c in self._collections.items() if n == name and not c._dropped]
+            opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
             if opened:
                 info = opened[0].stats()
                 for other in opened[1:]:

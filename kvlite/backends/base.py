@@ -184,8 +184,10 @@ class BackendStore(ABC):
         self._check_writable()
         validate_collection_name(name)
         dropped = self._registry_drop(name)
-        for cache_key in [k for k in self._collections if k[0] == name]:
-            self._collections.pop(cache_key)._dropped = True
+        for cache_key in [k for k in list(self._collections) if k[0] == name]:
+            stale = self._collections.pop(cache_key, None)
+            if stale is not None:
+                stale._dropped = True
         return dropped
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
@@ -215,7 +217,7 @@ class BackendStore(ABC):
     def stats(self) -> dict[str, Any]:
         per = {}
         for name in self.collections():
-            opened = [c for (n, _), c in self._collections.items() if n == name and not c._dropped]
+            opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
             if opened:
                 per[name] = opened[0].stats()
             else:
@@ -387,11 +389,10 @@ class BackendCollection(ABC):
         normalized = [normalize_key(k) for k in keys]
         self._check_read()
         now = self.store.now()
-        out = []
-        for key in normalized:
-            found = self._get(key, now)
-            out.append(default if found is None else self._decode(found[0]))
-            self._n_hits += found is not None
+        with self.store._read_snapshot():  # one consistent view where the engine offers one
+            found_all = [self._get(key, now) for key in normalized]
+        out = [default if found is None else self._decode(found[0]) for found in found_all]
+        self._n_hits += sum(found is not None for found in found_all)
         self._n_gets += len(normalized)
         return out
 
@@ -426,11 +427,9 @@ class BackendCollection(ABC):
         normalized = [normalize_key(k) for k in keys]
         self._check_read()
         now = self.store.now()
-        out: list[float | None] = []
-        for key in normalized:
-            found = self._get(key, now)
-            out.append(None if found is None or found[1] is None else found[1] - now)
-        return out
+        with self.store._read_snapshot():
+            found_all = [self._get(key, now) for key in normalized]
+        return [None if found is None or found[1] is None else found[1] - now for found in found_all]
 
     def pop(self, key: Any, default: Any = MISSING) -> Any:
         try:

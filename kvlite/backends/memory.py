@@ -144,10 +144,11 @@ class MemoryCollection(BackendCollection):
         self._mstore = store
 
     def _get(self, key: Any, now: float) -> tuple[Any, float | None, Any] | None:
-        entry = self._data.get(key)
-        if entry is None or not _live(entry, now):
-            return None
-        return entry[1], entry[2], entry[0]
+        with self._lock:  # a transaction in another thread holds it: its writes are not seen half-done
+            entry = self._data.get(key)
+            if entry is None or not _live(entry, now):
+                return None
+            return entry[1], entry[2], entry[0]
 
     def _write(self, key: Any, data: Any, now: float, expires: float | None) -> None:
         entry = self._data.get(key)
@@ -228,7 +229,7 @@ class MemoryCollection(BackendCollection):
     def _sizes(self, now: float) -> tuple[int, int, int]:
         with self._lock:
             live = [e for e in self._data.values() if _live(e, now)]
-            size = sum(len(e[1]) for e in self._data.values())
+            size = sum(len(e[1].encode("utf-8") if isinstance(e[1], str) else e[1]) for e in self._data.values())
             return len(live), size, len(self._data) - len(live)
 
 

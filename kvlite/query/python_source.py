@@ -4,8 +4,9 @@ The same plans as for SQLite (:func:`kvlite.query.jsonpath.plan`) run over
 the collection's streamed entries (``_raw_items``) instead of SQL cursors:
 no push-down, no indexes, the same answers.  ``order_by`` sorts in Python
 (which loads the collection) with SQLite's order for ``json_extract`` values:
-missing and null first, then numbers (``true``/``false`` as 1/0), then text,
-then arrays and objects (by their JSON text); as on SQLite, only JSON
+missing and null first, then numbers (``true``/``false`` as 1/0), then
+strings, arrays and objects together, by their UTF-8 text (arrays and objects
+by their JSON text, as ``json_extract`` gives them); as on SQLite, only JSON
 collections can be ordered (others raise :class:`~kvlite.errors.NotSupported`).
 """
 
@@ -47,7 +48,7 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
         return lambda reverse: coll._raw_items(reverse=reverse)
     from ..errors import NotSupported
 
-    if order_by.startswith("-"):
+    if isinstance(order_by, str) and order_by.startswith("-"):
         order_by, desc = order_by[1:], not desc
     if not coll.serializer.json:
         raise NotSupported("order_by needs a JSON collection (as on SQLite, where it sorts with json_extract)")
