@@ -170,8 +170,10 @@ class CompressedSerializer(Serializer):
 
     The whole name (``"json+zlib"``) is recorded in the file like any
     serializer name.  Codecs: ``zlib`` (stdlib) and ``zstd`` (``pip install
-    kvlite[zstd]``).  Stored as BLOB, so queries on a compressed collection run
-    in Python (no SQL push-down, no expression indexes).
+    kvlite[zstd]``).  Stored as BLOB: one byte, ``t`` when the inner serializer
+    gave text (stored as its UTF-8) or ``b`` for bytes, then the compressed
+    data; so queries on a compressed collection run in Python (no SQL
+    push-down, no expression indexes).
     """
 
     json = False
@@ -195,13 +197,17 @@ class CompressedSerializer(Serializer):
         self.codec = codec
         self.name = f"{inner.name}+{codec}"  # type: ignore[misc]
 
+    # The first stored byte says whether the inner serializer gave text or bytes, so loads()
+    # hands it back the same type.
     def dumps(self, value: Any) -> bytes:
         data = self.inner.dumps(value)
-        return self._compress(data.encode() if isinstance(data, str) else data)
+        if isinstance(data, str):
+            return b"t" + self._compress(data.encode("utf-8"))
+        return b"b" + self._compress(data)
 
     def loads(self, data: str | bytes) -> Any:
-        raw = self._decompress(data)
-        return self.inner.loads(raw.decode() if self.inner.json else raw)
+        kind, raw = bytes(data[:1]), self._decompress(data[1:])
+        return self.inner.loads(raw.decode("utf-8") if kind == b"t" else raw)
 
 
 _registry: dict[str, Serializer] = {}

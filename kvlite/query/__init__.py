@@ -160,18 +160,25 @@ def _json_where(coll: Collection, step: _jp.Step) -> list[_jp.Condition]:
     return step.where if coll.serializer.json else []
 
 
+def _scan_sql(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> tuple[str, list[Any], bool]:
+    """The statement of a scan step, and whether it carries the ``sure`` column."""
+    where = _json_where(coll, step)
+    first = order[0]
+    if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
+        # "+id": let SQLite narrow through the expression index and sort the
+        # (few) hits, instead of walking the whole table in id order.
+        first = "+id"
+    flagged = (bool(where) and step.checkable and step.filter is not None
+               and len(where) == len(step.filter.expressions))
+    sql, params = _select(coll, where, first, sure=flagged)
+    return sql, params, flagged
+
+
 def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
               tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     context = None
     if step.kind == "scan":
-        where = _json_where(coll, step)
-        first = order[0]
-        if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
-            # "+id": let SQLite narrow through the expression index and sort the
-            # (few) hits, instead of walking the whole table in id order.
-            first = "+id"
-        flagged = bool(where) and step.checkable and len(where) == len(step.filter.expressions)
-        sql, params = _select(coll, where, first, sure=flagged)
+        sql, params, flagged = _scan_sql(coll, step, order)
         if flagged and step.rest is None:  # `$[?(...)]`: the documents themselves, the hot case
             expressions = step.filter.expressions
             for key, doc, sure in _rows(coll, sql, params, tracker):
@@ -414,11 +421,13 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
             else:
                 checked = "filter re-checked" if step.filter is not None else "no filter"
                 info["python"] = f"jsonpath-ng on each document ({checked})"
+            if step.kind == "scan":
+                sql, params, flagged = _scan_sql(coll, step, order)
+                if flagged:
+                    info["python"] += "; skipped where SQL already proved the match"
+            if step.kind in ("descend", "fallback"):
+                sql, params = _select(coll, [], order[0])
             if step.kind in ("scan", "descend", "fallback"):
-                first = order[0]
-                if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
-                    first = "+id"
-                sql, params = _select(coll, where, first)
                 info["sql"] = sql
                 info["params"] = [p for p in params if p is not _NOW]
                 info["query_plan"] = _query_plan(coll, sql, params)
