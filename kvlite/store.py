@@ -51,9 +51,15 @@ _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _live_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
 
 
+_inherited: list[Any] = []  # in a forked child: the parent's connections, never used nor closed
+
+
 def _forget_connections_after_fork() -> None:
-    # An SQLite connection must not be used across fork(): the child opens its own.
+    # An SQLite connection must not be used across fork() -- not even closed: the child keeps
+    # a reference to each (so they are never garbage-collected there) and opens its own.
     for store in list(_live_stores):
+        _inherited.extend(conn for _, conn in store._connections)
+        _inherited.append(store._keeper)
         store._local = threading.local()
         store._connections = []
         store._lock = threading.Lock()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import string
 import threading
 import time
 import urllib.parse
@@ -40,11 +41,18 @@ SUFFIX = ".kvlite"
 _MAX_ENCODED = 180
 
 
+_PLAIN = frozenset(string.ascii_lowercase + string.digits + "-_")
+
+
 def file_name(name: str) -> str:
-    """The file name for collection ``name``."""
-    encoded = urllib.parse.quote(name, safe="")
-    if encoded.startswith("."):
-        encoded = "%2E" + encoded[1:]  # no hidden files, no "." or ".."
+    """The file name for collection ``name``.
+
+    Every character but ``a-z``, ``0-9``, ``-`` and ``_`` is percent-encoded
+    (its UTF-8 bytes), upper-case letters included, so two names never share a
+    file on a case-insensitive file system, and no name is hidden, ``.`` or ``..``.
+    """
+    encoded = "".join(ch if ch in _PLAIN else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+                      for ch in name)
     if len(encoded) > _MAX_ENCODED:
         encoded = "~" + hashlib.sha256(name.encode("utf-8")).hexdigest()
     return encoded + SUFFIX
