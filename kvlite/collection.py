@@ -95,6 +95,16 @@ def expiry(ttl: object, now: float) -> float | None:
 Entry = Tuple[Any, Any]
 
 
+def entry_pairs(entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Iterable[Any]:
+    """The ``(key, value)`` pairs of what ``put_many`` accepts: a mapping, an object with
+    ``keys()`` and ``[]`` (the same duck-typing as ``dict.update``), or an iterable of pairs."""
+    if isinstance(entries, Mapping):
+        return entries.items()
+    if hasattr(entries, "keys"):
+        return ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
+    return entries
+
+
 class Collection:
     """A named table of ``key -> value`` entries in a :class:`~kvlite.Store`.
 
@@ -343,13 +353,7 @@ class Collection:
         All land or none does: a bad key or value anywhere raises and leaves the
         collection as it was.  Returns the number of entries written.
         """
-        items: Iterable[Any]
-        if isinstance(entries, Mapping):
-            items = entries.items()
-        elif hasattr(entries, "keys"):  # the same duck-typing as dict.update
-            items = ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
-        else:
-            items = entries
+        items = entry_pairs(entries)
         now = self.store._clock()
         expires = expiry(ttl, now)
         written = 0

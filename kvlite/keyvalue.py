@@ -50,7 +50,6 @@ from typing import Any, SupportsFloat
 
 from .collection import Collection
 from .errors import InvalidTTL
-from .store import Store
 from .store import open as open_store
 
 __all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl"]

@@ -121,6 +121,29 @@ def store_stats(path: str, per: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"path": path, "collections": per, "totals": totals}
 
 
+def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
+                     make: Callable[[Any, _serializers.Serializer], Any]) -> dict[str, Any] | None:
+    """One collection's figures for ``Store.stats()``: the counters of every view of it open in
+    this store, summed; when none is open, the figures of ``make(handle, serializer)`` for its
+    registry entry ``recorded = (handle, serializer name)`` (``None``: dropped meanwhile).
+
+    ``make`` gets a stand-in serializer carrying the recorded name: sizes need no decoding, so
+    a collection whose serializer is not available in this process still counts.
+    """
+    if opened:
+        info: dict[str, Any] = opened[0].stats()
+        for other in opened[1:]:
+            extra = other.stats()
+            for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
+                info[counter] += extra[counter]
+        return info
+    if recorded is None:
+        return None
+    stand_in = _serializers.Serializer()
+    stand_in.name = recorded[1]  # type: ignore[misc]
+    return make(recorded[0], stand_in).stats()  # type: ignore[no-any-return]
+
+
 def validate_collection_name(name: object) -> str:
     """``name`` if it can name a collection; raises :class:`InvalidCollectionName`.
 
@@ -512,27 +535,16 @@ class Store:
         Operation counters count the operations made through this ``Store``
         object; rows and bytes are read from the file.
         """
+        from .collection import Collection
+
         per = {}
         for name in self.collections():
             opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
-            if opened:
-                info = opened[0].stats()
-                for other in opened[1:]:
-                    extra = other.stats()
-                    for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
-                        info[counter] += extra[counter]
-            else:
-                from .collection import Collection
-
-                stored = self._registry_row(self._conn(), name)
-                if stored is None:  # dropped meanwhile
-                    continue
-                # Sizes need no decoding: a stand-in with the recorded name, so a collection whose
-                # serializer is not available in this process (not registered, zstd missing) still counts.
-                stand_in = _serializers.Serializer()
-                stand_in.name = stored[1]  # type: ignore[misc]
-                info = Collection(self, name, stored[0], stand_in).stats()
-            per[name] = info
+            recorded = None if opened else self._registry_row(self._conn(), name)
+            info = collection_stats(opened, recorded,
+                                    lambda table_id, serializer: Collection(self, name, table_id, serializer))
+            if info is not None:
+                per[name] = info
         return store_stats(self.path, per)
 
     # -- life cycle -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..collection import MISSING, expiry
+from ..collection import MISSING, entry_pairs, expiry
 from ..errors import (
     InvalidKey,
     NotSupported,
@@ -35,7 +35,7 @@ from ..errors import (
     StoreClosed,
 )
 from ..models import ModelAdapter
-from ..store import store_stats, validate_collection_name
+from ..store import collection_stats, store_stats, validate_collection_name
 
 if TYPE_CHECKING:
     from ..dictview import DictView
@@ -218,15 +218,11 @@ class BackendStore(ABC):
         per = {}
         for name in self.collections():
             opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
-            if opened:
-                per[name] = opened[0].stats()
-            else:
-                found = self._registry_get(name)
-                if found is None:
-                    continue
-                coll = self._make_collection(name, found[0], self._default_serializer, None)
-                coll.serializer = _serializers.get(found[1]) if found[1] in _serializers.names() else coll.serializer
-                per[name] = coll.stats()
+            recorded = None if opened else self._registry_get(name)
+            info = collection_stats(opened, recorded,
+                                    lambda handle, serializer: self._make_collection(name, handle, serializer, None))
+            if info is not None:
+                per[name] = info
         return store_stats(self.url, per)
 
     @property
@@ -398,13 +394,7 @@ class BackendCollection(ABC):
 
     def put_many(self, entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
                  ttl: float | datetime.timedelta | None = None) -> int:
-        items: Iterable[Any]
-        if isinstance(entries, Mapping):
-            items = entries.items()
-        elif hasattr(entries, "keys"):
-            items = ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
-        else:
-            items = entries
+        items = entry_pairs(entries)
         now = self.store.now()
         expires = expiry(ttl, now)
         encoded = []
