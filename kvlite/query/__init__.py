@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
 
-from ..errors import KvliteError, NotSupported, QuerySyntaxError
+from ..errors import KvliteError, QuerySyntaxError
 from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
@@ -69,14 +69,8 @@ def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str,
     """``(ascending, descending)`` ORDER BY clauses for the collection's document order."""
     if order_by is None:
         return "id", "id DESC"
-    if isinstance(order_by, str) and order_by.startswith("-"):
-        order_by, desc = order_by[1:], not desc
-    if not coll.serializer.json:
-        raise NotSupported("order_by needs a JSON collection (it sorts in SQL with json_extract)")
-    path = _jp.sql_path(_jp.parse(order_by))
-    if path is None:
-        raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
-    expr = f"json_extract(value, '{path}')"
+    order_by, desc = _jp.order_direction(order_by, desc)
+    expr = f"json_extract(value, '{_jp.plain_field(coll, order_by, 'order_by')}')"
     # Ties keep insertion order; the second clause is the exact reverse of the first
     # (ties reversed too), which "$[-1]" and negative slices read from.
     if desc:
@@ -473,12 +467,7 @@ def _index_name(coll: Collection, sql_path: str) -> str:
 
 
 def _index_path(coll: Collection, path: str) -> str:
-    if not coll.serializer.json:
-        raise NotSupported("indexes need a JSON collection (they index json_extract(value, path))")
-    sql_path = _jp.sql_path(_jp.parse(path))
-    if sql_path is None:
-        raise NotSupported(f"an index path must be a plain field path like '$.age' or '$.a.b', not {path!r}")
-    return sql_path
+    return _jp.plain_field(coll, path, "an index")
 
 
 def create_index(coll: Collection, path: str) -> str:

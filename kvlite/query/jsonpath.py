@@ -229,6 +229,27 @@ def sql_path(node: Any) -> str | None:
     return "$." + ".".join(parts)
 
 
+def plain_field(coll: Any, path: str, what: str) -> str:
+    """The SQLite JSON path (``$.a.b``) of ``path``, given as ``what`` (``order_by``, an index
+    path); :class:`NotSupported` unless the collection stores JSON text and ``path`` is a plain
+    field chain, the two things ``json_extract`` needs."""
+    from ..errors import NotSupported
+
+    if not coll.serializer.json:
+        raise NotSupported(f"{what} needs a JSON collection (it reads json_extract(value, path))")
+    found = sql_path(parse(path))
+    if found is None:
+        raise NotSupported(f"{what} must be a plain field path like '$.age' or '$.a.b', not {path!r}")
+    return found
+
+
+def order_direction(order_by: str, desc: bool) -> tuple[str, bool]:
+    """``order_by`` without a leading ``-``, and the direction (``-`` flips ``desc``)."""
+    if isinstance(order_by, str) and order_by.startswith("-"):
+        return order_by[1:], not desc
+    return order_by, desc
+
+
 @dataclass
 class Condition:
     """A SQL condition over ``value`` that every match satisfies (a superset filter)."""

@@ -46,14 +46,8 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
     """A function ``(reverse) -> (key, document)`` iterator in the query's document order."""
     if order_by is None:
         return lambda reverse: coll._raw_items(reverse=reverse)
-    from ..errors import NotSupported
-
-    if isinstance(order_by, str) and order_by.startswith("-"):
-        order_by, desc = order_by[1:], not desc
-    if not coll.serializer.json:
-        raise NotSupported("order_by needs a JSON collection (as on SQLite, where it sorts with json_extract)")
-    if _jp.sql_path(_jp.parse(order_by)) is None:
-        raise NotSupported(f"order_by must be a plain field path like '$.age' or '$.a.b', not {order_by!r}")
+    order_by, desc = _jp.order_direction(order_by, desc)
+    _jp.plain_field(coll, order_by, "order_by")  # the same rule as on SQLite
     sort_key = _sort_key(order_by)
 
     def ordered(reverse: bool) -> Iterator[tuple[Any, Any]]:
