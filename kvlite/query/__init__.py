@@ -28,6 +28,7 @@ from ..errors import KvliteError, QuerySyntaxError
 from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
+from . import python_source
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -251,15 +252,7 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str],
 def _load(coll: Collection, order: tuple[str, str],
           tracker: _Tracker | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     sql, params = _select(coll, [], order[0])
-    mapping: dict[str, Any] = {}
-    originals: dict[str, Any] = {}
-    for key, doc in _rows(coll, sql, params):
-        name = view_key(key)
-        mapping[name] = doc
-        originals[name] = key
-    if tracker is not None:
-        tracker.loaded = {id(doc) for doc in mapping.values()}
-    return mapping, originals
+    return python_source.mapping_of(_rows(coll, sql, params), view_key, tracker)
 
 
 def _owner(match: Any, mapping: dict[str, Any], originals: dict[str, Any]) -> Any:
@@ -293,8 +286,6 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
         raise ValueError("offset must be an int >= 0")
     tracker = _Tracker()
     if not hasattr(coll, "_table"):  # no SQL engine behind it: Python evaluation over streamed entries
-        from . import python_source
-
         src = python_source.source(coll, order_by, desc)
         if engine == "jsonpath":
             matches = python_source.run(coll, _jp.plan(_jp.parse(path)).steps, src, tracker, view_key,

@@ -13,7 +13,7 @@ collections can be ordered (others raise :class:`~kvlite.errors.NotSupported`).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -59,18 +59,28 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
     return ordered
 
 
+def mapping_of(entries: Iterable[tuple[Any, Any]], view_key: Callable[[Any], str],
+               tracker: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The collection as the engines see it, ``{view_key(key): document}`` in order, and
+    ``{view_key(key): key}``; every document in it counts as loaded for ``tracker``."""
+    mapping: dict[str, Any] = {}
+    originals: dict[str, Any] = {}
+    for key, doc in entries:
+        name = view_key(key)
+        mapping[name] = doc
+        originals[name] = key
+    if tracker is not None:
+        tracker.loaded = {id(doc) for doc in mapping.values()}
+    return mapping, originals
+
+
 def run(coll: Any, plan_steps: list[_jp.Step], src: Source, tracker: Any,
         view_key: Callable[[Any], str], key_candidates: Callable[[str], list[Any]],
         owner: Callable[..., Any]) -> Iterator[tuple[Any, Any]]:
     """Matches of a JSONPath plan, step by step, over ``src``."""
     for step in plan_steps:
         if step.kind == "fallback":
-            mapping: dict[str, Any] = {}
-            originals: dict[str, Any] = {}
-            for key, doc in src(False):
-                mapping[view_key(key)] = doc
-                originals[view_key(key)] = key
-            tracker.loaded = {id(doc) for doc in mapping.values()}
+            mapping, originals = mapping_of(src(False), view_key, tracker)
             for match in step.tree.find(mapping):
                 yield owner(match, mapping, originals), match.value
             continue
@@ -127,7 +137,6 @@ def run_objectpath(parsed: _op.Parsed, src: Source, tracker: Any,
             for value in _op.rowwise(parsed, doc):
                 yield key, value
         return
-    mapping = {view_key(key): doc for key, doc in src(False)}
-    tracker.loaded = {id(doc) for doc in mapping.values()}
+    mapping, _ = mapping_of(src(False), view_key, tracker)
     for value in _op.evaluate(parsed, mapping):
         yield None, value
