@@ -28,7 +28,7 @@ from . import keys as _keys
 from .errors import InvalidKey, InvalidTTL, SerializationError
 from .models import ModelAdapter
 from .serializers import Serializer, encode
-from .store import DB_ERRORS, translate_error
+from .store import DB_ERRORS, STATEMENT_ERRORS, translate_error
 
 if TYPE_CHECKING:
     from .dictview import DictView
@@ -239,10 +239,8 @@ class Collection:
             # Iterated to the end (one row at most: key is UNIQUE), which resets the statement.
             for row in self.store._cursor().execute(self._sql_get, (stored, self._clock())):
                 pass
-        except DB_ERRORS as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         self._n_gets += 1
         if row is None:
             return default
@@ -281,10 +279,8 @@ class Collection:
                 with self.store._write(conn):
                     conn.execute(self._sql_delete_expired_key, (stored, now))
                     conn.execute(self._sql_put, params)
-        except apsw.Error as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         self._n_puts += 1
         self._after_write()
 
@@ -293,10 +289,8 @@ class Collection:
         stored, _ = _keys.encode(key)
         try:
             row = self.store._conn().execute(self._sql_delete, (stored, self.store._clock())).fetchone()
-        except apsw.Error as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         deleted = bool(row and row[0])
         self._n_deletes += deleted
         return deleted
@@ -307,10 +301,8 @@ class Collection:
         now = self.store._clock()
         try:
             row = self.store._conn().execute(self._sql_ttl, (stored, now)).fetchone()
-        except apsw.Error as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         if row is None or row[0] is None:
             return None
         return row[0] - now
@@ -340,10 +332,8 @@ class Collection:
                     out.append(default if row is None else self._decode(row[0]))
                     self._n_hits += row is not None
                 self._n_gets += len(encoded)
-        except DB_ERRORS as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         return out
 
     def put_many(self, entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
@@ -379,10 +369,8 @@ class Collection:
                 conn.execute(self._sql_purge, (now,))
                 self._n_expired += conn.changes()
                 conn.executemany(self._sql_put, rows())
-            except apsw.Error as exc:
+            except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
-            except UnicodeEncodeError as exc:
-                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         self._n_puts += written
         self._after_write()
         return written
@@ -399,10 +387,8 @@ class Collection:
                     row = conn.execute(self._sql_delete, (stored, now)).fetchone()
                     removed += bool(row and row[0])
                 self._n_deletes += removed
-            except apsw.Error as exc:
+            except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
-            except UnicodeEncodeError as exc:
-                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         return removed
 
     def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
@@ -416,10 +402,8 @@ class Collection:
                 for stored in encoded:
                     row = conn.execute(self._sql_ttl, (stored, now)).fetchone()
                     out.append(None if row is None or row[0] is None else row[0] - now)
-        except apsw.Error as exc:
+        except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         return out
 
     # -- compound operations (one statement or one transaction each) ---------------------
@@ -475,10 +459,8 @@ class Collection:
                     return self._decode(row[0])
                 conn.execute(self._sql_delete_expired_key, (stored, now))
                 conn.execute(self._sql_put, (stored, key_type, self._encode(default), now, expires))
-            except DB_ERRORS as exc:
+            except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
-            except UnicodeEncodeError as exc:
-                raise InvalidKey(f"str key is not valid Unicode text: {exc}") from None
         return default
 
     # -- whole collection -------------------------------------------------------------

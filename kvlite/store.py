@@ -28,6 +28,7 @@ from . import serializers as _serializers
 from .errors import (
     CorruptStore,
     InvalidCollectionName,
+    InvalidKey,
     KvliteError,
     ReadOnlyError,
     SerializationError,
@@ -72,11 +73,16 @@ os.register_at_fork(after_in_child=_forget_connections_after_fork)
 #: ``UnicodeDecodeError`` when a TEXT column holds invalid UTF-8 (only a damaged
 #: or hostile file does).  Catch these around reads and pass them to :func:`translate_error`.
 DB_ERRORS = (apsw.Error, UnicodeDecodeError)
+#: What a statement that binds a key can raise: also a ``str`` key that is not valid Unicode
+#: (a lone surrogate cannot be encoded to UTF-8 for SQLite), which is an ``InvalidKey``.
+STATEMENT_ERRORS = (*DB_ERRORS, UnicodeEncodeError)
 
 
 def translate_error(exc: Exception) -> Exception:
-    """The :mod:`kvlite.errors` exception for an apsw error or a ``UnicodeDecodeError`` from a
-    read (any other exception is returned as it is)."""
+    """The :mod:`kvlite.errors` exception for an apsw error, a ``UnicodeDecodeError`` from a
+    read or a ``UnicodeEncodeError`` from binding a key (any other exception is returned as it is)."""
+    if isinstance(exc, UnicodeEncodeError):
+        return InvalidKey(f"str key is not valid Unicode text: {exc}")
     if isinstance(exc, UnicodeDecodeError):
         return CorruptStore(f"the file holds text that is not valid UTF-8 (damaged, or not written by kvlite): {exc}")
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
