@@ -298,9 +298,18 @@ def readonly_check(args: dict[str, Any]) -> None:
     """What kvlite does with a store in a read-only directory, as a JSON report.
 
     When run as root (where permissions do not apply) it first switches to
-    uid/gid 65534 ("nobody"), after kvlite is imported.
+    uid/gid 65534 ("nobody").  Before that it runs the same calls once on an
+    in-memory store, so that every module and package file kvlite loads lazily
+    (the migration SQL files, the stdlib modules it imports on first use) is
+    already loaded: the Python installation may live in a folder that "nobody"
+    cannot read (``/root`` is mode 700), and what is measured here is the store
+    folder's permissions, not the installation's.
     """
     if hasattr(os, "geteuid") and os.geteuid() == 0:
+        with kvlite.open(":memory:") as warm:
+            warm.collection("a").put("k", "v")
+            list(warm.collection("a").items())
+            warm.collections()
         os.setgid(65534)
         os.setuid(65534)
     path = args["path"]
