@@ -132,7 +132,11 @@ class Collection:
         t = self._table = table_sql_name(table_id)
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
-        self._sql_get = f"SELECT value FROM {t} WHERE key = ? AND {live}"
+        # The stored value as the serializer reads it, and the stored form of a bound ?3
+        # (both just the value unless the serializer converts in SQL, as jsonb does).
+        value = self._value_sql = serializer.sql_out.format("value")
+        stored = serializer.sql_in.format("?3")
+        self._sql_get = f"SELECT {value} FROM {t} WHERE key = ? AND {live}"
         self._sql_ttl = f"SELECT expires_at FROM {t} WHERE key = ? AND {live}"
         # Insert, or update a *live* row in place (it keeps its id: its place in the order).
         # An expired row is left alone (no change): the caller then deletes it and inserts
@@ -140,7 +144,7 @@ class Collection:
         # this statement free of updates to `key` and `id` keeps it a cheap in-place write.
         self._sql_put = f"""
             INSERT INTO {t} (key, key_type, value, created_at, updated_at, expires_at)
-            VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+            VALUES (?1, ?2, {stored}, ?4, ?4, ?5)
             ON CONFLICT (key) DO UPDATE SET
                 value      = excluded.value,
                 updated_at = excluded.updated_at,
@@ -148,15 +152,15 @@ class Collection:
             WHERE expires_at IS NULL OR expires_at > ?4"""
         self._sql_delete_expired_key = f"DELETE FROM {t} WHERE key = ? AND expires_at <= ?"
         self._sql_delete = f"DELETE FROM {t} WHERE key = ?1 RETURNING (expires_at IS NULL OR expires_at > ?2)"
-        self._sql_pop = f"DELETE FROM {t} WHERE key = ?1 RETURNING value, (expires_at IS NULL OR expires_at > ?2)"
+        self._sql_pop = f"DELETE FROM {t} WHERE key = ?1 RETURNING {value}, (expires_at IS NULL OR expires_at > ?2)"
         self._sql_popitem = (
             f"DELETE FROM {t} WHERE id = (SELECT id FROM {t} WHERE {live} ORDER BY id DESC LIMIT 1) "
-            "RETURNING key, key_type, value"
+            f"RETURNING key, key_type, {value}"
         )
         self._sql_count = f"SELECT count(*) FROM {t} WHERE {live}"
-        self._sql_page = f"SELECT id, key, key_type, value FROM {t} WHERE id > ? AND {live} ORDER BY id LIMIT ?"
+        self._sql_page = f"SELECT id, key, key_type, {value} FROM {t} WHERE id > ? AND {live} ORDER BY id LIMIT ?"
         self._sql_page_rev = (
-            f"SELECT id, key, key_type, value FROM {t} WHERE id < ? AND {live} ORDER BY id DESC LIMIT ?"
+            f"SELECT id, key, key_type, {value} FROM {t} WHERE id < ? AND {live} ORDER BY id DESC LIMIT ?"
         )
         self._sql_keys_page = f"SELECT id, key, key_type FROM {t} WHERE id > ? AND {live} ORDER BY id LIMIT ?"
         self._sql_keys_page_rev = (

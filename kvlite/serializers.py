@@ -8,13 +8,17 @@ built-in ones are:
 name       values it keeps                         needs
 ========== ======================================= ==========================
 ``json``   JSON types (tuples come back as lists)  core (orjson)
+``jsonb``  the same as ``json``, stored as JSONB     core (SQLite >= 3.45)
 ``pickle`` any picklable object, exactly           core (stdlib)
 ``msgpack`` msgpack types (tuples become lists)    ``pip install kvlite[msgpack]``
 ``cbor2``  CBOR types (sets, tuples as lists, ...) ``pip install kvlite[cbor2]``
 ========== ======================================= ==========================
 
-Only ``json`` stores SQLite TEXT, so only JSON collections get SQL push-down
-for queries and expression indexes.
+Only ``json`` (SQLite TEXT) and ``jsonb`` (SQLite's binary JSON) are stored in a
+form SQLite's JSON functions read, so only those collections get SQL push-down
+for queries and expression indexes.  ``jsonb`` trades reads for queries: a
+``json_extract`` scan over JSONB runs about 2.4x faster, while every read pays
+SQLite's ``json(value)`` conversion back to text (see ``docs/performance.md``).
 
 Register your own with :func:`register`::
 
@@ -44,7 +48,7 @@ import orjson
 
 from .errors import SerializationError, UnknownSerializer
 
-__all__ = ["Serializer", "JSONSerializer", "PickleSerializer", "register", "get", "names"]
+__all__ = ["Serializer", "JSONSerializer", "JSONBSerializer", "PickleSerializer", "register", "get", "names"]
 
 
 class Serializer:
@@ -60,6 +64,12 @@ class Serializer:
     #: True when ``dumps`` returns JSON text that SQLite's JSON functions can
     #: read; enables query push-down and expression indexes.
     json: ClassVar[bool] = False
+    #: SQL around the bound ``dumps`` output when it is stored (``{}`` is the
+    #: parameter), and around the column when it is read back (``{}`` is the
+    #: column): stored as it is unless a serializer says otherwise (``jsonb``).
+    #: Engines other than SQLite ignore them and store ``dumps`` output.
+    sql_in: ClassVar[str] = "{}"
+    sql_out: ClassVar[str] = "{}"
 
     def dumps(self, value: Any) -> str | bytes:  # pragma: no cover - interface
         raise NotImplementedError
@@ -112,6 +122,22 @@ class JSONSerializer(Serializer):
 
     def loads(self, data: str | bytes) -> Any:
         return orjson.loads(data)
+
+
+class JSONBSerializer(JSONSerializer):
+    """The values of ``json``, stored in SQLite's binary JSONB format.
+
+    ``dumps``/``loads`` are ``json``'s (orjson text); SQLite converts on the
+    way in (``jsonb(?)``) and out (``json(value)``).  Queries and expression
+    indexes read JSONB without parsing text, so a filter that scans the
+    collection runs about 2.4x faster than over ``json``; point reads cost
+    about the same and a full iteration about a third more.  Pick it per
+    collection for data you query more than you read back whole.
+    """
+
+    name = "jsonb"
+    sql_in = "jsonb({})"
+    sql_out = "json({})"
 
 
 class PickleSerializer(Serializer):
@@ -193,6 +219,10 @@ class CompressedSerializer(Serializer):
             self._decompress = zstandard.ZstdDecompressor().decompress
         else:
             raise UnknownSerializer(f"unknown compression codec {codec!r}; known: zlib, zstd")
+        if inner.sql_in != "{}" or inner.sql_out != "{}":
+            raise UnknownSerializer(
+                f"{inner.name!r} cannot be compressed: SQLite itself converts its values on the way in "
+                "and out (compress 'json' instead)")
         self.inner = inner
         self.codec = codec
         self.name = f"{inner.name}+{codec}"  # type: ignore[misc]
@@ -288,4 +318,5 @@ def encode(serializer: Serializer, value: Any) -> str | bytes:
 
 
 register(JSONSerializer())
+register(JSONBSerializer())
 register(PickleSerializer())

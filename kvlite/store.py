@@ -97,6 +97,11 @@ def translate_error(exc: Exception) -> Exception:
         return SerializationError(f"value or key too large for SQLite: {exc}")
     if isinstance(exc, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
         return StoreClosed("the store is closed")
+    if isinstance(exc, apsw.SQLError) and "malformed JSON" in str(exc):
+        # SQLite's JSON functions met a stored value that is not JSON text / JSONB: kvlite only
+        # stores what its serializer produced, so the file was damaged or written by something else.
+        return CorruptStore(f"a stored value is not valid JSON (the file is damaged, or was not written "
+                            f"by kvlite): {exc}")
     if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
         return KvliteError(f"the collection was dropped (by this or another connection): {exc}")
     if isinstance(exc, apsw.Error):

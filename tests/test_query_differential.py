@@ -356,13 +356,13 @@ def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], 
 @settings(max_examples=EXAMPLES or 300, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(entries=ENTRIES, paths=st.lists(jsonpaths(), min_size=1, max_size=4),
-       serializer=st.sampled_from(["json", "json", "pickle"]),
+       serializer=st.sampled_from(["json", "json", "jsonb", "pickle"]),
        index_paths=st.lists(st.sampled_from(["$.a", "$.age", "$.name", "$.a.b", "$.b"]), unique=True, max_size=3),
        paging=st.tuples(st.integers(0, 3), st.integers(0, 4)))
 def test_jsonpath_matches_oracle(make_store: Any, entries: list[Any], paths: list[str], serializer: str,
                                  index_paths: list[str], paging: tuple[int, int]) -> None:
     store, clock = make_store()
-    if serializer != "json":
+    if serializer == "pickle":
         index_paths = []
     coll = fill(store, clock, "docs", serializer, entries, index_paths)
     mapping, originals = loaded(coll)
@@ -379,17 +379,20 @@ def test_jsonpath_matches_oracle(make_store: Any, entries: list[Any], paths: lis
 @given(entries=ENTRIES, conds=st.lists(conditions(), min_size=1, max_size=3), tail=st.sampled_from(
     ["", ".name", ".a.b", "[*]", ".tags[0]", "..a"]))
 def test_filters_with_and_without_index(make_store: Any, entries: list[Any], conds: list[str], tail: str) -> None:
-    """The same filter on three copies of the data: JSON with and without an index on every field it
-    reads, and pickle (no push-down); all three equal the oracle."""
+    """The same filter on five copies of the data: JSON text and JSONB, each with and without an index
+    on every field it reads, and pickle (no push-down); all five equal the oracle."""
     path = "$[?(" + conjunction(conds) + ")]" + tail
     store, clock = make_store()
     fields = sorted({c.split()[0][1:] for c in conds if c.split()[0] != "@"})
     plain = fill(store, clock, "plain", "json", entries, [])
     indexed = fill(store, clock, "indexed", "json", entries, ["$" + f for f in fields])
+    binary = fill(store, clock, "binary", "jsonb", entries, [])
+    binary_indexed = fill(store, clock, "binary indexed", "jsonb", entries, ["$" + f for f in fields])
     pickled = fill(store, clock, "pickled", "pickle", entries, [])
     mapping, originals = loaded(plain)
-    assert strict(mapping) == strict(loaded(indexed)[0]) == strict(loaded(pickled)[0])
-    for coll in (plain, indexed, pickled):
+    copies = (plain, indexed, binary, binary_indexed, pickled)
+    assert all(strict(loaded(coll)[0]) == strict(mapping) for coll in copies)
+    for coll in copies:
         check_jsonpath(coll, path, mapping, originals, (0, 2))
 
 
@@ -412,13 +415,14 @@ def sqlite_order_key(document: Any, path: str) -> tuple[int, Any]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(entries=ENTRIES, paths=st.lists(jsonpaths(), min_size=1, max_size=3),
        order=st.sampled_from(["$.a", "$.age", "$.a.b", "$.name"]), desc=st.booleans(), indexed=st.booleans(),
-       paging=st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 4))))
+       paging=st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 4))),
+       serializer=st.sampled_from(["json", "jsonb"]))
 def test_order_by_matches_oracle(make_store: Any, entries: list[Any], paths: list[str], order: str, desc: bool,
-                                 indexed: bool, paging: tuple[int, int | None]) -> None:
+                                 indexed: bool, paging: tuple[int, int | None], serializer: str) -> None:
     """``order_by`` orders the documents, then the path runs on them in that order: positions,
     negative indexes, slices, filters and unions all see the same ordered mapping."""
     store, clock = make_store()
-    coll = fill(store, clock, "docs", "json", entries, [order] if indexed else [])
+    coll = fill(store, clock, "docs", serializer, entries, [order] if indexed else [])
     mapping, _ = loaded(coll)
     ordered = dict(sorted(mapping.items(), key=lambda item: sqlite_order_key(item[1], order), reverse=desc))
     offset, limit = paging
@@ -489,7 +493,7 @@ def _op_outcome(run: Any) -> Any:
 @settings(max_examples=EXAMPLES or 200, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(entries=ENTRIES, paths=st.lists(objectpaths(), min_size=1, max_size=4),
-       serializer=st.sampled_from(["json", "pickle"]))
+       serializer=st.sampled_from(["json", "jsonb", "pickle"]))
 def test_objectpath_matches_oracle(make_store: Any, entries: list[Any], paths: list[str], serializer: str) -> None:
     store, clock = make_store()
     coll = fill(store, clock, "docs", serializer, entries, [])

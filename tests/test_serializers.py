@@ -64,6 +64,64 @@ def test_json_round_trip_through_the_file(open_store: Callable[..., kvlite.Store
     assert raw_column_types(db_path, "c") == ["text"]  # JSON is TEXT, so json_extract works on it
 
 
+@settings(max_examples=150, deadline=None)
+@given(value=json_values)
+def test_jsonb_round_trips_what_json_does(value: Any) -> None:
+    """SQLite's jsonb()/json() conversion on the way in and out gives back exactly orjson's value."""
+    with kvlite.open(":memory:", serializer="jsonb") as db:
+        coll = db.collection("c")
+        coll.put("k", value)
+        coll.put_many([("m", value)])
+        assert coll.get("k") == value
+        assert list(coll.items()) == [("k", value), ("m", value)]
+        assert coll.pop("m") == value and coll.setdefault("k") == value
+        assert coll.popitem() == ("k", value)
+
+
+def test_jsonb_is_stored_as_sqlite_jsonb(open_store: Callable[..., kvlite.Store], db_path: Path) -> None:
+    value = {"s": "ünï 🦄", "i": -(2**63), "f": 0.1, "neg0": -0.0, "l": [True, None, {}], "deep": {"a": [1.5e300]}}
+    open_store(serializer="jsonb").collection("c").put("k", value)
+    assert raw_column_types(db_path, "c") == ["blob"]
+    conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:  # SQLite itself reads the stored BLOB as JSON
+        assert conn.execute("SELECT json_extract(value, '$.deep.a[0]'), json_valid(value, 8) FROM kv_1").fetchone() \
+            == (1.5e300, 1)
+    finally:
+        conn.close()
+    again = open_store(serializer="jsonb").collection("c").get("k")
+    assert again == value and str(again["neg0"]) == "-0.0"
+    with pytest.raises(SerializerMismatch) as info:  # the same values, but another stored form
+        open_store().collection("c")
+    assert (info.value.stored, info.value.requested) == ("jsonb", "json")
+
+
+def test_jsonb_is_as_strict_as_json(store: kvlite.Store) -> None:
+    coll = store.collection("c", serializer="jsonb")
+    coll.put("k", [1])
+    for bad in ({1, 2}, float("nan"), b"raw", 2**64):
+        with pytest.raises(SerializationError):
+            coll.put("k", bad)
+    assert coll.get("k") == [1]
+
+
+def test_a_damaged_jsonb_value_is_a_corrupt_store_error(store: kvlite.Store) -> None:
+    from kvlite.errors import CorruptStore
+
+    coll = store.collection("c", serializer="jsonb")
+    coll.put_many({"bad": {"a": 1}, "good": {"a": 2}})
+    store._conn().execute("UPDATE kv_1 SET value = x'ff00ff' WHERE key = 'bad'")  # not JSONB
+    for read in (lambda: coll.get("bad"), lambda: list(coll.items()), lambda: list(coll.find("$[?(@.a == 2)]"))):
+        with pytest.raises(CorruptStore, match="not valid JSON"):
+            read()
+    assert coll.get("good") == {"a": 2}
+
+
+def test_jsonb_cannot_be_compressed(store: kvlite.Store) -> None:
+    with pytest.raises(UnknownSerializer, match="cannot be compressed"):
+        store.collection("c", serializer="jsonb+zlib")
+    assert store.collections() == []
+
+
 def test_json_stores_tuples_as_lists(store: kvlite.Store) -> None:
     coll = store.collection("c")
     coll.put("k", {"t": (1, (2, 3))})

@@ -103,7 +103,7 @@ def _select(coll: Collection, where: list[_jp.Condition], order: str,
     """SQL for the live rows meeting ``where``, in ``order``.  With ``sure``, a fourth column
     says whether every condition's ``sure`` part holds (the Python re-check can be skipped)."""
     clauses = [coll._live] + [f"({c.sql})" for c in where]
-    columns = "key, key_type, value"
+    columns = f"key, key_type, {coll._value_sql}"
     params: list[Any] = []
     if sure:
         columns += ", " + " AND ".join(f"({c.sure})" for c in where)
@@ -197,7 +197,7 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
             found = None
             candidates = _key_candidates(name)
             marks = ", ".join("?" for _ in candidates)
-            sql = (f"SELECT key, key_type, value FROM {coll._table} "
+            sql = (f"SELECT key, key_type, {coll._value_sql} FROM {coll._table} "
                    f"WHERE {coll._live} AND key IN ({marks}) ORDER BY id")
             for key, doc in _rows(coll, sql, [_NOW] + candidates, tracker):
                 if view_key(key) == name:
@@ -420,7 +420,7 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
     streaming = all(s["kind"] != "fallback" for s in steps)
     notes = []
     if not pushdown:
-        notes.append(f"serializer {coll.serializer.name!r} is not JSON text: no SQL push-down, "
+        notes.append(f"serializer {coll.serializer.name!r} does not store JSON: no SQL push-down, "
                      "every document is decoded and checked in Python")
     return {"engine": engine, "path": path, "streaming": streaming, "steps": steps, "notes": notes}
 
