@@ -10,8 +10,8 @@ name       values it keeps                         needs
 ``json``   JSON types (tuples come back as lists)  core (orjson)
 ``jsonb``  the same as ``json``, stored as JSONB     core (SQLite >= 3.45)
 ``pickle`` any picklable object, exactly           core (stdlib)
-``msgpack`` msgpack types (tuples become lists)    ``pip install kvlite[msgpack]``
-``cbor2``  CBOR types (sets, tuples as lists, ...) ``pip install kvlite[cbor2]``
+``msgpack`` msgpack types (tuples become lists)    ``pip install msgpack``
+``cbor2``  CBOR types (sets, tuples as lists, ...) ``pip install cbor2``
 ========== ======================================= ==========================
 
 Only ``json`` (SQLite TEXT) and ``jsonb`` (SQLite's binary JSON) are stored in a
@@ -156,7 +156,7 @@ class PickleSerializer(Serializer):
 
 
 class MsgpackSerializer(Serializer):
-    """msgpack (``pip install kvlite[msgpack]``); tuples come back as lists."""
+    """msgpack (the ``msgpack`` package, kvlite's ``msgpack`` extra); tuples come back as lists."""
 
     name = "msgpack"
 
@@ -174,7 +174,7 @@ class MsgpackSerializer(Serializer):
 
 
 class CBORSerializer(Serializer):
-    """CBOR through cbor2 (``pip install kvlite[cbor2]``)."""
+    """CBOR through cbor2 (the ``cbor2`` package, kvlite's ``cbor2`` extra)."""
 
     name = "cbor2"
 
@@ -195,8 +195,8 @@ class CompressedSerializer(Serializer):
     """Another serializer's output, compressed: ``"json+zlib"``, ``"pickle+zstd"``, ...
 
     The whole name (``"json+zlib"``) is recorded in the file like any
-    serializer name.  Codecs: ``zlib`` (stdlib) and ``zstd`` (``pip install
-    kvlite[zstd]``).  Stored as BLOB: one byte, ``t`` when the inner serializer
+    serializer name.  Codecs: ``zlib`` (stdlib) and ``zstd`` (the ``zstandard``
+    package, kvlite's ``zstd`` extra).  Stored as BLOB: one byte, ``t`` when the inner serializer
     gave text (stored as its UTF-8) or ``b`` for bytes, then the compressed
     data; so queries on a compressed collection run in Python (no SQL
     push-down, no expression indexes).
@@ -214,7 +214,7 @@ class CompressedSerializer(Serializer):
             try:
                 import zstandard
             except ImportError as exc:
-                raise UnknownSerializer("codec 'zstd' needs the zstandard package: pip install 'kvlite[zstd]'") from exc
+                raise UnknownSerializer("codec 'zstd' needs the zstandard package: pip install zstandard") from exc
             self._compress = zstandard.ZstdCompressor(level=3).compress
             self._decompress = zstandard.ZstdDecompressor().decompress
         else:
@@ -286,7 +286,7 @@ def get(spec: str | Serializer) -> Serializer:
             instance = cls()
         except ImportError as exc:
             raise UnknownSerializer(
-                f"serializer {spec!r} needs the {package!r} package: pip install 'kvlite[{package}]'"
+                f"serializer {spec!r} needs the {package!r} package: pip install {package}"
             ) from exc
         _registry[spec] = instance
         _lazy.pop(spec, None)

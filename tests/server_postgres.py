@@ -166,7 +166,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
-        _unavailable(f"psycopg 3 / psycopg_pool are not installed ({exc}); pip install 'kvlite[postgres]'")
+        _unavailable(f"psycopg 3 / psycopg_pool are not installed ({exc}); pip install 'psycopg[binary]' psycopg-pool")
     bindir = _find_bindir()
     if bindir is None:
         _unavailable("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH "

@@ -91,7 +91,7 @@ def redis_url() -> Iterator[str]:
     try:
         import redis  # noqa: F401
     except ImportError:
-        unavailable("redis-py is not installed (pip install 'kvlite[redis]')")
+        unavailable("redis-py is not installed (pip install redis)")
     binary = shutil.which("redis-server") or shutil.which("valkey-server")
     if binary is None:
         unavailable("neither redis-server nor valkey-server is installed (apt-get install redis-server)")

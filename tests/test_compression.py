@@ -31,7 +31,7 @@ def _zstd_available() -> bool:
     return True
 
 
-needs_zstd = pytest.mark.skipif(not _zstd_available(), reason="needs zstandard (kvlite[zstd])")
+needs_zstd = pytest.mark.skipif(not _zstd_available(), reason="needs zstandard (pip install zstandard)")
 
 JSON_VALUES = [{"name": "Ada", "tags": ["x", "y"], "n": 1.5}, [1, 2, 3], "text é☃", 42, None, True,
                {"big": "kvlite " * 2000}]

@@ -8,8 +8,8 @@
 ``"data/", layout="per-collection"`` a folder with one SQLite file per collection
 ``"memory://"``                   a pure-Python store in this process
 ``"null://"``                     accepts everything, keeps nothing
-``"postgresql://..."``            PostgreSQL (``pip install kvlite[postgres]``)
-``"redis://..."``, ``"valkey://..."`` Redis / Valkey (``pip install kvlite[redis]``)
+``"postgresql://..."``            PostgreSQL (the ``postgres`` extra)
+``"redis://..."``, ``"valkey://..."`` Redis / Valkey (the ``redis`` extra)
 ================================ =============================================
 """
 

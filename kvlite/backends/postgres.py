@@ -2,7 +2,7 @@
 
 ``kvlite.open("postgresql://user:password@host:5432/dbname")`` gives the full
 kvlite Store / Collection / DictView / TTL / transaction / query API on a
-PostgreSQL database (``pip install 'kvlite[postgres]'``).  The URL is a libpq
+PostgreSQL database (psycopg 3 and psycopg-pool: kvlite's ``postgres`` extra).  The URL is a libpq
 connection URI (``postgres://`` works too; every libpq parameter such as
 ``sslmode`` or ``options=-csearch_path%3Dmyschema`` is passed through), plus
 two kvlite parameters read and removed before connecting:
@@ -99,7 +99,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     from ..errors import KvliteError
 
     raise KvliteError("the PostgreSQL backend needs psycopg 3 and psycopg_pool: "
-                      "pip install 'kvlite[postgres]'") from exc
+                      "pip install 'psycopg[binary]' psycopg-pool") from exc
 
 from .. import __version__
 from .. import serializers as _serializers

@@ -4,7 +4,7 @@
 ``valkey://`` and ``valkeys://`` are the same as ``redis://`` / ``rediss://``)
 gives the full kvlite Store / Collection / DictView / query API on a server
 that several processes and machines share.  Needs redis-py
-(``pip install 'kvlite[redis]'``).
+(redis-py: kvlite's ``redis`` extra).
 
 Layout (``P`` = the namespace, ``?prefix=`` in the URL, default ``kvlite``;
 ``N`` = a collection's number, so no user text is ever part of a Redis key)::
@@ -353,7 +353,7 @@ class RedisStore(BackendStore):
                  serializer: str | _serializers.Serializer = "json", clock: Callable[[], float] = time.time,
                  readonly: bool = False, durability: str = "normal", timeout: float = 30.0) -> None:
         if _redis is None:
-            raise NotSupported("the Redis backend needs redis-py: pip install 'kvlite[redis]'")
+            raise NotSupported("the Redis backend needs redis-py: pip install redis")
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
         if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
