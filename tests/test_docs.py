@@ -32,9 +32,10 @@ import pytest
 import kvlite
 
 ROOT = Path(__file__).resolve().parent.parent
-# docs/backends/postgres.md needs a server: tests/test_backend_postgres.py runs its examples
-# against a throwaway one (the URL in the text is swapped for the server's).
-RUN_ELSEWHERE = {ROOT / "docs" / "backends" / "postgres.md"}
+# docs/backends/postgres.md and redis.md need a server: tests/test_backend_postgres.py and
+# tests/test_backend_redis.py run their examples against a throwaway one (the URL in the text is
+# swapped for the server's).
+RUN_ELSEWHERE = {ROOT / "docs" / "backends" / "postgres.md", ROOT / "docs" / "backends" / "redis.md"}
 DOC_FILES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")] if p not in RUN_ELSEWHERE)
 _NO_RUN = "<!-- no-run -->"
 
