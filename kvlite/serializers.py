@@ -314,6 +314,14 @@ def encode(serializer: Serializer, value: Any) -> str | bytes:
         ) from exc
     if not isinstance(data, (str, bytes)):
         raise SerializationError(f"serializer {serializer.name!r} returned {type(data).__name__}, not str or bytes")
+    if type(data) is str and not isinstance(serializer, JSONSerializer):
+        # Text is stored as UTF-8: a lone surrogate cannot be.  (JSON text is decoded from
+        # orjson's UTF-8 output, so only other serializers need the check.)
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"serializer {serializer.name!r} returned text that is not valid Unicode: {exc}") from None
     return data
 
 

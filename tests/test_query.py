@@ -368,6 +368,23 @@ def test_bad_objectpath(users: kvlite.Collection, path: str) -> None:
         assert "objectpath" in str(info.value)
 
 
+def test_a_path_nested_too_deeply_is_a_syntax_error(users: kvlite.Collection) -> None:
+    deep = "$" + ".a" * 5000
+    for run in (lambda: list(users.find(deep)), lambda: users.explain(deep)):
+        with pytest.raises(QuerySyntaxError, match="nests too deeply"):
+            run()
+    assert list(users.find("$.u1" + ".a" * 200)) == []  # long but evaluable paths still run
+
+
+def test_a_filter_with_many_conditions_pushes_down_the_first_ones(users: kvlite.Collection) -> None:
+    """SQLite refuses expression trees deeper than 1000: the conditions past MAX_PUSHDOWN are
+    checked in Python only, and the answer is still the engine's."""
+    conditions = ["@.age > 30"] * 300 + ["@.name == 'Ada'"]
+    path = "$[?(" + " & ".join(conditions) + ")]"
+    assert [key for key, _ in users.find(path)] == ["u1"]
+    assert len(users.explain(path)["steps"][0]["pushdown"]) == qjp.MAX_PUSHDOWN
+
+
 def test_unknown_engine(users: kvlite.Collection) -> None:
     with pytest.raises(ValueError, match="engine"):
         list(users.find("$.*", engine="xpath"))

@@ -326,6 +326,28 @@ def test_serializer_returning_neither_str_nor_bytes_is_a_serialization_error(sto
 # -- the serializer recorded in the file -----------------------------------------------------------
 
 
+class Surrogates(kvlite.Serializer):
+    """Returns text that is not valid Unicode (a lone surrogate), which no store can keep."""
+
+    name = "surrogate-text"
+
+    def dumps(self, value: Any) -> str:
+        return str(value) + "\udc80"
+
+    def loads(self, data: str | bytes) -> Any:
+        return data
+
+
+def test_text_that_is_not_valid_unicode_is_a_serialization_error(store: kvlite.Store) -> None:
+    coll = store.collection("c", serializer=Surrogates())
+    store._conn().execute(f"INSERT INTO {coll._table} (key, value, created_at, updated_at) VALUES ('k', 'old', 0, 0)")
+    for write in (lambda: coll.put("k", "new"), lambda: coll.put_many({"k": "new", "j": "x"}),
+                  lambda: coll.setdefault("j", "x"), lambda: coll.dict().update(j="x")):
+        with pytest.raises(SerializationError, match="not valid Unicode"):
+            write()
+    assert list(coll.items()) == [("k", "old")]
+
+
 def test_reopening_with_another_serializer_raises_mismatch(open_store: Callable[..., kvlite.Store]) -> None:
     open_store().collection("docs").put("k", 1)
     with pytest.raises(SerializerMismatch) as info:

@@ -158,8 +158,13 @@ def parse(path: str) -> Any:
             tree = _parser.parse(path)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # ply raises plain Exception too
         raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc), path)) from None
-    _check_implemented(tree, path)
-    tree = _fix(tree)
+    try:
+        _check_implemented(tree, path)
+        tree = _fix(tree)
+        plan(tree)  # the planner walks the tree too: a path it cannot walk is refused here
+    except RecursionError:
+        raise QuerySyntaxError("the path nests too deeply to be evaluated (Python's recursion limit)",
+                               path=path, engine="jsonpath") from None
     if len(_cache) > 256:
         _cache.clear()
     _cache[path] = tree
@@ -265,6 +270,9 @@ class Condition:
 
 
 _INT64 = (-(1 << 63) + 2, (1 << 63) - 2)
+
+#: The most conditions of one filter that are pushed down to SQL.
+MAX_PUSHDOWN = 32
 
 
 def compile_expression(expr: Any) -> Condition | None:
@@ -420,6 +428,9 @@ def plan(tree: Any) -> Plan:
         return Plan([Step("keys", rest=rest, names=tuple(head.fields))])
     if isinstance(head, jp_filter.Filter):
         compiled = [compile_expression(e) for e in head.expressions]
+        # At most MAX_PUSHDOWN conditions go to SQL (SQLite refuses expression trees deeper than
+        # 1000); the rest are checked in Python, like every condition without an SQL form.
+        compiled[MAX_PUSHDOWN:] = [None] * max(0, len(compiled) - MAX_PUSHDOWN)
         where = [c for c in compiled if c is not None]
         checkable = all(c is not None and c.sure is not None for c in compiled)
         return Plan([Step("scan", rest=rest, where=where, filter=head, checkable=checkable)])
