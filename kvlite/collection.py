@@ -27,7 +27,7 @@ import apsw
 from . import keys as _keys
 from .errors import InvalidKey, InvalidTTL, SerializationError
 from .models import ModelAdapter
-from .serializers import Serializer, encode
+from .serializers import Serializer, encoder
 from .store import DB_ERRORS, STATEMENT_ERRORS, translate_error
 
 if TYPE_CHECKING:
@@ -95,6 +95,15 @@ def expiry(ttl: object, now: float) -> float | None:
 Entry = Tuple[Any, Any]
 
 
+def key_list(keys: Iterable[Any], method: str) -> list[Any]:
+    """The stored form of each key of a ``_many`` call's ``keys`` (an iterable of keys: a single
+    ``str`` or ``bytes`` key would be read as its characters or byte values, so it is refused)."""
+    if isinstance(keys, (str, bytes)):
+        raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
+                         f"use {method}([key])")
+    return [_keys.encode(key)[0] for key in keys]
+
+
 def entry_pairs(entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Iterable[Any]:
     """The ``(key, value)`` pairs of what ``put_many`` accepts: a mapping, an object with
     ``keys()`` and ``[]`` (the same duck-typing as ``dict.update``), or an iterable of pairs."""
@@ -129,6 +138,9 @@ class Collection:
         self._n_gets = self._n_hits = self._n_puts = self._n_deletes = self._n_expired = 0
         self._clock = store._clock
         self._loads = serializer.loads
+        # value -> stored data, or SerializationError: what every write calls once per value.
+        self._encode_plain = encoder(serializer)
+        self._encode = self._encode_plain if self._model is None else self._encode_model
         t = self._table = table_sql_name(table_id)
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
@@ -171,10 +183,9 @@ class Collection:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _encode(self, value: Any) -> str | bytes:
-        if self._model is not None:
-            value = self._model.dump(value)
-        return encode(self.serializer, value)
+    def _encode_model(self, value: Any) -> str | bytes:
+        assert self._model is not None
+        return self._encode_plain(self._model.dump(value))
 
     def _decode_raw(self, data: str | bytes) -> Any:
         """The stored value as the serializer gives it back (a dict, for typed collections)."""
@@ -275,18 +286,22 @@ class Collection:
         now = self._clock()
         expires = None if ttl is None else expiry(ttl, now)
         data = self._encode(value)
-        conn = self.store._conn()
+        store = self.store
         params = (stored, key_type, data, now, expires)
         try:
-            conn.execute(self._sql_put, params)
+            # The thread's reused cursor (an INSERT runs to its end at once, as _cursor() asks).
+            store._cursor().execute(self._sql_put, params)
+            conn = store._conn()
             if not conn.changes():  # the key is there but expired: it counts as a new key
-                with self.store._write(conn):
+                with store._write(conn):
                     conn.execute(self._sql_delete_expired_key, (stored, now))
                     conn.execute(self._sql_put, params)
         except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
         self._n_puts += 1
-        self._after_write()
+        self._writes += 1
+        if not self._writes % _PURGE_EVERY:
+            self._purge_any()
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; ``True`` if a live entry was removed, ``False`` if none (or it had expired)."""
@@ -325,7 +340,7 @@ class Collection:
 
     def get_many(self, keys: Iterable[Any], default: Any = None) -> list[Any]:
         """Values for ``keys``, in the same positions (``default`` where missing); one read snapshot."""
-        encoded = [_keys.encode(key)[0] for key in keys]
+        encoded = key_list(keys, "get_many")
         conn = self.store._conn()
         now = self.store._clock()
         out: list[Any] = []
@@ -350,29 +365,24 @@ class Collection:
         items = entry_pairs(entries)
         now = self.store._clock()
         expires = expiry(ttl, now)
-        written = 0
-
         encode_key, encode, limit = _keys.encode, self._encode, _keys.MAX_KEY_LENGTH
-
-        def rows() -> Iterator[tuple[Any, ...]]:
-            nonlocal written
-            for pair in items:
-                key, value = pair
-                if type(key) is str and len(key) <= limit:
-                    stored, key_type = key, 0
-                else:
-                    stored, key_type = encode_key(key)
-                written += 1
-                yield stored, key_type, encode(value), now, expires
+        # One row per pair, made as executemany() asks for it (never a list of encoded values);
+        # a str key needs no conversion (the common case, kept to one test).
+        rows = ((key, 0, encode(value), now, expires) if type(key) is str and len(key) <= limit
+                else (*encode_key(key), encode(value), now, expires)
+                for key, value in items)
 
         conn = self.store._conn()
         with self.store._write(conn):
             try:
                 # Expired rows go first (cheap, through the partial index), so every key left
-                # is live: the upserts below update in place or insert at the end.
+                # is live: each upsert below updates in place or inserts at the end, and
+                # changes exactly one row (which is how the rows written are counted).
                 conn.execute(self._sql_purge, (now,))
                 self._n_expired += conn.changes()
-                conn.executemany(self._sql_put, rows())
+                before = conn.total_changes()
+                conn.executemany(self._sql_put, rows)
+                written = conn.total_changes() - before
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
         self._n_puts += written
@@ -381,7 +391,7 @@ class Collection:
 
     def delete_many(self, keys: Iterable[Any]) -> int:
         """Remove every key in ``keys`` in one transaction; returns how many live entries were removed."""
-        encoded = [_keys.encode(key)[0] for key in keys]
+        encoded = key_list(keys, "delete_many")
         conn = self.store._conn()
         removed = 0
         with self.store._write(conn):
@@ -397,7 +407,7 @@ class Collection:
 
     def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
         """:meth:`ttl` for each key, in the same positions; one read snapshot."""
-        encoded = [_keys.encode(key)[0] for key in keys]
+        encoded = key_list(keys, "ttl_many")
         conn = self.store._conn()
         now = self.store._clock()
         out: list[float | None] = []
@@ -515,7 +525,7 @@ class Collection:
                 except Exception as exc:
                     raise SerializationError(
                         f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
-                yield (stored if key_type == 0 else bool(stored)), value
+                yield (stored if key_type == 0 else _keys.decode(stored, key_type)), value
 
     def values(self, *, reverse: bool = False) -> Iterator[Any]:
         """Every live value, in insertion order (or reversed)."""

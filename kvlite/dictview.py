@@ -46,7 +46,7 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
 
     _collection: Collection
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, /, *args: Any, **kwargs: Any) -> None:
         """Like ``dict(...)``: a view over a new private in-memory store, filled from the arguments."""
         from .store import Store
 
@@ -105,7 +105,7 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
     def __reversed__(self) -> Iterator[Any]:
         return self._collection.keys(reverse=True)
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None, /) -> Any:
         hash(key)
         try:
             return self._collection.get(key, default)
@@ -121,14 +121,14 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
     def values(self) -> ValuesView[Any]:
         return _ValuesView(self)
 
-    def pop(self, key: Any, default: Any = MISSING) -> Any:
+    def pop(self, key: Any, default: Any = MISSING, /) -> Any:
         hash(key)
         return self._collection.pop(key, default)
 
     def popitem(self) -> tuple[Any, Any]:
         return self._collection.popitem()
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
+    def setdefault(self, key: Any, default: Any = None, /) -> Any:
         hash(key)
         return self._collection.setdefault(key, default)
 
@@ -136,8 +136,9 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
         """Like ``dict.update``, as one ``put_many``: all pairs land, or none."""
         if isinstance(other, DictView):
             other = list(other.items())
-        if not (isinstance(other, Iterable) or hasattr(other, "keys")):
-            raise TypeError(f"{type(other).__name__!r} object is not iterable")
+        if not hasattr(other, "keys"):
+            iter(other)  # the TypeError dict.update raises for what is not iterable
+
         pairs = _checked_pairs(other)
         if kwargs:
             pairs = itertools.chain(pairs, kwargs.items())
@@ -166,9 +167,20 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
         return type(self)._over(collection)
 
     def copy(self) -> DictView:
-        """A shallow copy in a new private in-memory store (``d.copy() == d``)."""
+        """A copy in a new private in-memory store (``d.copy() == d``).
+
+        As values are stored copies, it shares no value objects with ``d``: it is a deep
+        copy as much as a shallow one, so ``copy.copy(d)`` and ``copy.deepcopy(d)`` give it too.
+        """
         new = self._new_like()
         new._collection.put_many(self._collection.items())
+        return new
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DictView:
+        new = self.copy()
+        memo[id(self)] = new
         return new
 
     @classmethod
@@ -189,7 +201,7 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
     def __ror__(self, other: Any) -> Any:
         if not isinstance(other, (dict, DictView)):
             return NotImplemented
-        new = dict(other)
+        new = other.copy()  # the left operand's type, as `other | dict` gives (OrderedDict, ...)
         new.update(self.items())
         return new
 
@@ -241,6 +253,14 @@ class _ItemsView(ItemsView):  # type: ignore[type-arg]
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         return self._mapping._collection.items()  # type: ignore[attr-defined, no-any-return]
 
+    def __contains__(self, item: object) -> bool:
+        # As dict_items: only a (key, value) tuple can be in it; an unhashable key raises.
+        if not isinstance(item, tuple) or len(item) != 2:
+            return False
+        key, value = item
+        found = self._mapping.get(key, MISSING)  # type: ignore[attr-defined]
+        return found is not MISSING and (found is value or found == value)
+
     def __reversed__(self) -> Iterator[tuple[Any, Any]]:
         return self._mapping._collection.items(reverse=True)  # type: ignore[attr-defined, no-any-return]
 
@@ -250,6 +270,10 @@ class _ValuesView(ValuesView):  # type: ignore[type-arg]
 
     def __iter__(self) -> Iterator[Any]:
         return self._mapping._collection.values()  # type: ignore[attr-defined, no-any-return]
+
+    def __contains__(self, value: object) -> bool:
+        # One pass over the rows (the mixin looks up every key again, which can race a writer).
+        return any(found is value or found == value for found in self)
 
     def __reversed__(self) -> Iterator[Any]:
         return self._mapping._collection.values(reverse=True)  # type: ignore[attr-defined, no-any-return]

@@ -14,6 +14,7 @@ __all__ = [
     "StoreClosed",
     "StoreLocked",
     "StoreFull",
+    "TransactionLost",
     "CorruptStore",
     "IncompatibleVersion",
     "ReadOnlyError",
@@ -45,6 +46,12 @@ class StoreLocked(KvliteError):
 
 class StoreFull(KvliteError):
     """The disk (or the configured ``max_page_count``) is full; nothing was written."""
+
+
+class TransactionLost(KvliteError):
+    """SQLite rolled a ``transaction()`` block back after an error inside it (for example
+    :class:`StoreFull`) that the block's code caught: nothing of the block is committed, and
+    every later write in it, and the end of the block, raise this."""
 
 
 class CorruptStore(KvliteError):

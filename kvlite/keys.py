@@ -9,8 +9,9 @@ INTEGER and REAL apart and compares INTEGER with REAL by value, exactly as
 Python compares ``int`` with ``float``.  ``bool`` is stored as INTEGER with
 ``key_type = 1`` so it comes back as ``bool``.
 
-Supported: ``str``, ``bytes``, ``int`` (-2**63 .. 2**63-1), ``float`` (not
-NaN), ``bool``.  Subclasses (``enum.StrEnum``, ``enum.IntEnum``, ...) are
+Supported: ``str``, ``bytes``, ``int`` (-2**63 .. 2**63-1, and beyond that the
+ints a ``float`` equals exactly, such as ``2**64``, stored as that float with
+``key_type = 2``), ``float`` (not NaN), ``bool``.  Subclasses (``enum.StrEnum``, ``enum.IntEnum``, ...) are
 stored as their base type and come back as it.  Keys are limited to
 :data:`MAX_KEY_LENGTH` characters (``str``) or bytes (``bytes``).
 """
@@ -29,6 +30,8 @@ MAX_KEY_LENGTH = 1 << 20
 
 KEY_PLAIN = 0
 KEY_BOOL = 1
+#: An ``int`` outside 64 bits, stored as the ``float`` it equals (``2**64``).
+KEY_BIG_INT = 2
 
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 63) - 1
@@ -42,9 +45,17 @@ def encode(key: object) -> tuple[object, int]:
             raise InvalidKey(f"key is {len(key)} long; the limit is {MAX_KEY_LENGTH}")  # type: ignore[arg-type]
         return key, KEY_PLAIN
     if kind is int:
-        if not _INT_MIN <= key <= _INT_MAX:  # type: ignore[operator]
-            raise InvalidKey("int keys must fit in 64 bits (-2**63 .. 2**63-1)")
-        return key, KEY_PLAIN
+        if _INT_MIN <= key <= _INT_MAX:  # type: ignore[operator]
+            return key, KEY_PLAIN
+        # Beyond 64 bits SQLite has only REAL.  An int a float equals exactly (2**63, 2**64,
+        # 10**20) is the same dict key as that float, so it is stored as one, marked as an int.
+        try:
+            as_float = float(key)  # type: ignore[arg-type]
+        except OverflowError:
+            as_float = math.inf
+        if as_float != key:
+            raise InvalidKey("int keys must fit in 64 bits (-2**63 .. 2**63-1), or equal a float exactly")
+        return as_float, KEY_BIG_INT
     if kind is bool:
         return int(key), KEY_BOOL  # type: ignore[call-overload]
     if kind is float:
@@ -66,4 +77,6 @@ def decode(stored: object, key_type: int) -> Key:
     """The Python key for a stored ``(key, key_type)`` pair."""
     if key_type == KEY_BOOL:
         return bool(stored)
+    if key_type == KEY_BIG_INT:
+        return int(stored)  # type: ignore[call-overload, no-any-return]
     return stored  # type: ignore[return-value]

@@ -100,10 +100,13 @@ def inspect(conn: apsw.Connection) -> int:
             f"{latest_version()}; upgrade kvlite to open it"
         )
     try:
-        registry = {row[0] for row in conn.execute("SELECT name FROM pragma_table_info('kvlite_collections')")}
+        registry = {row[0]: (row[1].upper(), row[2]) for row in
+                    conn.execute("SELECT name, type, pk FROM pragma_table_info('kvlite_collections')")}
     except (apsw.NotADBError, apsw.CorruptError, apsw.SQLError, UnicodeDecodeError) as exc:
         raise CorruptStore(f"damaged kvlite file: {exc}") from exc
-    if not {"id", "name", "serializer"} <= registry:
+    # Collection ids name tables (kv_<id>): only an INTEGER PRIMARY KEY (the rowid) is sure to
+    # hold integers, whatever a hostile file put in its rows.
+    if not {"id", "name", "serializer"} <= set(registry) or registry["id"] != ("INTEGER", 1):
         raise CorruptStore("damaged kvlite file: its collection registry (kvlite_collections) is missing or malformed")
     return version
 
@@ -114,7 +117,10 @@ def upgrade(conn: apsw.Connection) -> int:
     try:
         current = inspect(conn)  # again, under the write lock: another process may have migrated
         for migration in migrations()[current:]:
-            conn.execute(migration.sql)
+            # Step through every statement: apsw runs a script's next statement only once
+            # the rows of the one before (a PRAGMA, a SELECT) have been read.
+            for _ in conn.execute(migration.sql):
+                pass
             conn.execute(
                 "INSERT INTO kvlite_migrations(version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, time.time()),

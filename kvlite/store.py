@@ -36,6 +36,7 @@ from .errors import (
     StoreClosed,
     StoreFull,
     StoreLocked,
+    TransactionLost,
 )
 
 if TYPE_CHECKING:
@@ -175,6 +176,34 @@ def validate_collection_name(name: object) -> str:
     except UnicodeEncodeError:
         raise InvalidCollectionName("collection names must be valid Unicode text") from None
     return name
+
+
+class _Block:
+    """The outermost write block open on one thread's connection.
+
+    SQLite rolls a whole transaction back by itself after some errors (a full
+    disk, for one).  When the block's code catches such an error and goes on,
+    its later writes would each commit on their own: the commit hook refuses
+    every commit but the block's own, so the block stays all or nothing.
+    """
+
+    __slots__ = ("conn", "lost", "committing")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.lost = False
+        self.committing = False
+
+    def lost_error(self) -> KvliteError:
+        return TransactionLost(
+            "SQLite rolled this transaction back after an earlier error inside the block "
+            "(caught by the code in it); nothing of the block was committed")
+
+    def on_commit(self) -> bool:
+        if self.committing:
+            return False
+        self.lost = True
+        raise self.lost_error()  # the statement's own change is undone with it
 
 
 class Store:
@@ -358,22 +387,67 @@ class Store:
         """A write transaction on ``conn``, or a savepoint inside the current one."""
         if self.readonly:
             raise ReadOnlyError("the store was opened read-only")
+        block: _Block | None = getattr(self._local, "block", None)
+        if block is not None and block.conn is conn:
+            yield from self._savepoint(conn, block)
+            return
         try:
-            outer = conn.getautocommit()
-            conn.execute("BEGIN IMMEDIATE" if outer else "SAVEPOINT kvlite")
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        block = self._local.block = _Block(conn)
+        conn.set_commit_hook(block.on_commit)
+        try:
+            try:
+                yield conn
+            except BaseException:
+                if not conn.getautocommit():
+                    with contextlib.suppress(apsw.Error):
+                        conn.execute("ROLLBACK")
+                raise
+            if block.lost or conn.getautocommit():
+                # SQLite rolled the whole transaction back after an error inside the block
+                # (disk full, ...) that the block's code caught and went on from.
+                with contextlib.suppress(apsw.Error):
+                    if not conn.getautocommit():
+                        conn.execute("ROLLBACK")
+                raise block.lost_error()
+            block.committing = True
+            try:
+                conn.execute("COMMIT")
+            except apsw.Error as exc:
+                with contextlib.suppress(apsw.Error):
+                    conn.execute("ROLLBACK")
+                raise translate_error(exc) from exc
+        finally:
+            self._local.block = None
+            with contextlib.suppress(apsw.Error):
+                conn.set_commit_hook(None)
+
+    @staticmethod
+    def _savepoint(conn: apsw.Connection, block: _Block) -> Iterator[apsw.Connection]:
+        """A nested block: a savepoint, undone alone when the nested block raises."""
+        if block.lost or conn.getautocommit():
+            raise block.lost_error()
+        try:
+            conn.execute("SAVEPOINT kvlite")
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         try:
             yield conn
         except BaseException:
-            with contextlib.suppress(apsw.Error):
-                conn.execute("ROLLBACK" if outer else "ROLLBACK TO kvlite; RELEASE kvlite")
+            if not conn.getautocommit():
+                with contextlib.suppress(apsw.Error):
+                    conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
             raise
+        if conn.getautocommit():  # SQLite rolled back the outer transaction meanwhile
+            block.lost = True
+            raise block.lost_error()
         try:
-            conn.execute("COMMIT" if outer else "RELEASE kvlite")
+            conn.execute("RELEASE kvlite")
         except apsw.Error as exc:
             with contextlib.suppress(apsw.Error):
-                conn.execute("ROLLBACK" if outer else "ROLLBACK TO kvlite; RELEASE kvlite")
+                conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
             raise translate_error(exc) from exc
 
     def _read_snapshot(self) -> contextlib.AbstractContextManager[Any]:
@@ -508,10 +582,11 @@ class Store:
                     conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
-        for cache_key in [k for k in list(self._collections) if k[0] == name]:
-            stale = self._collections.pop(cache_key, None)
-            if stale is not None:
-                stale._dropped = True
+        if conn.getautocommit():  # committed (inside a transaction() block it may still roll back)
+            for cache_key in [k for k in list(self._collections) if k[0] == name]:
+                stale = self._collections.pop(cache_key, None)
+                if stale is not None:
+                    stale._dropped = True
         return row is not None
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,

@@ -167,7 +167,7 @@ BAD_KEYS = {
     "object": object(),
     "complex": 1j,
     "decimal": decimal.Decimal(1),
-    "int 2**63": 2**63,
+    "int 2**63+1 (no float equals it)": 2**63 + 1,
     "int -2**63-1": -(2**63) - 1,
     "nan": NAN,
     "lone surrogate": "a\ud800b",
@@ -712,6 +712,28 @@ def test_full_disk_raises_store_full_and_keeps_committed_data(open_store: Callab
             docs.put("tx big", "t" * 50_000)
 
     expect(errors.StoreFull, store, transaction)
+
+    def caught_inside(nested: bool) -> None:
+        """The block's code catches StoreFull and goes on: SQLite has rolled the whole
+        transaction back, so the later writes must not commit one by one."""
+        with store.transaction():
+            docs.put("tx before", 1)
+            try:
+                if nested:
+                    with store.transaction():
+                        docs.put_many((f"tx big{i}", "t" * 3000) for i in range(20))
+                else:
+                    docs.put_many((f"tx big{i}", "t" * 3000) for i in range(20))
+            except errors.StoreFull:
+                pass
+            with pytest.raises(errors.TransactionLost):
+                docs.put("tx after", 2)
+            with pytest.raises(errors.TransactionLost):
+                docs.put_many({"tx after many": 3})
+            docs.get("tx before")  # reads still work
+
+    expect(errors.TransactionLost, store, lambda: caught_inside(False))
+    expect(errors.TransactionLost, store, lambda: caught_inside(True))
     assert snapshot(store) == before
     assert list(docs.items())[:200] == committed
     assert [docs.get(f"more{i}") for i in range(written)] == ["y" * 3000] * written

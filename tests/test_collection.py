@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 from pathlib import Path
 
 import apsw
@@ -101,7 +102,40 @@ def test_equal_numbers_are_one_key_first_type_kept(coll: kvlite.Collection) -> N
     assert coll.get(True) == coll.get(1.0) == "bool"
 
 
-@pytest.mark.parametrize("key", [(1, 2), None, frozenset(), object(), 2**63, -(2**63) - 1, float("nan"),
+@pytest.mark.parametrize("method", ["get_many", "delete_many", "ttl_many"])
+def test_many_methods_refuse_a_single_str_or_bytes_key(coll: kvlite.Collection, method: str) -> None:
+    coll.put_many({"a": 1, "b": 2, "ab": 3})
+    for keys in ("ab", b"ab"):
+        with pytest.raises(InvalidKey, match=method):
+            getattr(coll, method)(keys)
+    assert dict(coll.items()) == {"a": 1, "b": 2, "ab": 3}
+
+
+def test_a_dropped_collection_rolled_back_still_works(store: kvlite.Store) -> None:
+    coll = store.collection("c")
+    coll.put("k", 1)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.drop_collection("c")
+            raise RuntimeError("undo")
+    assert store.collection("c") is coll and coll.get("k") == 1
+    assert store.stats()["collections"]["c"]["rows"] == 1
+
+
+def test_ints_beyond_64_bits_are_the_floats_they_equal(coll: kvlite.Collection) -> None:
+    """As in dict: ``2**64 == 2.0**64`` is one key; an int no float equals (2**63 + 1) is refused."""
+    model: dict[Any, str] = {}
+    for key, value in [(2.0**63, "float"), (2**63, "int over it"), (2**64, "int"), (-(2**70), "neg"),
+                       (10**20, "ten")]:
+        coll.put(key, value)
+        model[key] = value
+    assert list(coll.items()) == list(model.items())
+    assert [type(k) for k in coll.keys()] == [type(k) for k in model]
+    assert coll.get(2.0**64) == "int" and coll.get(2**63) == "int over it" and 10.0**20 in coll
+    assert coll.dict().get(2**63 + 1) is None and coll.delete(2**64) and 2**64 not in coll
+
+
+@pytest.mark.parametrize("key", [(1, 2), None, frozenset(), object(), 2**63 + 1, -(2**63) - 1, float("nan"),
                                  bytearray(b"x"), 1j])
 def test_unsupported_keys_raise_invalid_key_and_write_nothing(coll: kvlite.Collection, key: object) -> None:
     coll.put("other", 1)

@@ -442,6 +442,51 @@ def test_update_is_atomic(view: DictView, args: tuple[Any, ...], kwargs: dict[st
     assert list(view.items()) == [("a", "old"), ("z", 26)]
 
 
+def test_copy_module_gives_independent_copies(view: DictView) -> None:
+    import copy
+
+    view.update(a=[1], b={"c": 2})
+    for made in (copy.copy(view), copy.deepcopy(view)):
+        assert made == view and made.collection is not view.collection
+        made["a"] = "changed"
+        assert view["a"] == [1]
+    nested = copy.deepcopy({"x": view, "y": view})
+    assert nested["x"] is nested["y"] and nested["x"] == view
+
+
+def test_items_and_values_membership_like_dict(view: DictView) -> None:
+    view.update(a=1, b=[2])
+    model = dict(view)
+    for probe in [1, ("a",), ("a", 1, 2), ["a", 1], ("a", 1), ("b", [2]), ("zz", 1), ("a", 2), (1.0, 1)]:
+        assert (probe in view.items()) == (probe in model.items()), probe
+    for probe in [1, [2], 99, None]:
+        assert (probe in view.values()) == (probe in model.values()), probe
+    with pytest.raises(TypeError):
+        ([], 1) in view.items()  # noqa: B015 - an unhashable key raises, as in dict
+    with pytest.raises(TypeError):
+        ([], 1) in model.items()  # noqa: B015
+
+
+def test_signatures_like_dict(view: DictView) -> None:
+    assert DictView(self=1, other=2) == {"self": 1, "other": 2}
+    for call in (lambda: view.get(key="a"), lambda: view.pop(key="a"), lambda: view.setdefault(key="a")):
+        with pytest.raises(TypeError):
+            call()
+
+    class Pairs:  # only __getitem__: iterable through the old sequence protocol, as dict.update takes it
+        def __getitem__(self, i: int) -> tuple[str, int]:
+            if i < 2:
+                return f"k{i}", i
+            raise IndexError(i)
+
+    model: dict[Any, Any] = {}
+    model.update(Pairs())
+    view.update(Pairs())
+    assert dict(view) == model
+    for left in (collections.OrderedDict(z=0), collections.defaultdict(int, z=0), {"z": 0}):
+        assert type(left | view) is type(left | model) and (left | view) == (left | model)
+
+
 def test_repr_like_dict(view: DictView) -> None:
     assert repr(view) == "{}"
     view.update([("a", 1), (b"b", [2]), (3, None)])

@@ -341,6 +341,27 @@ def test_a_damaged_registry_is_corrupt(tmp_path: Path) -> None:
         kvlite.open(path)
 
 
+@pytest.mark.parametrize("bad_id", ["'1; DROP TABLE kv_1'", "1.5", "NULL"])
+def test_a_registry_whose_ids_may_not_be_integers_is_corrupt(tmp_path: Path, bad_id: str) -> None:
+    """Collection ids name tables: a registry rebuilt without ``INTEGER PRIMARY KEY`` could hold
+    text or a float (``int(1.5)`` would name another collection's table), so it is refused."""
+    path = tmp_path / "registry.db"
+    two_collections(path)
+    conn = apsw.Connection(str(path))
+    conn.execute("""
+        ALTER TABLE kvlite_collections RENAME TO old_registry;
+        CREATE TABLE kvlite_collections (id ANY, name TEXT, table_name TEXT, serializer TEXT,
+                                         created_at REAL, options TEXT);
+        INSERT INTO kvlite_collections SELECT * FROM old_registry;
+        DROP TABLE old_registry;""")
+    conn.execute(f"UPDATE kvlite_collections SET id = {bad_id} WHERE name = 'b'")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(errors.CorruptStore, match="registry"):
+        kvlite.open(path)
+    assert path.read_bytes() == before
+
+
 def test_a_hostile_trigger_only_reaches_its_own_file(tmp_path: Path) -> None:
     """Documented limit: triggers in a hostile file run when kvlite writes, but only SQL, on that file.
 

@@ -102,6 +102,16 @@ def test_pending_migrations_apply_in_order_and_are_recorded(db_path: Path, monke
     assert raw(db_path, "SELECT x FROM test_a") == [(42,)]
 
 
+def test_every_statement_of_a_migration_runs(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement that returns rows (a PRAGMA, a SELECT) does not stop the rest of the file."""
+    kvlite.open(db_path).close()
+    current = migrate.migrations()
+    script = "SELECT 1; PRAGMA table_info(kvlite_meta); CREATE TABLE test_after (x); INSERT INTO test_after VALUES (7);"
+    monkeypatch.setattr(migrate, "migrations", lambda: current + (migrate.Migration(len(current) + 1, "rows", script),))
+    kvlite.open(db_path).close()
+    assert raw(db_path, "SELECT x FROM test_after") == [(7,)]
+
+
 def test_a_failing_migration_applies_nothing(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     current = migrate.migrations()
     broken = migrate.Migration(len(current) + 1, "broken", "CREATE TABLE test_b (x); CREATE TABLE kvlite_meta (y);")

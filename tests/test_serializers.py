@@ -192,6 +192,7 @@ JSON_REJECTS = [
     float("nan"), float("inf"), float("-inf"), [1.0, float("nan")], {"a": {"b": float("-inf")}},
     {1, 2}, frozenset([1]), b"bytes", bytearray(b"x"), datetime.datetime(2024, 1, 1), datetime.date(2024, 1, 1),
     decimal.Decimal("1.5"), Point(1), object(), 2**64, {1: "non-str key"},
+    enum.Enum("Odd", {"NAN": float("nan")}).NAN, [enum.Enum("Nested", {"V": {"x": float("inf")}}).V],
 ]
 
 
