@@ -17,6 +17,8 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("iterate", "kvlite", 0.8, "full iteration with decode >= 0.8x floor"),
     ("query_selective", "kvlite", 20.0, "selective filter, push-down >= 20x jsonpath-ng"),
     ("query_selective", "kvlite+index", 150.0, "selective filter, indexed >= 150x jsonpath-ng"),
+    ("query_selective", "kvlite-jsonb", 20.0, "selective filter, push-down on jsonb >= 20x jsonpath-ng"),
+    ("query_selective", "kvlite-jsonb+index", 150.0, "selective filter, indexed jsonb >= 150x jsonpath-ng"),
 ]
 #: Peak RSS growth allowed for a scan query over 1M documents (MB).
 QUERY_RSS_LIMIT_MB = 32.0
@@ -96,7 +98,7 @@ def check_targets(results: dict[str, Any], metric: str = "wall") -> list[tuple[s
             rows.append((text, _ratio(ratio), "met" if ratio >= minimum else "NOT met"))
     for name, meta in results["workloads"].items():
         if meta["group"] == "query" and meta["n"] >= 1_000_000:
-            for store in ("kvlite", "kvlite+index"):
+            for store in ("kvlite", "kvlite+index", "kvlite-jsonb", "kvlite-jsonb+index"):
                 cell = by_key.get((name, store))
                 if cell and "rss_growth_mb" in cell:
                     growth = cell["rss_growth_mb"]

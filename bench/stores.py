@@ -379,12 +379,13 @@ class KvliteCollection(Adapter):
     groups = frozenset({"kv", "query"})
     INDEX = False
     DURABILITY = "normal"
+    SERIALIZER = "json"
 
     def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
         import kvlite
 
         super().__init__(folder, autocommit=autocommit)
-        self.store = kvlite.open(folder / "kvlite.db", durability=self.DURABILITY)
+        self.store = kvlite.open(folder / "kvlite.db", durability=self.DURABILITY, serializer=self.SERIALIZER)
         self.coll = self.store.collection("bench")
 
     @classmethod
@@ -395,7 +396,8 @@ class KvliteCollection(Adapter):
     def describe(cls) -> str:
         import kvlite
 
-        return f"{cls.title}: kvlite {kvlite.__version__} (durability={cls.DURABILITY!r})"
+        return (f"{cls.title}: kvlite {kvlite.__version__} (durability={cls.DURABILITY!r}, "
+                f"serializer={cls.SERIALIZER!r})")
 
     def close(self) -> None:
         self.store.close()
@@ -471,6 +473,30 @@ class KvliteIndexed(KvliteCollection):
         import kvlite
 
         return _kvlite_has_find() and hasattr(kvlite.Collection, "create_index")
+
+
+@register
+class KvliteJsonb(KvliteCollection):
+    """kvlite with ``serializer="jsonb"``: the same JSON values, stored as SQLite JSONB."""
+
+    name = "kvlite-jsonb"
+    title = "kvlite jsonb"
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        import kvlite
+
+        return _kvlite_has_find() and "jsonb" in kvlite.serializers.names()
+
+
+@register
+class KvliteJsonbIndexed(KvliteJsonb):
+    """kvlite ``serializer="jsonb"`` with ``create_index`` on every queried field (query group only)."""
+
+    name = "kvlite-jsonb+index"
+    title = "kvlite jsonb + index"
+    groups = frozenset({"query"})
+    INDEX = True
 
 
 @register
