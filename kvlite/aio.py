@@ -14,6 +14,11 @@ transaction's statements all run on one connection.
   block rolls back.
 * Queries stream: ``async for key, value in coll.find(path)`` fetches
   ``batch`` matches at a time on the worker thread.
+* Nothing is bound to one event loop: a store (and a ``KeyValue`` over it) can
+  be used from several ``asyncio.run()`` calls in turn, or from threads that
+  each run their own loop at the same time.  The turn-taking is a
+  :class:`_TurnLock` (a threading lock and one future per waiter, on the
+  waiter's own loop), not an ``asyncio.Lock``.
 
 ``kvlite.aio.KeyValue`` is the py-key-value protocol (``key_value.aio``'s
 ``AsyncKeyValue``) over an :class:`AsyncStore`; see :mod:`kvlite.keyvalue`
@@ -23,11 +28,14 @@ for the semantics.
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
 import itertools
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +57,94 @@ _in_transaction: contextvars.ContextVar[AsyncStore | None] = contextvars.Context
     "kvlite_aio_transaction", default=None)
 
 
+class _Waiter:
+    __slots__ = ("loop", "future", "granted")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+        self.loop = loop
+        self.future = future
+        self.granted = False
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _TurnLock:
+    """A FIFO lock for coroutines on *any* event loop, in any thread.
+
+    ``asyncio.Lock`` binds itself to the first loop that waits on it (a second
+    loop then gets ``RuntimeError``) and wakes waiters without thread safety
+    (a waiter on another thread's loop may never wake).  Here the state is
+    guarded by a ``threading.Lock``; each waiter waits on a future of its own
+    loop, and ``release`` hands the lock straight to the oldest waiter and wakes
+    it on that loop (``call_soon_threadsafe`` when it is another loop).  A
+    waiter cancelled after being handed the lock passes it on, so the lock is
+    never lost, and a waiter whose loop has closed is skipped.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locked = False
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self) -> None:
+        with self._mutex:
+            if not self._locked:  # the lock is only ever free with nobody waiting
+                self._locked = True
+                return
+            waiter = _Waiter(asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
+            self._waiters.append(waiter)
+        try:
+            await waiter.future
+        except BaseException:  # cancelled while waiting (or just after being handed the lock)
+            with self._mutex:
+                granted = waiter.granted
+                if not granted:
+                    self._waiters.remove(waiter)
+            if granted:
+                self.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        while True:
+            with self._mutex:
+                if not self._waiters:
+                    self._locked = False
+                    return
+                waiter = self._waiters.popleft()
+                waiter.granted = True
+            if waiter.loop is current:
+                _wake(waiter.future)
+                return
+            try:
+                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                return
+            except RuntimeError:  # its loop is closed: nobody will take the turn, give it to the next
+                continue
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.release()
+
+
 class AsyncStore:
     """An open kvlite store for asyncio code.  Make one with :func:`kvlite.aio.open`."""
 
     def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
         self.store = store
         self._executor = executor
-        self._lock = asyncio.Lock()
+        self._lock = _TurnLock()
         self._collections: dict[tuple[str, type | None], AsyncCollection] = {}
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -289,15 +378,21 @@ async def open(  # noqa: A001 - mirrors kvlite.open
     """Open (or create) a store for asyncio code; the arguments are :func:`kvlite.open`'s
     (a file, ``":memory:"``, or a URL such as ``"memory://"`` or ``"redis://..."``)."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvlite-aio")
-    loop = asyncio.get_running_loop()
+    opening = executor.submit(open_store, path, serializer=serializer, durability=durability, timeout=timeout,
+                              clock=clock, readonly=readonly, layout=layout)
     try:
-        store = await loop.run_in_executor(executor, functools.partial(
-            open_store, path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
-            readonly=readonly, layout=layout))
+        store = await asyncio.shield(asyncio.wrap_future(opening))
     except BaseException:
+        # Cancelled while the worker opens the file: close what it opens, nobody will.
+        opening.add_done_callback(_close_opened)
         executor.shutdown(wait=False)
         raise
     return AsyncStore(store, executor)
+
+
+def _close_opened(opening: concurrent.futures.Future[Store]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 class KeyValue:

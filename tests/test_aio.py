@@ -809,3 +809,122 @@ def test_async_typed_collection_and_stats(tmp_path: Path) -> None:
             assert await store.drop_collection("points") is True
 
     asyncio.run(main())
+
+
+# -- one store, many event loops -------------------------------------------------------------------
+# A store is often made once and used from more than one event loop over its life: several
+# asyncio.run() calls in turn, or threads that each run their own loop at the same time.  Nothing in
+# an AsyncStore is bound to one loop, and a waiter on one loop is woken by a release on another.
+
+
+def _in_threads(count: int, target: Callable[[int], Any], timeout: float = 20) -> list[Any]:
+    """``target(i)`` on ``count`` daemon threads at once; their results, or fail if one hangs."""
+    results: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait(timeout)
+        try:
+            results[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread's event loop hung"
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+async def _burst(store: kvlite.aio.AsyncStore, tag: str, n: int = 30) -> list[Any]:
+    coll = await store.collection("c")
+    await asyncio.gather(*(coll.put(f"{tag}{i}", i) for i in range(n)))
+    return await asyncio.gather(*(coll.get(f"{tag}{i}") for i in range(n)))
+
+
+def test_store_used_from_event_loops_in_turn(tmp_path: Path) -> None:
+    store = asyncio.run(kvlite.aio.open(tmp_path / "s.db"))
+    try:
+        for run in range(3):  # each asyncio.run() is a new loop; gather makes the calls wait for each other
+            assert asyncio.run(_burst(store, f"r{run}-")) == list(range(30))
+    finally:
+        asyncio.run(store.close())
+    with kvlite.open(tmp_path / "s.db") as other:
+        assert other.collection("c").count() == 90
+
+
+def test_store_used_from_two_threads_loops_at_once(tmp_path: Path) -> None:
+    store = asyncio.run(kvlite.aio.open(tmp_path / "s.db"))
+    try:
+        results = _in_threads(4, lambda t: asyncio.run(_burst(store, f"t{t}-", 50)))
+        assert results == [list(range(50))] * 4
+    finally:
+        asyncio.run(store.close())
+
+
+def test_transaction_on_one_loop_makes_another_loop_wait(tmp_path: Path) -> None:
+    store = asyncio.run(kvlite.aio.open(tmp_path / "s.db"))
+    coll = asyncio.run(store.collection("c"))  # an AsyncCollection is not bound to a loop either
+    inside, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        async def main() -> None:
+            async with store.transaction():
+                await coll.put("x", "half")
+                inside.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+                await coll.put("x", "done")
+        asyncio.run(main())
+
+    def reader() -> list[Any]:
+        async def main() -> list[Any]:
+            waiting = [asyncio.create_task(coll.get("x")) for _ in range(3)]
+            doomed = asyncio.create_task(coll.put("x", "never"))
+            await _heartbeat(20)
+            assert not any(task.done() for task in waiting)  # no loop sees the half-done transaction
+            doomed.cancel()  # a waiter cancelled on its own loop gives up its turn
+            release.set()
+            return await asyncio.gather(*waiting)
+        assert inside.wait(10)
+        return asyncio.run(main())
+
+    try:
+        results = _in_threads(2, lambda i: holder() if i == 0 else reader())
+        assert results[1] == ["done"] * 3
+        assert asyncio.run(_burst(store, "after-", 3)) == [0, 1, 2]  # the turn was passed on, not lost
+        assert asyncio.run(coll.get("x")) == "done"
+    finally:
+        asyncio.run(store.close())
+
+
+def test_cancelled_open_closes_the_store_it_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[kvlite.Store] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_open(*args: Any, **kwargs: Any) -> kvlite.Store:
+        started.set()
+        release.wait(10)
+        opened.append(kvlite.open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(kvlite.aio, "open_store", slow_open)
+
+    async def main() -> None:
+        task = asyncio.create_task(kvlite.aio.open(tmp_path / "s.db"))
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+
+    asyncio.run(main())
+    for _ in range(100):
+        if opened and opened[0].closed:
+            break
+        threading.Event().wait(0.05)
+    assert opened and opened[0].closed  # the worker finished opening it, and it was closed

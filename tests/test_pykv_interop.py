@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,100 @@ def test_store_reopens_after_close(path: Path) -> None:
         await store.close()
         assert store.kvlite_store is None
         assert await store.get("k") == {"v": 1}
+        await store.close()
+
+    asyncio.run(main())
+
+
+# -- one store, many event loops ------------------------------------------------------------------
+# py-key-value stores are made once (module level, app config) and outlive one event loop: several
+# asyncio.run() calls, pytest-asyncio's loop per test, threads each running a loop.
+
+
+def _in_threads(count: int, target: Any, timeout: float = 20) -> list[Any]:
+    """``target(i)`` on ``count`` daemon threads started together; fails if one hangs."""
+    results: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait(timeout)
+        try:
+            results[i] = target(i)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "an event loop hung"
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+async def _burst(store: KvliteStore, tag: str, n: int = 20) -> list[Any]:
+    await asyncio.gather(*(store.put(f"{tag}{i}", {"v": i}) for i in range(n)))
+    return await asyncio.gather(*(store.get(f"{tag}{i}") for i in range(n)))
+
+
+def test_store_outlives_one_event_loop(path: Path) -> None:
+    store = KvliteStore(str(path))  # made outside any loop, as py-key-value stores are
+    try:
+        for run in range(3):
+            assert asyncio.run(_burst(store, f"r{run}-")) == [{"v": i} for i in range(20)]
+    finally:
+        asyncio.run(store.close())
+    assert len(_documents(path)) == 60
+
+
+def test_first_use_from_two_threads_at_once(path: Path) -> None:
+    store = KvliteStore(str(path))
+    try:
+        seen: list[Any] = []
+
+        def work(t: int) -> list[Any]:
+            async def main() -> list[Any]:
+                got = await _burst(store, f"t{t}-", 40)
+                seen.append(store.kvlite_store)
+                return got
+            return asyncio.run(main())
+
+        assert _in_threads(3, work) == [[{"v": i} for i in range(40)]] * 3
+        assert seen[0] is not None and all(s is seen[0] for s in seen)  # opened once, shared
+    finally:
+        asyncio.run(store.close())
+    assert len(_documents(path)) == 120
+
+
+def test_a_failed_first_use_is_reported_to_every_caller_and_retried(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    store = KvliteStore(str(folder / "x.db"))
+
+    async def everyone() -> list[Any]:
+        return await asyncio.gather(*(store.get(f"k{i}") for i in range(5)), return_exceptions=True)
+
+    results = asyncio.run(everyone())
+    assert all(isinstance(r, pykv_errors.StoreSetupError) for r in results), results
+    folder.mkdir()
+    assert asyncio.run(everyone()) == [None] * 5  # the next use opens it
+    asyncio.run(store.close())
+
+
+def test_cancelled_first_use_lets_the_others_open(path: Path) -> None:
+    async def main() -> None:
+        store = KvliteStore(str(path))
+        first = asyncio.create_task(store.put("a", {"v": 1}))
+        await asyncio.sleep(0)  # `first` is opening the file
+        others = [asyncio.create_task(store.put(f"k{i}", {"v": i})) for i in range(3)]
+        await asyncio.sleep(0)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.gather(*others)
+        assert await store.get_many(["k0", "k1", "k2", "a"]) == [{"v": 0}, {"v": 1}, {"v": 2}, None]
         await store.close()
 
     asyncio.run(main())

@@ -28,7 +28,10 @@ values raise ``TypeError``, as py-key-value's type checks do.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import functools
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, SupportsFloat, TypeVar
 
@@ -70,8 +73,19 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class _OpenInterrupted(Exception):
+    """The task opening the file was cancelled: the callers waiting for it try again."""
+
+
 class KvliteStore:
-    """py-key-value's ``AsyncKeyValue`` on a kvlite file (or ``":memory:"``)."""
+    """py-key-value's ``AsyncKeyValue`` on a kvlite file (or ``":memory:"``).
+
+    Nothing in it is bound to an event loop: like py-key-value's stores it can
+    be made once and used from several loops in turn or at once (threads each
+    running a loop).  The first use opens the file, once, whichever loop makes
+    it; the others wait for that (a ``threading.Lock`` and a
+    ``concurrent.futures.Future``, as py-key-value's ``BaseStore.setup``).
+    """
 
     def __init__(self, path: str = ":memory:", *, default_collection: str | None = None,
                  **open_options: Any) -> None:
@@ -79,19 +93,50 @@ class KvliteStore:
         self.default_collection = default_collection or DEFAULT_COLLECTION
         self._options = open_options
         self._kv: aio.KeyValue | None = None
-        self._opening = asyncio.Lock()
+        self._state = threading.Lock()
+        self._opening: concurrent.futures.Future[aio.KeyValue] | None = None
 
     async def _ready(self) -> aio.KeyValue:
-        if self._kv is None:
-            async with self._opening:
-                if self._kv is None:
-                    try:
-                        store = await aio.open(self.path, **self._options)
-                    except kv.KvliteError as exc:  # as py-key-value's BaseStore.setup() reports it
-                        raise kv_errors.StoreSetupError(f"cannot open the kvlite store {self.path!r}: {exc}",
-                                                        extra_info={"store": type(self).__name__}) from exc
-                    self._kv = aio.KeyValue(store, default_collection=self.default_collection)
-        return self._kv
+        while True:
+            ready = self._kv
+            if ready is not None:
+                return ready
+            with self._state:
+                if self._kv is not None:
+                    return self._kv
+                opening = self._opening
+                if opening is None:
+                    opening = self._opening = concurrent.futures.Future()
+                    break  # this call opens the file
+            try:  # another call (on this loop or another one) is opening it: wait for that
+                return await asyncio.shield(asyncio.wrap_future(opening))
+            except _OpenInterrupted:
+                continue  # its task was cancelled: try again (perhaps opening it here)
+        try:
+            store = await aio.open(self.path, **self._options)
+        except kv.KvliteError as exc:  # as py-key-value's BaseStore.setup() reports it
+            error = kv_errors.StoreSetupError(f"cannot open the kvlite store {self.path!r}: {exc}",
+                                              extra_info={"store": type(self).__name__})
+            self._opened(opening, error=error)
+            raise error from exc
+        except BaseException as exc:
+            self._opened(opening, error=_OpenInterrupted() if isinstance(exc, asyncio.CancelledError) else exc)
+            raise
+        opened = aio.KeyValue(store, default_collection=self.default_collection)
+        self._opened(opening, opened)
+        return opened
+
+    def _opened(self, opening: concurrent.futures.Future[aio.KeyValue], opened: aio.KeyValue | None = None, *,
+                error: BaseException | None = None) -> None:
+        """Publish the end of an open to the callers waiting for it; a failed open can be retried."""
+        with self._state:
+            self._opening = None
+            if opened is not None:
+                self._kv = opened
+        if error is not None:
+            opening.set_exception(error)
+        else:
+            opening.set_result(opened)
 
     @property
     def kvlite_store(self) -> aio.AsyncStore | None:
@@ -154,9 +199,16 @@ class KvliteStore:
         await (await self._ready()).cull()
 
     async def close(self) -> None:
-        if self._kv is not None:
-            await self._kv.store.close()
-            self._kv = None
+        """Close the file (an open in progress is waited for).  The next call opens it again."""
+        with self._state:
+            opening = self._opening
+        if opening is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(opening))
+        with self._state:
+            opened, self._kv = self._kv, None
+        if opened is not None:
+            await opened.store.close()
 
     async def __aenter__(self) -> KvliteStore:
         await self._ready()
