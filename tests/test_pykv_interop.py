@@ -38,6 +38,7 @@ from key_value.aio.wrappers.ttl_clamp import TTLClampWrapper  # noqa: E402
 
 import kvlite  # noqa: E402
 from kvlite.integrations.pykv import KvliteStore  # noqa: E402
+from kvlite.serializers import JSONSerializer  # noqa: E402
 
 
 def memory_store() -> Any:
@@ -333,6 +334,9 @@ def test_errors_are_pykv_types(tmp_path: Path) -> None:
         async with KvliteStore(str(tmp_path / "e.db")) as store:
             with pytest.raises(pykv_errors.DeserializationError):
                 await store.get("k")
+            for read in (store.ttl("k"), store.get_many(["k"]), store.ttl_many(["k"])):
+                with pytest.raises(pykv_errors.DeserializationError):
+                    await read
         # a collection recorded with another serializer: still a py-key-value error
         with kvlite.open(tmp_path / "p.db", serializer="pickle") as db:
             db.collection("default_collection").put("k", {"v": 1})
@@ -341,6 +345,45 @@ def test_errors_are_pykv_types(tmp_path: Path) -> None:
                 await store.get("k")
         async with KvliteStore(str(tmp_path / "p.db"), serializer="pickle") as store:
             assert await store.get("k") == {"v": 1}
+
+    asyncio.run(main())
+
+
+class decoder_settings:  # noqa: N801 - a type whose name says "decode", which must not matter
+    pass
+
+
+class StoredValueError(Exception):
+    def __str__(self) -> str:
+        return "cannot encode a stored value"  # and a message that says the opposite
+
+
+def test_encode_and_decode_errors_are_told_apart_by_where_they_come_from(tmp_path: Path) -> None:
+    class Strict(JSONSerializer):
+        name = "strict-json-test"
+
+        def dumps(self, value: Any) -> str:
+            if "refuse" in value:
+                raise StoredValueError()
+            return super().dumps(value)
+
+        def loads(self, data: Any) -> Any:
+            if "unreadable" in str(data):
+                raise StoredValueError()
+            return super().loads(data)
+
+    async def main() -> None:
+        async with KvliteStore(str(tmp_path / "e.db"), serializer=Strict()) as store:
+            for value in ({"x": decoder_settings()}, {"refuse": 1}):
+                with pytest.raises(pykv_errors.SerializationError) as raised:
+                    await store.put("k", value)
+                assert not isinstance(raised.value, pykv_errors.DeserializationError)
+                with pytest.raises(pykv_errors.SerializationError):
+                    await store.put_many(["a", "k"], [{"ok": 1}, value])
+            await store.put("k", {"unreadable": 1})
+            for read in (store.get("k"), store.ttl("k"), store.get_many(["k"]), store.ttl_many(["k"])):
+                with pytest.raises(pykv_errors.DeserializationError):
+                    await read
 
     asyncio.run(main())
 

@@ -49,7 +49,14 @@ __all__ = ["KvliteStore"]
 T = TypeVar("T")
 
 
+#: The methods that encode values; a kvlite ``SerializationError`` from any other one comes from
+#: decoding what is stored (that is the only other thing that raises it).
+_ENCODING = frozenset({"put", "put_many"})
+
+
 def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
+    encodes = fn.__name__ in _ENCODING
+
     @functools.wraps(fn)
     async def wrapper(self: KvliteStore, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -58,10 +65,8 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise kv_errors.InvalidTTLError(ttl=kwargs.get("ttl"), extra_info={"reason": str(exc)}) from exc
         except kv.ValidationError as exc:
             raise kv_errors.SerializationError(str(exc)) from exc
-        except kv.SerializationError as exc:
-            if "decode" in str(exc):
-                raise kv_errors.DeserializationError(str(exc)) from exc
-            raise kv_errors.SerializationError(str(exc)) from exc
+        except kv.SerializationError as exc:  # by where it came from, never by its message
+            raise (kv_errors.SerializationError if encodes else kv_errors.DeserializationError)(str(exc)) from exc
         except kv.ReadOnlyError as exc:
             raise kv_errors.ReadOnlyError(operation=fn.__name__, collection=kwargs.get("collection")) from exc
         except (kv.InvalidCollectionName, kv.InvalidKey) as exc:
