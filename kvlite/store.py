@@ -61,7 +61,11 @@ def _forget_connections_after_fork() -> None:
     # a reference to each (so they are never garbage-collected there) and opens its own.
     for store in list(_live_stores):
         _inherited.extend(conn for _, conn in store._connections)
+        _inherited.extend(store._readers)
+        _inherited.extend(store._busy_readers)
         _inherited.append(store._keeper)
+        store._readers = []
+        store._busy_readers = set()
         store._local = threading.local()
         store._connections = []
         store._lock = threading.Lock()
@@ -247,6 +251,8 @@ class Store:
         self._collections: dict[tuple[str, type | None], Collection] = {}
         self._closed = False
         self._keeper: apsw.Connection | None = None
+        self._readers: list[apsw.Connection] = []  # idle connections for query snapshots
+        self._busy_readers: set[apsw.Connection] = set()  # those a running query reads from
         conn = self._conn()  # validates and migrates the file now, not at first use
         if self._memory:
             self._keeper = conn  # the memdb lives as long as one connection does
@@ -450,6 +456,51 @@ class Store:
                 conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
             raise translate_error(exc) from exc
 
+    #: Idle snapshot connections kept for reuse (more are made while more queries run at once).
+    _IDLE_READERS = 4
+
+    @contextlib.contextmanager
+    def _query_snapshot(self) -> Iterator[apsw.Connection]:
+        """The connection a query reads from, holding one read snapshot for the whole query.
+
+        On a file store (WAL) that is a connection of its own, so the query sees the
+        collection as it was when it started: writes this thread makes while it iterates
+        (``for k, doc in c.find(...): c.put(...)``) are not seen by it, and no other writer
+        waits for it.  Inside a ``transaction()`` block the query reads the block's own
+        connection, to see the block's uncommitted writes; an in-memory store (no WAL) also
+        reads its thread's connection.
+        """
+        conn = self._conn()
+        if self._memory or not conn.getautocommit():
+            yield conn
+            return
+        with self._lock:
+            reader = self._readers.pop() if self._readers else None
+        if reader is None:
+            reader = self._connect()
+        with self._lock:
+            self._busy_readers.add(reader)
+        try:
+            reader.execute("BEGIN")
+            yield reader
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+        finally:
+            with self._lock:
+                self._busy_readers.discard(reader)
+            try:
+                reader.execute("COMMIT")
+            except apsw.Error:  # closed by Store.close() meanwhile, or damaged: not reused
+                with contextlib.suppress(apsw.Error):
+                    reader.close(True)
+            else:
+                with self._lock:
+                    keep = not self._closed and len(self._readers) < self._IDLE_READERS
+                    if keep:
+                        self._readers.append(reader)
+                if not keep:
+                    reader.close(True)
+
     def _read_snapshot(self) -> contextlib.AbstractContextManager[Any]:
         """One read snapshot of this thread's connection (the same call on every kind of store)."""
         return self._read(self._conn())
@@ -646,6 +697,9 @@ class Store:
         self._closed = True
         with self._lock:
             connections, self._connections = self._connections, []
+            for reader in [*self._readers, *self._busy_readers]:  # a running query ends with StoreClosed
+                connections.append((threading.current_thread(), reader))
+            self._readers = []
         for _, conn in connections:
             with contextlib.suppress(apsw.Error):
                 conn.close(True)

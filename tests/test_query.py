@@ -529,3 +529,89 @@ def test_documents_are_plain_json(users: kvlite.Collection) -> None:
     """find() yields values equal to what the dict view holds, for every document."""
     for key, doc in users.find("$.*"):
         assert orjson.dumps(doc) == orjson.dumps(users.get(key))
+
+
+# -- writing while a query runs, and other edges found in review ---------------------------------------
+
+
+def test_a_query_on_a_file_store_reads_one_snapshot(store: kvlite.Store) -> None:
+    """Writes the iterating thread makes are not seen by the running query: no new key comes
+    back (no endless loop), no updated document comes again, even through an index walk."""
+    coll = store.collection("c")
+    coll.put_many((f"k{i}", {"n": i}) for i in range(3))
+    copied = []
+    for key, doc in coll.find("$.*"):
+        coll.put(key + "+", doc)
+        copied.append(key)
+    assert copied == ["k0", "k1", "k2"] and len(coll) == 6
+    coll.create_index("$.n")
+    seen = []
+    for key, doc in coll.find("$[?(@.n < 100)]", order_by="$.n"):
+        coll.put(key, {"n": doc["n"] + 10})
+        seen.append(key)
+    assert sorted(seen) == sorted(coll.keys()) and len(seen) == 6
+    assert store._readers, "the snapshot connection is kept for the next query"
+
+
+def test_a_query_inside_a_transaction_sees_the_blocks_writes_but_no_key_added_after_it_started(
+        store: kvlite.Store) -> None:
+    coll = store.collection("c")
+    coll.put_many({"a": 1, "b": 2})
+    with store.transaction():
+        coll.put("c", 3)
+        found = []
+        for key, value in coll.find("$.*"):
+            coll.put(key * 2, value)
+            found.append(key)
+    assert found == ["a", "b", "c"] and dict(coll.items()) == {"a": 1, "b": 2, "c": 3, "aa": 1, "bb": 2, "cc": 3}
+
+
+def test_positions_and_limits_beyond_64_bits(users: kvlite.Collection) -> None:
+    mapping = dict(users.items())
+    for path in ["$[99999999999999999999]", "$[-9223372036854775809]", "$[0:99999999999999999999]",
+                 "$[:99999999999999999999].name", "$[-99999999999999999999:]"]:
+        assert list(users.select(path)) == qjp.evaluate(qjp.parse(path), mapping), path
+    assert len(list(users.find("$.*", limit=2**64))) == len(PEOPLE)
+    assert list(users.find("$.*", offset=2**64)) == []
+
+
+def test_desc_needs_order_by(users: kvlite.Collection) -> None:
+    with pytest.raises(ValueError, match="order_by"):
+        list(users.find("$.*", desc=True))
+    with pytest.raises(ValueError, match="order_by"):
+        users.explain("$.*", desc=True)
+
+
+def test_objectpath_dollar_star_is_every_document_in_any_expression(users: kvlite.Collection) -> None:
+    names_over_30 = [doc["name"] for doc in PEOPLE.values() if doc.get("age", 0) > 30]
+    assert list(users.select("[$.*[@.age > 30].name, $.u1.name]", engine="objectpath")) == [
+        names_over_30, "Ada"]
+    assert list(users.select("len($.*) + len($.u1)", engine="objectpath")) == [len(PEOPLE) + len(PEOPLE["u1"])]
+    # Matches from one document name it, as in JSONPath; aggregates have no single source.
+    assert list(users.find("$.u1.name", engine="objectpath")) == [("u1", "Ada")]
+    assert list(users.find("$.*[0]", engine="objectpath")) == [("u1", PEOPLE["u1"])]
+    assert list(users.find("count($.*)", engine="objectpath")) == [(None, len(PEOPLE))]
+
+
+def test_index_and_filters_on_tuples_of_a_pickle_collection(store: kvlite.Store) -> None:
+    pets = store.collection("pets", serializer="pickle")
+    pets.put_many({"rex": {"kind": "dog", "toys": ("ball", "rope"), "w": float("inf")},
+                   "tom": {"kind": "cat", "toys": ["yarn"], "w": 4.0}})
+    assert list(pets.select("$.rex.toys[0]")) == ["ball"]
+    assert list(pets.select("$.*.toys[-1]")) == ["rope", "yarn"]
+    assert list(pets.select("$[?(@.toys[0] == 'ball')].kind")) == ["dog"]
+    # int(inf) cannot be compared with an int literal: false for that document, not an error.
+    assert list(pets.select("$[?(@.w > 3)].kind")) == ["cat"]
+
+
+def test_a_bytes_key_holding_backslash_x_text_is_found_by_name(store: kvlite.Store) -> None:
+    coll = store.collection("c")
+    keys = [b"\\x80\xff", b"\\x80", b"\x80", b"a\\xffb\xfe"]
+    for i, key in enumerate(keys):
+        coll.put(key, i)
+    mapping = {view_key(k): v for k, v in coll.items()}
+    owners = {view_key(k): k for k in coll.keys()}  # b"\\x80" and b"\x80" look alike: the last one wins
+    for key in keys:
+        name = view_key(key)
+        path = "$['" + name.replace("\\", "\\\\") + "']"
+        assert list(coll.find(path)) == [(owners[name], mapping[name])], path

@@ -20,6 +20,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import re
+import sys
 from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
@@ -51,8 +52,16 @@ def _key_candidates(name: str) -> list[Any]:
     """Stored keys whose :func:`view_key` may be ``name``."""
     raw = name.encode("utf-8", "surrogateescape")
     out: list[Any] = [name, raw]
-    if b"\\x" in raw:  # a bytes key that is not UTF-8 shows each bad byte as \xNN (view_key)
-        out.append(re.sub(rb"\\x([89a-f][0-9a-f])", lambda m: bytes([int(m[1], 16)]), raw))
+    # A bytes key that is not UTF-8 shows each bad byte as \xNN (view_key), and a key may also
+    # hold those four characters as text: each \xNN is either (up to 2**10 combinations).
+    escapes = list(re.finditer(rb"\\x([89a-f][0-9a-f])", raw))[:10]
+    for mask in range(1, 1 << len(escapes)):
+        parts, at = [], 0
+        for bit, match in enumerate(escapes):
+            if mask >> bit & 1:
+                parts += [raw[at:match.start()], bytes([int(match[1], 16)])]
+                at = match.end()
+        out.append(b"".join(parts) + raw[at:])
     for convert in (int, float):
         try:
             out.append(convert(name))
@@ -82,11 +91,16 @@ def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str,
 class _Tracker:
     """Which decoded documents are alive in this query, to tell whole-document matches apart."""
 
-    __slots__ = ("current", "loaded")
+    __slots__ = ("current", "loaded", "conn", "last_id")
 
     def __init__(self) -> None:
         self.current: Any = None
         self.loaded: set[int] = set()
+        #: The connection the query reads (see :meth:`kvlite.Store._query_snapshot`), and the
+        #: largest row id when it started: rows added later are never read, even through a
+        #: connection that sees them (the thread's own, inside a transaction block).
+        self.conn: Any = None
+        self.last_id: int = (1 << 63) - 1
 
     def is_document(self, value: Any) -> bool:
         return value is self.current or id(value) in self.loaded
@@ -96,34 +110,47 @@ class _Tracker:
 
 
 _NOW: Any = object()  # a parameter filled with the store's clock when the statement runs
+_LAST_ID: Any = object()  # ... and with the largest row id when the query started
+_PLACEHOLDERS = (_NOW, _LAST_ID)
+#: The largest LIMIT/OFFSET SQLite takes (64-bit); a position beyond it is beyond any row.
+_SQL_MAX = (1 << 63) - 1
 
 
 def _select(coll: Collection, where: list[_jp.Condition], order: str,
             limit: int | None = None, offset: int = 0, sure: bool = False) -> tuple[str, list[Any]]:
     """SQL for the live rows meeting ``where``, in ``order``.  With ``sure``, a fourth column
     says whether every condition's ``sure`` part holds (the Python re-check can be skipped)."""
-    clauses = [coll._live] + [f"({c.sql})" for c in where]
+    # "+id": a filter only, never a reason for the planner to walk the table by rowid.
+    clauses = [coll._live, "+id <= ?"] + [f"({c.sql})" for c in where]
     columns = f"key, key_type, {coll._value_sql}"
     params: list[Any] = []
     if sure:
         columns += ", " + " AND ".join(f"({c.sure})" for c in where)
         params += [p for c in where for p in c.sure_params]
-    params += [_NOW] + [p for c in where for p in c.params]
+    params += [_NOW, _LAST_ID] + [p for c in where for p in c.params]
     sql = f"SELECT {columns} FROM {coll._table} WHERE {' AND '.join(clauses)} ORDER BY {order}"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else limit, offset]
+        params += [-1 if limit is None else min(limit, _SQL_MAX), min(offset, _SQL_MAX)]
     return sql, params
+
+
+def _bind(coll: Collection, params: list[Any], tracker: _Tracker | None) -> list[Any]:
+    """``params`` with the placeholders filled in."""
+    now = coll.store.now()
+    last = (1 << 63) - 1 if tracker is None else tracker.last_id
+    return [now if p is _NOW else last if p is _LAST_ID else p for p in params]
 
 
 def _rows(coll: Collection, sql: str, params: list[Any],
           tracker: _Tracker | None = None) -> Iterator[tuple[Any, Any]]:
-    """``(key, document)`` for each row of ``sql``, read from a cursor one at a time."""
+    """``(key, document)`` for each row of ``sql``, read from a cursor one at a time
+    (on the query's connection, ``tracker.conn``)."""
     from ..keys import decode as decode_key
 
-    now = coll.store.now()
-    params = [now if p is _NOW else p for p in params]
-    cursor = coll.store._conn().cursor()
+    params = _bind(coll, params, tracker)
+    conn = tracker.conn if tracker is not None and tracker.conn is not None else coll.store._conn()
+    cursor = conn.cursor()
     try:
         try:
             cursor.execute(sql, params)
@@ -232,13 +259,14 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str],
         sql, params = _select(coll, [], order[0], max(0, end - begin), begin)
         yield from _rows(coll, sql, params, tracker)
         return
-    picked = range(coll.count())[start:end:stride]
+    count = _count(coll, tracker)
+    picked = range(count)[start:end:stride]
     if not picked:
         return
     if picked.step > 0:
         sql, params = _select(coll, [], order[0], None, picked.start)
     else:
-        sql, params = _select(coll, [], order[1], None, coll.count() - 1 - picked.start)
+        sql, params = _select(coll, [], order[1], None, count - 1 - picked.start)
     every = abs(picked.step)
     rows = _rows(coll, sql, params, tracker)
     for i, row in enumerate(rows):
@@ -249,10 +277,20 @@ def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str],
             yield row
 
 
+def _count(coll: Collection, tracker: _Tracker) -> int:
+    """The documents the query sees (live, and there when it started)."""
+    sql = f"SELECT count(*) FROM {coll._table} WHERE {coll._live} AND +id <= ?"
+    try:
+        return int(tracker.conn.execute(sql, _bind(coll, [_NOW, _LAST_ID], tracker)).fetchone()[0])
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
+
+
 def _load(coll: Collection, order: tuple[str, str],
-          tracker: _Tracker | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+          tracker: _Tracker) -> tuple[dict[str, Any], dict[str, Any]]:
     sql, params = _select(coll, [], order[0])
-    return python_source.mapping_of(_rows(coll, sql, params), view_key, tracker)
+    rows = _rows(coll, sql, params, tracker)
+    return python_source.mapping_of(rows, view_key, tracker)
 
 
 def _owner(match: Any, mapping: dict[str, Any], originals: dict[str, Any]) -> Any:
@@ -284,6 +322,8 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
         raise ValueError("limit must be an int >= 0 or None")
     if not isinstance(offset, int) or offset < 0:
         raise ValueError("offset must be an int >= 0")
+    if desc and order_by is None:
+        raise ValueError("desc=True orders by order_by: give order_by too")
     tracker = _Tracker()
     if not hasattr(coll, "_table"):  # no SQL engine behind it: Python evaluation over streamed entries
         src = python_source.source(coll, order_by, desc)
@@ -296,8 +336,9 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
         matches = _find_sql(coll, path, engine, order_by, desc, tracker)
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
-    stop = None if limit is None else offset + limit
-    return _guarded(matches, path, engine, offset, stop)
+    # islice takes at most sys.maxsize; no collection has that many matches.
+    stop = None if limit is None or offset + limit > sys.maxsize else offset + limit
+    return _guarded(matches, path, engine, min(offset, sys.maxsize), stop)
 
 
 def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str, offset: int,
@@ -328,10 +369,24 @@ def _find_sql(coll: Collection, path: str, engine: str, order_by: str | None, de
               tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     order = _order_sql(coll, order_by, desc)
     if engine == "jsonpath":
-        matches = _find_jsonpath(coll, _jp.parse(path), order, tracker)
-    else:
-        matches = _find_objectpath(coll, _op.parse(path), order, tracker)
-    return matches
+        tree = _jp.parse(path)
+        return _in_snapshot(coll, tracker, lambda: _find_jsonpath(coll, tree, order, tracker))
+    parsed = _op.parse(path)
+    return _in_snapshot(coll, tracker, lambda: _find_objectpath(coll, parsed, order, tracker))
+
+
+def _in_snapshot(coll: Collection, tracker: _Tracker,
+                 run: Any) -> Iterator[tuple[Any, Any]]:
+    """``run()``'s matches, every statement of them read from one snapshot (from the first
+    match on, until the iterator ends or is closed)."""
+    with coll.store._query_snapshot() as conn:
+        tracker.conn = conn
+        try:
+            row = conn.execute(f"SELECT max(id) FROM {coll._table}").fetchone()
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        tracker.last_id = -1 if row[0] is None else row[0]
+        yield from run()
 
 
 def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
@@ -363,9 +418,10 @@ def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: tuple[str, str
             for value in _op.rowwise(parsed, doc):
                 yield key, value
         return
-    mapping, _ = _load(coll, order, tracker)
+    mapping, originals = _load(coll, order, tracker)
+    owner = _op.owners(parsed, mapping, originals)
     for value in _op.evaluate(parsed, mapping):
-        yield None, value
+        yield owner(value), value
 
 
 # -- explain --------------------------------------------------------------------------------------
@@ -376,6 +432,8 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
     """What runs in SQL and what in Python for ``path`` (see :meth:`Collection.explain`)."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if desc and order_by is None:
+        raise ValueError("desc=True orders by order_by: give order_by too")
     if not hasattr(coll, "_table"):
         return _explain_python(coll, path, engine, order_by)
     order = _order_sql(coll, order_by, desc)
@@ -414,7 +472,7 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
                 sql, params = _select(coll, [], order[0])
             if step.kind in ("scan", "descend", "fallback"):
                 info["sql"] = sql
-                info["params"] = [p for p in params if p is not _NOW]
+                info["params"] = [p for p in params if p not in _PLACEHOLDERS]
                 info["query_plan"] = _query_plan(coll, sql, params)
             steps.append(info)
     streaming = all(s["kind"] != "fallback" for s in steps)
@@ -430,7 +488,9 @@ def _explain_python(coll: Any, path: str, engine: str, order_by: str | None) -> 
         parsed = _op.parse(path)
         kinds = ["scan" if parsed.rowwise else "fallback"]
     else:
-        kinds = [step.kind for step in _jp.plan(_jp.parse(path)).steps]
+        # A slice of the documents is taken from a list of them all (python_source.run).
+        kinds = ["fallback" if step.kind == "position" and step.slice is not None else step.kind
+                 for step in _jp.plan(_jp.parse(path)).steps]
     steps = [{"kind": kind, "pushdown": [],
               "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
                          else "the engine on each document, streamed from the backend")} for kind in kinds]
@@ -442,8 +502,7 @@ def _explain_python(coll: Any, path: str, engine: str, order_by: str | None) -> 
 
 
 def _query_plan(coll: Collection, sql: str, params: list[Any]) -> list[str]:
-    now = coll.store.now()
-    params = [now if p is _NOW else p for p in params]
+    params = _bind(coll, params, None)
     try:
         return [row[3] for row in coll.store._conn().execute("EXPLAIN QUERY PLAN " + sql, params)]
     except apsw.Error as exc:

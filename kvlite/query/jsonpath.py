@@ -9,13 +9,14 @@ Adapter fixes (jsonpath-ng 1.x misbehaves on these; kvlite applies the fixes
 in :func:`evaluate` and the streaming planner alike):
 
 * A comparison whose operands cannot be compared (``None > 3``, ``[1] < 2``,
-  ``"a" > 1.5``) is false for that document instead of raising ``TypeError``
-  out of the whole query.
+  ``"a" > 1.5``, an infinite float against an int literal) is false for that
+  document instead of raising ``TypeError`` (or ``OverflowError``) out of the
+  whole query.
 * ``[n]`` and slices on an object (and so on the root mapping) index its
   values in order, as the engine's own filter ``[?(...)]`` already does; the
   engine raised ``KeyError``.  So ``$[0]`` is the first document and
-  ``$[-1]`` the last.  On a list or a string ``[n]`` is the engine's own
-  (an element, a character); out of range, or on a number, it matches
+  ``$[-1]`` the last.  On a list, a tuple or a string ``[n]`` is the engine's
+  own (an element, a character); out of range, or on a number, it matches
   nothing instead of raising.
 * A filter ``[?(...)]`` on an object selects among its values without
   writing anything back: jsonpath-ng 1.8 replaced the object *in the data*
@@ -50,7 +51,7 @@ class _SafeExpression(jp_filter.Expression):
     def find(self, datum: Any) -> list[Any]:
         try:
             return super().find(datum)
-        except (TypeError, ValueError, KeyError, AttributeError):
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):  # int(inf): OverflowError
             return []
 
 
@@ -68,7 +69,7 @@ class _MappingIndex(jp.Index):
                     key = keys[index]
                     out.append(jp.DatumInContext(value[key], path=jp.Fields(key), context=datum))
             return out
-        if isinstance(value, (list, str)):
+        if isinstance(value, (list, tuple, str)):  # tuples: from pickle or msgpack-free serializers
             return [jp.DatumInContext(value[index], path=jp.Index(index), context=datum)
                     for index in self.indices if -len(value) <= index < len(value)]
         return []

@@ -3,9 +3,10 @@
 The collection is the mapping ``{view_key: document}``, as for JSONPath, with
 one adapter fix: objectpath's ``$.*`` on a mapping returns the mapping itself,
 so a selector after it (``$.*[@.age > 30]``) iterates over the *keys* and
-matches nothing.  kvlite evaluates an expression whose every use of ``$`` is
-``$.*`` on the list of documents instead (``$.*`` = every document, in
-order), and any other expression on the mapping, unchanged.
+matches nothing.  kvlite reads every ``$.*`` as the list of documents, in
+order: an expression whose every use of ``$`` is ``$.*`` runs on that list,
+and any other one on the mapping with each ``$.*`` in it replaced by
+``values($)`` (so ``[$.*[@.age > 30].name, $.u1.name]`` works too).
 
 Results: an iterable result (list, generator) gives one match per item;
 ``None`` gives no match; anything else (a number from ``count(...)``, a
@@ -32,6 +33,7 @@ __all__ = ["parse", "evaluate", "rowwise", "normalize"]
 
 _ROOT = ("(root)", "rs")
 _ALL_DOCS = (".", _ROOT, ("*",))
+_VALUES = ("fn", "values", _ROOT)  # values($): objectpath's parser cannot read "$)", so built here
 # The selector operators objectpath evaluates once per element with ``@`` = that element
 # (its SELECTOR_OPS, minus "fn" and ":").  Any other top-level operator in ``[...]``
 # (``not``, ``matches``) is evaluated once with ``@`` = the whole list, so it is not row-wise.
@@ -48,8 +50,22 @@ class Parsed:
         self.tree = tree
         roots = _count(tree, _ROOT)
         self.on_documents = roots > 0 and roots == _count(tree, _ALL_DOCS)
-        self.rewritten = _replace(tree, _ALL_DOCS, _ROOT) if self.on_documents else tree
+        self.rewritten = _replace(tree, _ALL_DOCS, _ROOT if self.on_documents else _VALUES)
         self.rowwise = self.on_documents and _is_rowwise(self.rewritten)
+        self.source_name = _source_name(tree)
+
+
+def _source_name(node: Any) -> str | None:
+    """The key ``N`` when the expression reads inside one document, ``$.N`` followed by
+    field steps and selectors (``$.u1.tags[0]``); else ``None``."""
+    while isinstance(node, tuple) and len(node) == 3 and node[0] in (".", "["):
+        if node[1] == _ROOT:
+            step = node[2]
+            if node[0] == "." and isinstance(step, tuple) and len(step) == 2 and step[0] == "name":
+                return step[1] if isinstance(step[1], str) else None
+            return None
+        node = node[1]
+    return None
 
 
 def parse(source: str) -> Parsed:
@@ -151,7 +167,15 @@ def evaluate(parsed: Parsed, mapping: dict[str, Any]) -> list[Any]:
     """The reference answer on ``mapping`` loaded in memory."""
     if parsed.on_documents:
         return _execute(list(mapping.values()), parsed.rewritten, parsed.source)
-    return _execute(mapping, parsed.tree, parsed.source)
+    return _execute(mapping, parsed.rewritten, parsed.source)
+
+
+def owners(parsed: Parsed, mapping: dict[str, Any], originals: dict[str, Any]) -> Any:
+    """``owner(value)``: the collection key of the document an evaluated match came from, or
+    ``None`` (an aggregate, a list built from several documents)."""
+    by_identity = {id(doc): originals.get(name) for name, doc in mapping.items()}
+    named = originals.get(parsed.source_name) if parsed.source_name is not None else None
+    return lambda value: by_identity.get(id(value), named)
 
 
 def rowwise(parsed: Parsed, document: Any) -> list[Any]:

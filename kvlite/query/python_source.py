@@ -137,6 +137,7 @@ def run_objectpath(parsed: _op.Parsed, src: Source, tracker: Any,
             for value in _op.rowwise(parsed, doc):
                 yield key, value
         return
-    mapping, _ = mapping_of(src(False), view_key, tracker)
+    mapping, originals = mapping_of(src(False), view_key, tracker)
+    owner = _op.owners(parsed, mapping, originals)
     for value in _op.evaluate(parsed, mapping):
-        yield None, value
+        yield owner(value), value
