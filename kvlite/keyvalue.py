@@ -83,7 +83,9 @@ def check_ttl(ttl: SupportsFloat | None) -> float | None:
         raise InvalidTTL(f"ttl must be a number of seconds, not {type(ttl).__name__}")
     try:
         seconds = float(ttl)
-    except (TypeError, ValueError):
+    except OverflowError:  # an int too large for a float (10**400)
+        raise InvalidTTL("ttl is too large to be a number of seconds") from None
+    except (TypeError, ValueError, ArithmeticError):
         raise InvalidTTL(f"ttl must be a number of seconds, not {type(ttl).__name__}") from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")

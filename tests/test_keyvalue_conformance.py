@@ -230,7 +230,9 @@ def test_ttl_accepts_supportsfloat(kv: KV, ttl: Any) -> None:
     assert kv.ttl("m") == ({"b": 2}, pytest.approx(float(ttl)))
 
 
-@pytest.mark.parametrize("ttl", [0, -1, -0.5, 0.0, True, False, "10", [10]])
+@pytest.mark.parametrize("ttl", [0, -1, -0.5, 0.0, True, False, "10", [10], pytest.param(10**400, id="10**400"),
+                                 pytest.param(-10**400, id="-10**400"), pytest.param(10**5000, id="10**5000"),
+                                 Decimal("sNaN"), Decimal("1e400")])
 def test_invalid_ttl(kv: KV, ttl: Any) -> None:
     with pytest.raises(kv.InvalidTTL):
         kv.put("k", {"a": 1}, ttl=ttl)

@@ -54,6 +54,14 @@ T = TypeVar("T")
 _ENCODING = frozenset({"put", "put_many"})
 
 
+def _shown(ttl: object) -> str:
+    """``str(ttl)`` for the error, which cannot fail (``str(10**5000)`` raises ``ValueError``)."""
+    try:
+        return str(ttl)
+    except Exception:  # noqa: BLE001 - any str() failure
+        return f"<{type(ttl).__name__}>"
+
+
 def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
     encodes = fn.__name__ in _ENCODING
 
@@ -62,7 +70,7 @@ def _translated(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await fn(self, *args, **kwargs)
         except kv.InvalidTTL as exc:
-            raise kv_errors.InvalidTTLError(ttl=kwargs.get("ttl"), extra_info={"reason": str(exc)}) from exc
+            raise kv_errors.InvalidTTLError(ttl=_shown(kwargs.get("ttl")), extra_info={"reason": str(exc)}) from exc
         except kv.ValidationError as exc:
             raise kv_errors.SerializationError(str(exc)) from exc
         except kv.SerializationError as exc:  # by where it came from, never by its message
