@@ -43,16 +43,21 @@ Differences from py-key-value, all deliberate:
 
 from __future__ import annotations
 
+import enum
 import math
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, SupportsFloat
 
+import orjson
+
 from .collection import Collection
-from .errors import InvalidTTL
+from .errors import InvalidTTL, SerializationError
+from .serializers import CompressedSerializer, JSONSerializer, Serializer
 from .store import open as open_store
 
-__all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl"]
+__all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl", "stores_json"]
 
 #: py-key-value's default collection name.
 DEFAULT_COLLECTION = "default_collection"
@@ -64,13 +69,77 @@ def check_key(key: object) -> str:
     return key
 
 
-def check_value(value: object) -> dict[str, Any]:
+#: Types that every serializer stores exactly as they are (checked with ``type(x) in``: fast).
+_EXACT = frozenset({str, int, float, bool, type(None)})
+#: orjson refuses containers nested 255 deep; the walk stops there too (and never recurses further).
+_MAX_DEPTH = 255
+_FRAGMENT: type | None = getattr(orjson, "Fragment", None)
+
+
+def stores_json(serializer: Serializer) -> bool:
+    """True when ``serializer`` writes JSON through orjson (``json``, ``jsonb``, ``json+zlib``, ...)."""
+    while isinstance(serializer, CompressedSerializer):
+        serializer = serializer.inner
+    return isinstance(serializer, JSONSerializer)
+
+
+def check_value(value: object, serializer: Serializer | None = None) -> dict[str, Any]:
+    """``value`` as the protocol stores it, in one walk: a ``Mapping`` with ``str`` keys (else
+    ``TypeError``), copied into a plain ``dict``.
+
+    For a JSON serializer (:func:`stores_json`) the same walk goes down the whole value and makes
+    it what JSON keeps exactly, as py-key-value's ``json.dumps`` does: dict keys that are ``str``
+    subclasses (``StrEnum`` members, ``class Tag(str)``) become plain ``str`` (orjson refuses them),
+    at every level; and the values orjson would silently turn into other ones are refused with
+    :class:`~kvlite.errors.SerializationError`: a ``uuid.UUID`` (orjson writes its text), an
+    ``enum.Enum`` member that is not also a ``str``, ``int`` or ``float`` (orjson writes its
+    ``value``), an ``orjson.Fragment``.  Everything else is left for the serializer, which refuses
+    what JSON cannot hold (sets, bytes, NaN, non-``str`` keys inside, ...).  Other serializers
+    (``pickle``, ...) keep values exactly and get the value as given.
+    """
     if not isinstance(value, Mapping):
         raise TypeError(f"value must be a Mapping[str, Any], not {type(value).__name__}")
-    for name in value:
-        if not isinstance(name, str):
-            raise TypeError(f"value keys must be str, not {type(name).__name__}")
-    return dict(value)
+    if serializer is None or not stores_json(serializer):
+        for name in value:
+            if not isinstance(name, str):
+                raise TypeError(f"value keys must be str, not {type(name).__name__}")
+        return dict(value)
+    out: dict[str, Any] = {}
+    exact = _EXACT
+    for name, item in value.items():
+        if type(name) is not str:
+            if not isinstance(name, str):
+                raise TypeError(f"value keys must be str, not {type(name).__name__}")
+            name = str.__str__(name)
+        out[name] = item if type(item) in exact else _json_exact(item, 2)
+    return out
+
+
+def _json_exact(value: Any, depth: int) -> Any:
+    """``value`` (inside a protocol value, ``depth`` levels down) as JSON stores it exactly, with
+    its dicts and lists copied; see :func:`check_value`."""
+    exact = _EXACT
+    if isinstance(value, dict):
+        if depth > _MAX_DEPTH:
+            raise SerializationError(f"value nested more than {_MAX_DEPTH} levels deep")
+        out = {}
+        for name, item in value.items():
+            if type(name) is not str and isinstance(name, str):
+                name = str.__str__(name)
+            out[name] = item if type(item) in exact else _json_exact(item, depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        if depth > _MAX_DEPTH:
+            raise SerializationError(f"value nested more than {_MAX_DEPTH} levels deep")
+        return [item if type(item) in exact else _json_exact(item, depth + 1) for item in value]
+    if isinstance(value, enum.Enum) and not isinstance(value, (str, int, float)):
+        raise SerializationError(f"{type(value).__name__}.{value.name} is an Enum member: JSON would store "
+                                 "its value instead; store the value itself")
+    if isinstance(value, uuid.UUID):
+        raise SerializationError("a UUID is not a JSON value (JSON would store its text): store str(uuid)")
+    if _FRAGMENT is not None and isinstance(value, _FRAGMENT):
+        raise SerializationError("an orjson.Fragment is not a value")
+    return value
 
 
 def check_ttl(ttl: SupportsFloat | None) -> float | None:
@@ -143,7 +212,8 @@ class KeyValue:
     def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
             ttl: SupportsFloat | None = None) -> None:
         """Store ``value`` under ``key`` (replacing it), expiring after ``ttl`` seconds if given."""
-        self._coll(collection).put(check_key(key), check_value(value), ttl=check_ttl(ttl))
+        coll = self._coll(collection)
+        coll.put(check_key(key), check_value(value, coll.serializer), ttl=check_ttl(ttl))
 
     def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Remove ``key``; ``True`` if it existed."""
@@ -172,8 +242,10 @@ class KeyValue:
         """Store every ``keys[i] -> values[i]`` in one transaction (all or none)."""
         if len(keys) != len(values):
             raise ValueError("put_many called but a different number of keys and values were provided")
-        pairs = [(check_key(k), check_value(v)) for k, v in zip(keys, values)]
-        self._coll(collection).put_many(pairs, ttl=check_ttl(ttl))
+        coll = self._coll(collection)
+        serializer = coll.serializer
+        pairs = [(check_key(k), check_value(v, serializer)) for k, v in zip(keys, values)]
+        coll.put_many(pairs, ttl=check_ttl(ttl))
 
     def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Remove ``keys`` in one transaction; returns how many existed."""

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import inspect
 import threading
 import types
+import uuid
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +33,7 @@ import pytest
 
 pytest.importorskip("key_value.aio", reason="the conformance suite needs py-key-value-aio (the test extra)")
 
+import orjson  # noqa: E402
 from key_value.aio import errors as pykv_errors  # noqa: E402
 from key_value.aio.protocols import key_value as protocols  # noqa: E402
 
@@ -181,6 +184,92 @@ def test_values_that_json_cannot_keep_are_refused(kv: KV, bad: Any) -> None:
     with pytest.raises(kv.SerializationError):
         kv.put_many(["a", "k"], [{"ok": 1}, bad])
     assert kv.get_many(["a", "k"]) == [None, None]
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Field(str, enum.Enum):  # enum.StrEnum's behaviour, on Python 3.10 too
+    NAME = "name"
+
+
+class Tag(str):
+    pass
+
+
+UUID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+@pytest.mark.parametrize("bad", [{"id": UUID}, {"color": Color.RED}, {"deep": [{"ids": (UUID,)}]},
+                                 {"deep": {"deeper": {"color": Color.RED}}}, {"raw": orjson.Fragment(b"{}")}],
+                         ids=["uuid", "enum", "nested-uuid", "nested-enum", "orjson-fragment"])
+def test_values_json_would_change_are_refused(kv: KV, bad: Any) -> None:
+    # orjson writes a UUID as its text and an Enum member as its value: read back, the value would have
+    # changed.  py-key-value's json.dumps refuses both (SerializationError), and so does kvlite.
+    with pytest.raises(kv.SerializationError):
+        kv.put("k", bad)
+    with pytest.raises(kv.SerializationError):
+        kv.put_many(["a", "k"], [{"ok": 1}, bad])
+    assert kv.get_many(["a", "k"]) == [None, None]
+
+
+def test_str_and_int_enum_values_are_stored_as_their_plain_value(kv: KV) -> None:
+    # They *are* str / int (json.dumps writes them as such in py-key-value too), like a str subclass.
+    kv.put("k", {"level": Level.HIGH, "field": Field.NAME, "tag": Tag("t"), "list": [Level.HIGH]})
+    got = kv.get("k")
+    assert got == {"level": 3, "field": "name", "tag": "t", "list": [3]}
+    assert [type(v) for v in (got["level"], got["field"], got["tag"])] == [int, str, str]
+
+
+@pytest.mark.parametrize("value, stored", [
+    ({Field.NAME: "Ada"}, {"name": "Ada"}),
+    ({Tag("name"): "Ada", "n": 1}, {"name": "Ada", "n": 1}),
+    ({"user": {Field.NAME: "Ada", "tags": [{Tag("x"): 1}]}}, {"user": {"name": "Ada", "tags": [{"x": 1}]}}),
+], ids=["str-enum-key", "str-subclass-key", "nested"])
+def test_str_subclass_dict_keys_are_stored_as_plain_str(kv: KV, value: Any, stored: Any) -> None:
+    # A Mapping[str, Any] whose keys are str subclasses: py-key-value stores them (as plain str, which
+    # is all JSON keeps); orjson alone refuses them.
+    kv.put("k", value)
+    kv.put_many(["m"], [value])
+    for got in (kv.get("k"), kv.get("m")):
+        assert got == stored
+
+        def key_types(node: Any) -> set[type]:
+            if isinstance(node, dict):
+                return {type(k) for k in node} | set().union(*map(key_types, node.values()))
+            if isinstance(node, list):
+                return set().union(*map(key_types, node))
+            return set()
+
+        assert key_types(got) == {str}
+
+
+def test_values_nested_deeper_than_json_allows_are_refused(kv: KV) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(kv.SerializationError):
+        kv.put("k", {"deep": deep})
+    fine: Any = 1
+    for _ in range(250):
+        fine = [fine]
+    kv.put("k", {"fine": fine})
+    assert kv.get("k") == {"fine": fine}
+
+
+def test_with_pickle_uuids_and_enums_are_kept_exactly(tmp_path: Path) -> None:
+    # The refusal is about what JSON would change: a pickled collection keeps them as they are.
+    with kvlite.open(tmp_path / "p.db", serializer="pickle") as store:
+        kv = kvlite.KeyValue(store)
+        kv.put("k", {"id": UUID, "color": Color.RED, Field.NAME: 1})
+        got = kv.get("k")
+        assert got == {"id": UUID, "color": Color.RED, "name": 1}
+        assert type(got["id"]) is uuid.UUID and got["color"] is Color.RED
 
 
 @pytest.mark.parametrize("bad_key", [1, b"bytes", None, 1.5, ("t",)])
