@@ -16,8 +16,14 @@ Semantics (the protocol's, to the letter, unless listed under "Differences"):
 * ``get_many`` / ``ttl_many`` keep positions; ``put_many(keys, values)``
   raises ``ValueError`` when the lengths differ; ``delete_many`` returns how
   many existed.
-* Keys must be ``str`` and values string-keyed mappings (else ``TypeError``);
-  a TTL must be a positive number (``InvalidTTL``; a ``bool`` is refused).
+* Keys must be ``str``, collections ``str`` or ``None``, and values
+  string-keyed mappings (else ``TypeError``); a TTL must be a positive number
+  (``InvalidTTL``; a ``bool`` is refused).
+* Collection names of any length work.  Names longer than kvlite's 255
+  characters (and names beginning with ``"kvlite-name:"``) are stored as
+  ``"kvlite-name:"`` + their SHA-256, remembered in the collection
+  ``"kvlite-name:names"``; ``collections()`` reports the names as given
+  (:func:`stored_collection_name` gives the stored one, for kvlite's own API).
 * ``keys(collection, limit=)``, ``collections(limit=)``, ``destroy()``,
   ``destroy_collection()``, ``cull()`` as in py-key-value's store segments.
 
@@ -32,9 +38,11 @@ Differences from py-key-value, all deliberate:
 * ``keys()`` / ``collections()`` with no ``limit`` return everything (no
   page cap); ``limit=0`` returns ``[]``; a negative limit is a ``ValueError``.
 * Values must be exactly JSON (no NaN, no non-``str`` keys inside, integers
-  from -2**63 to 2**64-1): anything else is a ``SerializationError``, never a
-  silently changed value.  Keys and collection names must be valid Unicode
-  text; collection names are at most 255 characters, without NUL.
+  from -2**63 to 2**64-1, no lone surrogates, no ``UUID`` or plain ``Enum``
+  member): anything else is a ``SerializationError``, never a silently changed
+  value (dict keys that are ``str`` subclasses are stored as plain ``str``, as
+  py-key-value does).  Keys and collection names must be valid Unicode text;
+  collection names cannot contain NUL.
 * ``put_many`` / ``delete_many`` are atomic; ``get_many`` / ``ttl_many`` read
   one snapshot.  ``destroy()`` drops every collection of the file.
 
@@ -44,6 +52,7 @@ Differences from py-key-value, all deliberate:
 from __future__ import annotations
 
 import enum
+import hashlib
 import math
 import os
 import uuid
@@ -53,11 +62,13 @@ from typing import Any, SupportsFloat
 import orjson
 
 from .collection import Collection
-from .errors import InvalidTTL, SerializationError
+from .errors import InvalidCollectionName, InvalidTTL, SerializationError
 from .serializers import CompressedSerializer, JSONSerializer, Serializer
+from .store import MAX_COLLECTION_NAME
 from .store import open as open_store
 
-__all__ = ["KeyValue", "DEFAULT_COLLECTION", "check_key", "check_value", "check_ttl", "stores_json"]
+__all__ = ["KeyValue", "DEFAULT_COLLECTION", "LONG_NAME_PREFIX", "NAMES_COLLECTION", "check_key", "check_value",
+           "check_ttl", "stored_collection_name", "stores_json"]
 
 #: py-key-value's default collection name.
 DEFAULT_COLLECTION = "default_collection"
@@ -161,6 +172,35 @@ def check_ttl(ttl: SupportsFloat | None) -> float | None:
     return seconds
 
 
+#: Collection names the store cannot hold as they are (longer than
+#: :data:`kvlite.store.MAX_COLLECTION_NAME`) are stored as this prefix and the SHA-256 of the name.
+#: Names that begin with the prefix are stored that way too, so no name can be another's stored form.
+LONG_NAME_PREFIX = "kvlite-name:"
+#: The collection that remembers the name behind each such stored name (stored name -> name).
+NAMES_COLLECTION = LONG_NAME_PREFIX + "names"
+
+
+def stored_collection_name(name: str) -> str:
+    """The name under which the protocol stores the collection ``name`` (``name`` itself, the same
+    object, unless it is too long for the store or begins with :data:`LONG_NAME_PREFIX`).
+
+    Use it to reach a protocol collection with kvlite's own API:
+    ``db.collection(stored_collection_name(name)).find(...)``.  Stable across processes and versions;
+    distinct names never share a stored name (short ones are kept, the others are
+    ``LONG_NAME_PREFIX`` + 64 hex digits of SHA-256).  NUL and text that is not valid Unicode
+    (lone surrogates) are refused at any length, with ``InvalidCollectionName``.
+    """
+    if len(name) <= MAX_COLLECTION_NAME and not name.startswith(LONG_NAME_PREFIX):
+        return name
+    if "\x00" in name:
+        raise InvalidCollectionName("collection names cannot contain NUL")
+    try:
+        data = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidCollectionName("collection names must be valid Unicode text") from None
+    return LONG_NAME_PREFIX + hashlib.sha256(data).hexdigest()
+
+
 def _check_limit(limit: int | None) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit must be an int >= 0 or None, not {limit!r}")
@@ -178,12 +218,27 @@ class KeyValue:
         self.store = open_store(store) if self._owns else store
         self.default_collection = default_collection
 
+    def _name(self, collection: object) -> str:
+        """The collection a call means: ``None`` or ``""`` is the default one; not a ``str``: ``TypeError``."""
+        if collection is None:
+            return self.default_collection
+        if not isinstance(collection, str):
+            raise TypeError(f"collection must be str or None, not {type(collection).__name__}")
+        return collection or self.default_collection
+
     def _coll(self, collection: str | None) -> Collection:
-        return self.store.collection(collection or self.default_collection)
+        """The collection, created if missing (and its name remembered, when it is stored under another)."""
+        name = self._name(collection)
+        stored = stored_collection_name(name)
+        if stored is not name:
+            names = self.store.collection(NAMES_COLLECTION, serializer="json")
+            if names.get(stored) != name:  # written before the collection exists: never a nameless one
+                names.put(stored, name)
+        return self.store.collection(stored)
 
     def _existing(self, collection: str | None) -> Collection | None:
-        name = collection or self.default_collection
-        return self._coll(name) if name in self.store.collections() else None
+        stored = stored_collection_name(self._name(collection))
+        return self.store.collection(stored) if stored in self.store.collections() else None
 
     def _reader(self, collection: str | None) -> Collection | None:
         """The collection to read from; ``None`` (read as empty) when a read-only store lacks it."""
@@ -267,9 +322,15 @@ class KeyValue:
         return out
 
     def collections(self, *, limit: int | None = None) -> list[str]:
-        """Collection names, oldest first (at most ``limit``; a negative one is a ``ValueError``)."""
+        """Collection names as they were given, oldest first (at most ``limit``; a negative one is a
+        ``ValueError``)."""
         _check_limit(limit)
         names = self.store.collections()
+        if any(name.startswith(LONG_NAME_PREFIX) for name in names):
+            given: dict[Any, Any] = {}
+            if NAMES_COLLECTION in names:
+                given = dict(self.store.collection(NAMES_COLLECTION, serializer="json").items())
+            names = [given.get(name, name) for name in names if name != NAMES_COLLECTION]
         return names if limit is None else names[:limit]
 
     def destroy(self) -> bool:
@@ -281,7 +342,18 @@ class KeyValue:
 
     def destroy_collection(self, collection: str) -> bool:
         """Drop ``collection``; ``True`` if it existed."""
-        return self.store.drop_collection(collection)
+        if not isinstance(collection, str):
+            raise TypeError(f"collection must be str, not {type(collection).__name__}")
+        if not collection:
+            return False  # no collection is named "" ("" means the default one only where None does)
+        stored = stored_collection_name(collection)
+        if stored is collection:
+            return self.store.drop_collection(stored)
+        with self.store.transaction():
+            dropped = self.store.drop_collection(stored)
+            if NAMES_COLLECTION in self.store.collections():
+                self.store.collection(NAMES_COLLECTION, serializer="json").delete(stored)
+        return dropped
 
     def cull(self) -> None:
         """Delete every expired entry now."""

@@ -39,6 +39,7 @@ from key_value.aio.protocols import key_value as protocols  # noqa: E402
 
 import kvlite  # noqa: E402
 import kvlite.aio  # noqa: E402
+import kvlite.keyvalue  # noqa: E402
 from kvlite import errors  # noqa: E402
 from kvlite.integrations.pykv import KvliteStore  # noqa: E402
 
@@ -406,7 +407,7 @@ def test_long_and_special_character_keys(kv: KV) -> None:
 
 
 NAMES = ["with space", "slash/name", "back\\slash", "quote'\"`", "日本語", "🎉", "a::b", "app__users",
-         "'; DROP TABLE kvlite_collections; --", "x" * 255, "default_collection_2"]
+         "'; DROP TABLE kvlite_collections; --", "x" * 255, "default_collection_2"]  # stored as they are
 
 
 def test_special_collection_names(kv: KV) -> None:
@@ -421,11 +422,85 @@ def test_special_collection_names(kv: KV) -> None:
     assert kv.get("k", collection="'; DROP TABLE kvlite_collections; --") == {"i": 8}
 
 
-@pytest.mark.parametrize("name", ["x" * 256, "nul\x00name", "\ud800"])
+@pytest.mark.parametrize("name", ["nul\x00name", "\ud800", "long" * 100 + "\x00", "\ud800" * 300],
+                         ids=["nul", "surrogate", "long-with-nul", "long-surrogates"])
 def test_collection_names_kvlite_cannot_store(kv: KV, name: str) -> None:
-    # A deliberate difference: names are at most 255 characters of valid text without NUL.
+    # A deliberate difference: names are valid text without NUL (at any length).
     with pytest.raises(kv.InvalidName):
         kv.put("k", {"a": 1}, collection=name)
+    with pytest.raises(kv.InvalidName):
+        kv.get("k", collection=name)
+
+
+LONG = ["test_collection" * 100, "x" * 256, "x" * 255 + "y", "日本語" * 200, "kvlite-name:names",
+        "kvlite-name:" + "0" * 64, "kvlite-name:"]
+
+
+def test_collection_names_of_any_length(kv: KV, clock: Any) -> None:
+    # kvlite stores at most 255 characters of name; longer ones (and ones that look like the stored
+    # form) are stored under "kvlite-name:" + SHA-256, and the protocol shows the names as given.
+    kv.put("k", {"first": True}, collection="short")
+    for i, name in enumerate(LONG):
+        kv.put("k", {"i": i}, collection=name, ttl=100 if i % 2 else None)
+        kv.put_many(["m"], [{"i": i}], collection=name)
+    kv.put("k", {"last": True}, collection="short2")
+    assert kv.collections() == ["short", *LONG, "short2"]
+    assert kv.collections(limit=3) == ["short", *LONG[:2]]
+    for i, name in enumerate(LONG):
+        assert kv.get("k", collection=name) == {"i": i}
+        assert kv.ttl("k", collection=name) == ({"i": i}, pytest.approx(100) if i % 2 else None)
+        assert kv.get_many(["k", "m"], collection=name) == [{"i": i}, {"i": i}]
+        assert kv.keys(name) == ["k", "m"]
+    assert kv.destroy_collection(LONG[1]) is True
+    assert kv.destroy_collection(LONG[1]) is False
+    assert kv.get("k", collection=LONG[1]) is None  # read: the collection is made again (as any read does)
+    assert kv.delete("k", collection=LONG[2]) is True
+    assert kv.delete_many(["m"], collection=LONG[2]) == 1
+    assert kv.collections() == ["short", LONG[0], *LONG[2:], "short2", LONG[1]]
+    with _file(kv, clock) as store:  # kvlite's own view: the stored names
+        stored = kvlite.keyvalue.stored_collection_name
+        assert stored("short") == "short" and len(stored(LONG[0])) == len("kvlite-name:") + 64
+        assert store.collection(stored(LONG[0])).get("k") == {"i": 0}
+        assert set(store.collections()) == {"short", "short2", "kvlite-name:names", *map(stored, LONG)}
+    assert kv.destroy() is True
+    assert kv.collections() == []
+    with _file(kv, clock) as store:
+        assert store.collections() == []
+
+
+def test_collection_names_of_any_length_on_a_read_only_store(make: Callable[..., KV]) -> None:
+    writer = make("sync")
+    writer.put("k", {"v": 1}, collection=LONG[0])
+    for kind in IMPLS:
+        kv = make(kind, path=writer.path, readonly=True)
+        assert kv.get("k", collection=LONG[0]) == {"v": 1}
+        assert kv.get("k", collection=LONG[1]) is None
+        assert kv.keys(LONG[1]) == []
+        assert kv.collections() == [LONG[0]]
+        with pytest.raises(kv.ReadOnly):
+            kv.put("k", {"v": 2}, collection=LONG[1])
+
+
+@pytest.mark.parametrize("bad", [1, b"name", 1.5, ("t",), ["l"]])
+def test_non_str_collection_is_a_type_error(kv: KV, bad: Any) -> None:
+    # As for keys; py-key-value's stores raise TypeError too (from the str operations on the name).
+    calls = [lambda: kv.get("k", collection=bad), lambda: kv.ttl("k", collection=bad),
+             lambda: kv.put("k", {"v": 1}, collection=bad), lambda: kv.delete("k", collection=bad),
+             lambda: kv.get_many(["k"], collection=bad), lambda: kv.ttl_many(["k"], collection=bad),
+             lambda: kv.put_many(["k"], [{"v": 1}], collection=bad), lambda: kv.delete_many(["k"], collection=bad),
+             lambda: kv.keys(bad), lambda: kv.destroy_collection(bad)]
+    for call in calls:
+        with pytest.raises(TypeError):
+            call()
+    assert kv.collections() == []
+
+
+def test_destroy_collection_of_no_name(kv: KV) -> None:
+    kv.put("k", {"v": 1})
+    with pytest.raises(TypeError):
+        kv.destroy_collection(None)  # the protocol's collection is a str here: there is no default
+    assert kv.destroy_collection("") is False  # and no collection is named ""
+    assert kv.get("k") == {"v": 1}
 
 
 def test_keys_that_are_not_valid_text(kv: KV) -> None:

@@ -322,7 +322,9 @@ def test_errors_are_pykv_types(tmp_path: Path) -> None:
             with pytest.raises(pykv_errors.SerializationError):
                 await store.put("k", {"v": {1, 2}})
             with pytest.raises(pykv_errors.InvalidKeyError):
-                await store.put("k", {"v": 1}, collection="x" * 256)
+                await store.put("k", {"v": 1}, collection="nul\x00name")
+            with pytest.raises(TypeError):
+                await store.put("k", {"v": 1}, collection=1)  # as py-key-value's stores
             with pytest.raises(TypeError):
                 await store.put("k", ["not", "a", "mapping"])
             await store.put("k", {"v": 1})
