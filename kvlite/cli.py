@@ -6,15 +6,21 @@ subcommand is one such function plus its handler; nothing else changes.
 
 Conventions:
 
-* Exit codes: 0 success, 1 error (missing key, bad data, kvlite error),
-  2 usage error (bad arguments).  Every error is ONE line on stderr,
-  ``kvlite: error: ...``, never a traceback for a kvlite error.
-* Keys on the command line are ``str`` unless ``--int-key`` or
-  ``--bytes-key`` (hex) says otherwise.
+* Exit codes (:data:`EXIT_CODES`): 0 success, 1 error (missing file, collection
+  or key, bad input data, a value or key the store refuses, any kvlite error),
+  2 usage error (the command line itself is wrong: unknown option, an argument
+  that does not parse -- JSON, JSONPath/ObjectPath, a typed key -- or options
+  that contradict each other), 130 interrupted, 141 the reader of stdout went
+  away.  Every error is ONE line on stderr, ``kvlite: error: ...``, never a
+  traceback (``KVLITE_TRACEBACK=1`` shows one for an unexpected error).
+* Keys on the command line are ``str`` unless ``--int-key``, ``--bytes-key``
+  (hex), ``--float-key``, ``--bool-key`` or ``--json-key`` (the form
+  ``keys`` prints) says otherwise.
 * Values on the command line and in JSON Lines are JSON.  Only collections
-  that use the ``json`` serializer have their values read or written by the
-  command line; the others can still be listed, counted, have keys listed and
-  deleted, and be purged.
+  that use the ``json`` or ``jsonb`` serializer have their values read or
+  written by the command line; the others can still be listed, counted, have
+  keys listed and deleted, and be purged, even when this process does not
+  know their serializer.
 * Keys in JSON output (``keys``, ``export``) are JSON: a ``str`` key is a
   JSON string; other keys carry a type tag so they come back exactly:
   ``{"int": 5}``, ``{"bytes": "00ff"}`` (hex), ``{"float": "1.5"}`` (Python
@@ -25,9 +31,12 @@ Conventions:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import json
 import math
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -41,13 +50,26 @@ import orjson
 from . import __version__
 from . import open as open_store
 from .collection import Collection, table_sql_name
-from .errors import KvliteError, SerializerMismatch
+from .errors import KvliteError, QuerySyntaxError, SerializationError
 from .keys import Key
-from .store import Store, translate_error
+from .serializers import Serializer
+from .store import Store, translate_error, validate_collection_name
 
-__all__ = ["CliError", "UsageError", "build_parser", "key_from_json", "key_to_json", "main"]
+__all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "key_from_json", "key_to_json",
+           "loads_json", "main"]
 
 PROG = "kvlite"
+
+#: Every exit code of the command line (docs/cli.md shows the same table).
+EXIT_CODES = {
+    0: "success",
+    1: "an error: missing file, collection or key; not a kvlite file; bad input data; "
+       "a value or key the store refuses; a closed stdin/stdout; any other kvlite error",
+    2: "a usage error: the command line is wrong (unknown command or option, a missing argument, "
+       "an argument that does not parse, contradicting options)",
+    130: "interrupted (Ctrl-C)",
+    141: "the reader of stdout went away (a broken pipe, as in `kvlite export ... | head -1`)",
+}
 
 
 class CliError(Exception):
@@ -66,6 +88,8 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors become :class:`UsageError` (one line, exit 2)."""
 
     def error(self, message: str) -> Any:  # type: ignore[override]
+        if message.startswith("argument --order-by: expected one argument"):
+            message += " (a path starting with '-' needs the = form: --order-by=-$.age)"
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -119,6 +143,112 @@ def key_from_json(obj: Any) -> Key:
     raise ValueError(f"a key must be {_KEY_TAGS}; got {orjson.dumps(obj).decode()}")
 
 
+# -- JSON in ----------------------------------------------------------------------------
+
+# A run of 19 or more digits: the only place an integer orjson would turn into a float
+# (it keeps -2**63 .. 2**64-1 as int and silently parses any other integer as a float).
+# Found by mapping digits to "1" and everything else to "0" (two C loops over the line,
+# about 5x faster than the regular expression [0-9]{19}).
+_DIGIT_MAP = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
+_DIGIT_RUN = b"1" * 19
+
+
+def _has_long_digit_run(data: bytes) -> bool:
+    return _DIGIT_RUN in data.translate(_DIGIT_MAP)
+
+
+def loads_json(data: bytes) -> Any:
+    """The value of JSON text, exactly.
+
+    orjson parses it (fast, strict); but orjson reads an integer beyond 64 bits
+    as a float, which would store ``99999999999999999999999`` as ``1e+23``.
+    Text with a run of 19 or more digits is therefore parsed again by Python's
+    ``json`` module, which keeps such integers exact, so that the ``json``
+    serializer refuses them (:class:`~kvlite.errors.SerializationError`) as it
+    does in the Python API.  Raises ``ValueError`` for anything that is not
+    valid UTF-8 JSON text, with a message naming the problem.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ValueError(f"not UTF-8 text: byte {bad.start + 1} (0x{data[bad.start]:02x}) is not valid "
+                             "UTF-8; kvlite reads JSON as UTF-8") from None
+        if _has_long_digit_run(data):  # an integer too long even for a double?
+            try:
+                return _exact_json(text)
+            except SerializationError:
+                raise
+            except ValueError:
+                pass  # not JSON for Python either: orjson's message says why
+        raise ValueError(f"not valid JSON ({exc})") from None
+    if not _has_long_digit_run(data):
+        return value
+    return _exact_json(data.decode("utf-8"))
+
+
+def _exact_json(text: str) -> Any:
+    """``text`` parsed by Python's ``json``: integers exact, NaN/Infinity and non-finite floats
+    refused (``ValueError``) as orjson refuses them."""
+    try:
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # more than sys.get_int_max_str_digits() digits
+            raise SerializationError("json cannot encode a value of type int: an integer of thousands "
+                                     "of digits (it holds 64-bit integers)") from None
+        raise
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number is infinity when parsed as double: {text[:20]}...")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not valid JSON")
+
+
+# -- text out ----------------------------------------------------------------------------
+
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+
+
+def _escape_char(ch: str) -> str:
+    """``ch`` as a JSON escape (``\\n``, ``\\u001b``, a surrogate pair beyond the BMP)."""
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    code = ord(ch)
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, line and
+    paragraph separators, format characters such as bidi overrides, lone surrogates)
+    replaced by its JSON escape, so it cannot move the cursor, draw extra lines or send a
+    terminal escape sequence."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
+
+
+def shown_name(name: str) -> str:
+    """A collection name for a table on a terminal: as it is when it is plainly printable,
+    else as a JSON string (quoted, with ``printable``'s escapes, ``\\"`` and ``\\\\``),
+    so that every name reads back unambiguously and none can draw fake rows."""
+    if name.isprintable() and name == name.strip() and not (set(name) & {'"', "\\"}):
+        return name
+    return '"' + printable(name.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+
+
 # -- helpers --------------------------------------------------------------------------
 
 
@@ -133,6 +263,43 @@ def _open(path: str, *, write: bool, create: bool = False,
         return open_store(path, readonly=not write, clock=clock)
     except KvliteError as exc:
         raise CliError(f"{path}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _removed_if_failed(path: str) -> Iterator[None]:
+    """Around a command that may create the store ``path``: when ``path`` did not exist
+    before and the command fails, remove the file it created (with ``-wal``, ``-shm`` and
+    ``-journal``), so a failed ``put``/``import``/``copy`` leaves no empty store behind.
+
+    A file that meanwhile holds a collection (another process wrote to it) is kept."""
+    if "://" in path or path == ":memory:" or os.path.lexists(path):
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        if _holds_no_collection(path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path + suffix)
+        raise
+
+
+def _holds_no_collection(path: str) -> bool:
+    """True when ``path`` is a kvlite file without collections, or not (yet) a kvlite file."""
+    try:
+        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return not os.path.isdir(path)
+    try:
+        conn.set_busy_timeout(1000)
+        return bool(conn.execute("SELECT count(*) = 0 FROM kvlite_collections").fetchone()[0])
+    except apsw.BusyError:
+        return False  # someone else is writing it: not ours to remove
+    except apsw.Error:
+        return True   # no registry: kvlite had not finished creating it
+    finally:
+        conn.close()
 
 
 def _sql(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -157,39 +324,75 @@ def _counts(store: Store, table_id: int, now: float) -> tuple[int, int]:
     return row[0], row[1]
 
 
+_VALUE_SERIALIZERS = ("json", "jsonb")  # whose values are JSON: the command line reads and writes them
+
+
 def _collection(store: Store, name: str, *, values: bool, create: bool = False) -> Collection:
     """The collection ``name``.
 
     ``values``: the command reads or writes values, so the collection must use
-    the ``json`` serializer.  Without it, any serializer known to this process
-    is accepted (its values are never decoded).  ``create``: make a missing
-    collection (as a JSON one) instead of failing.
+    the ``json`` or ``jsonb`` serializer.  Without it the values are never
+    decoded, so any serializer is accepted, even one this process does not know
+    (a stand-in carrying the recorded name opens it, as ``Store.stats()`` does).
+    ``create``: make a missing collection (as a ``json`` one) instead of failing.
     """
-    if not create and name not in store.collections():
-        raise CliError(f"no collection named {name!r} in {store.path!r}")
-    try:
+    validate_collection_name(name)
+    serializer = store.serializer_of(name)
+    if serializer is None:
+        if not create:
+            raise CliError(f"no collection named {name!r} in {store.path!r}")
         return store.collection(name, serializer="json")
-    except SerializerMismatch as exc:
-        if values:
+    if values:
+        if serializer not in _VALUE_SERIALIZERS:
             raise CliError(
-                f"collection {name!r} uses the {exc.stored!r} serializer; the command line reads and "
-                "writes values of 'json' collections only") from None
-        return store.collection(name, serializer=exc.stored)
+                f"collection {name!r} uses the {serializer!r} serializer; the command line reads and "
+                "writes values of 'json' and 'jsonb' collections only")
+        return store.collection(name, serializer=serializer)
+    conn = store._conn()
+    row = store._registry_row(conn, name)
+    if row is None:  # dropped by another process meanwhile
+        raise CliError(f"no collection named {name!r} in {store.path!r}")
+    table_id, recorded = row
+    store._check_table(conn, name, table_id)
+    stand_in = Serializer()
+    stand_in.name = recorded  # type: ignore[misc]
+    return Collection(store, name, table_id, stand_in)
+
+
+# Typed keys on the command line: each --X-key flag, its pattern (the whole text must match) and
+# what it means.  Strict on purpose: int(" 7"), int("1_000") and int("٣") all succeed in Python.
+_INT_KEY = re.compile(r"-?[0-9]+")
+_HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+_FLOAT_KEY = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|infinity)",
+                        re.ASCII | re.IGNORECASE)
+_KEY_TYPES = {
+    "int": "an integer (-?[0-9]+)",
+    "bytes": "hex digit pairs, like 00ff",
+    "float": "a float as 'keys' prints it (1.5, -0.0, 1e-300, inf, -inf)",
+    "bool": "true or false",
+    "json": "a key as 'keys' prints it (\"s\", {\"int\": 5}, {\"bytes\": \"00ff\"}, ...)",
+}
 
 
 def _key(text: str, args: argparse.Namespace) -> Key:
-    """The key a command-line KEY means under ``--int-key`` / ``--bytes-key``."""
-    if getattr(args, "int_key", False):
+    """The key a command-line KEY means under ``--int-key``, ``--bytes-key``, ... (``str`` without)."""
+    kind = getattr(args, "key_type", None)
+    if kind is None:
+        return text
+    if kind == "int" and _INT_KEY.fullmatch(text):
+        return int(text)
+    if kind == "bytes" and _HEX_KEY.fullmatch(text):
+        return bytes.fromhex(text)
+    if kind == "float" and _FLOAT_KEY.fullmatch(text):
+        return float(text)
+    if kind == "bool" and text in ("true", "false"):
+        return text == "true"
+    if kind == "json":
         try:
-            return int(text, 10)
-        except ValueError:
-            raise UsageError(f"--int-key: {text!r} is not an integer") from None
-    if getattr(args, "bytes_key", False):
-        try:
-            return bytes.fromhex(text)
-        except ValueError:
-            raise UsageError(f"--bytes-key: {text!r} is not hex (like 00ff)") from None
-    return text
+            return key_from_json(loads_json(text.encode("utf-8")))
+        except ValueError as exc:
+            raise UsageError(f"--json-key: {exc}") from None
+    raise UsageError(f"--{kind}-key: {text!r} is not {_KEY_TYPES[kind]}")
 
 
 def _positive_seconds(text: str) -> float:
@@ -215,13 +418,25 @@ def _non_negative_int(text: str) -> int:
 _MISSING: Any = object()
 
 
-def _write_out(data: bytes) -> None:
+def _stdout() -> Any:
+    """``sys.stdout``'s binary buffer, flushed of text first (main checked that it is open)."""
     sys.stdout.flush()
-    sys.stdout.buffer.write(data)
+    return sys.stdout.buffer
+
+
+def _write_out(data: bytes) -> None:
+    _stdout().write(data)
 
 
 def _json_line(obj: Any) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    """One line of JSON.  orjson writes integers up to 64 bits; a bigger one (an ``int`` key
+    that equals a float, such as ``2**64``) is written exactly by Python's ``json``."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 
 class _Progress:
@@ -271,9 +486,11 @@ def subcommand(setup: Callable[[_Subparsers], None]) -> Callable[[_Subparsers], 
 
 
 def _add(sub: _Subparsers, name: str, summary: str, handler: Handler, *,
-         description: str | None = None) -> argparse.ArgumentParser:
+         description: str | None = None, stdout: bool = True, stdin: bool = False) -> argparse.ArgumentParser:
+    """Add subcommand ``name``.  ``stdout``: it prints its result (so a closed stdout is an
+    error before it does anything); ``stdin``: it reads its input from stdin."""
     parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description or summary)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, needs_stdout=stdout, needs_stdin=stdin)
     return parser
 
 
@@ -283,10 +500,19 @@ def _file_arg(parser: argparse.ArgumentParser) -> None:
 
 def _key_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("collection", metavar="COLL", help="collection name")
-    parser.add_argument("key", metavar="KEY", help="the key (a string unless --int-key/--bytes-key)")
+    parser.add_argument("key", metavar="KEY", help="the key: a string unless a --X-key flag says otherwise "
+                                                   "(a KEY starting with '-' goes after '--')")
     kind = parser.add_mutually_exclusive_group()
-    kind.add_argument("--int-key", action="store_true", help="KEY is an integer")
-    kind.add_argument("--bytes-key", action="store_true", help="KEY is bytes, written in hex (00ff)")
+    kind.add_argument("--int-key", dest="key_type", action="store_const", const="int",
+                      help="KEY is an integer (7, -7)")
+    kind.add_argument("--bytes-key", dest="key_type", action="store_const", const="bytes",
+                      help="KEY is bytes, written in hex (00ff)")
+    kind.add_argument("--float-key", dest="key_type", action="store_const", const="float",
+                      help="KEY is a float (2.5, -0.0, inf)")
+    kind.add_argument("--bool-key", dest="key_type", action="store_const", const="bool",
+                      help="KEY is a bool (true or false)")
+    kind.add_argument("--json-key", dest="key_type", action="store_const", const="json",
+                      help="KEY is written as 'keys' prints it ('\"u1\"', '{\"float\": \"2.5\"}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Inspect, edit, export and import kvlite stores, or run the demo.",
-        epilog="Run 'kvlite COMMAND --help' for one command's options.",
+        epilog="Run 'kvlite COMMAND --help' for one command's options. Exit codes: 0 success, 1 error, "
+               "2 usage error, 130 interrupted, 141 stdout's reader went away.",
     )
     parser.add_argument("--version", action="version", version=f"kvlite {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -304,38 +531,121 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 error, 2 usage)."""
-    parser = build_parser()
+    """Run the command line; returns the exit code (see :data:`EXIT_CODES`)."""
+    _guard_std_streams()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version: printed; flush here so a closed pipe is caught
+            _flush_stdout()
+            return exc.code if isinstance(exc.code, int) else 0
         handler: Handler | None = getattr(args, "handler", None)
         if handler is None:
             raise UsageError("a COMMAND is required (see 'kvlite --help')")
+        _check_text_arguments(args)
+        if args.needs_stdout and sys.stdout is None:
+            raise CliError("stdout is closed; nothing was done (this command prints its result there)")
+        if args.needs_stdin and sys.stdin is None:
+            raise CliError("stdin is closed; nothing was done (this command reads its input from it)")
         code = handler(args)
-        sys.stdout.flush()  # here, so a closed pipe is handled below and not at exit
+        _flush_stdout()  # here, so a closed pipe is handled below and not at exit
         return code
     except CliError as exc:
         return _fail(str(exc), exc.exit_code)
+    except QuerySyntaxError as exc:  # the PATH argument does not parse: a usage error, like bad JSON
+        return _fail(str(exc), 2)
     except KvliteError as exc:
         return _fail(str(exc), 1)
     except apsw.Error as exc:
         return _fail(f"SQLite: {exc}", 1)
     except BrokenPipeError:
-        # The reader went away (e.g. `kvlite export ... | head`): stop quietly.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader went away (e.g. `kvlite export ... | head`): stop quietly, like a shell would.
+        _discard_stdout()
         return 141
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}" + (f": {exc.filename!r}" if exc.filename else ""), 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except RecursionError:
+        return _fail("the input is nested too deeply to be processed", 1)
+    except Exception as exc:  # a bug: still one line (KVLITE_TRACEBACK=1 shows the traceback)
+        if os.environ.get("KVLITE_TRACEBACK"):
+            raise
+        return _fail(f"unexpected {type(exc).__name__}: {exc} (a bug in kvlite: please report it; "
+                     "KVLITE_TRACEBACK=1 shows where)", 1)
+
+
+def _guard_std_streams() -> None:
+    """Put /dev/null on any of the file descriptors 0, 1, 2 that is closed.
+
+    Python then leaves ``sys.stdin``/``sys.stdout``/``sys.stderr`` at ``None``
+    (which :func:`main` checks for stdin and stdout); without this, the store
+    file opened next would get descriptor 1 or 2, and anything written to it
+    there would land in the database.  A closed stderr just discards messages.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            new = os.open(os.devnull, os.O_RDWR)
+            if new != fd:
+                os.dup2(new, fd)
+                os.close(new)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so what is still buffered for a reader that went away is
+    dropped without a second error when Python flushes it at exit."""
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+# Names of positional arguments in messages; options are shown as --option.
+_ARG_NAMES = {"file": "FILE", "collection": "COLL", "key": "KEY", "json": "JSON", "path": "PATH",
+              "src": "SRC", "dst": "DST"}
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """A usage error for an argument that is not UTF-8 (Python hands such bytes over as lone
+    surrogates, which would otherwise fail later with "surrogates not allowed")."""
+    for dest, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                name = _ARG_NAMES.get(dest, "--" + dest.replace("_", "-"))
+                raw = os.fsencode(text)
+                raise UsageError(f"{name} is not valid UTF-8 text (byte 0x{raw[_byte_offset(text, exc.start)]:02x}); "
+                                 "kvlite reads command-line text as UTF-8") from None
+
+
+def _byte_offset(text: str, index: int) -> int:
+    """The offset in ``os.fsencode(text)`` of character ``index`` (an undecodable byte)."""
+    return len(os.fsencode(text[:index]))
 
 
 def _fail(message: str, code: int) -> int:
-    line = " ".join(message.split())
-    sys.stdout.flush()
-    sys.stderr.write(f"{PROG}: error: {line}\n")
-    sys.stderr.flush()
+    line = printable(" ".join(message.split()))
+    try:
+        _flush_stdout()
+    except BrokenPipeError:
+        _discard_stdout()
+    except (OSError, ValueError):
+        pass
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"{PROG}: error: {line}\n")
+        sys.stderr.flush()
     return code
 
 
@@ -523,7 +833,8 @@ def _setup_put(sub: _Subparsers) -> None:
     p = _add(sub, "put", "store a JSON value under a key",
              handler=_run_put,
              description="Store the JSON value under KEY, replacing any previous value and TTL. "
-                         "Creates the file and the collection (as a JSON collection) when missing.")
+                         "Creates the file and the collection (as a JSON collection) when missing.",
+             stdout=False)
     _file_arg(p)
     _key_args(p)
     p.add_argument("json", metavar="JSON", help="the value, as JSON text (quote it for the shell)")
@@ -533,11 +844,14 @@ def _setup_put(sub: _Subparsers) -> None:
 def _run_put(args: argparse.Namespace) -> int:
     key = _key(args.key, args)
     try:
-        value = orjson.loads(args.json)
-    except orjson.JSONDecodeError as exc:
-        raise UsageError(f"JSON: not valid JSON: {exc}") from None
-    with _open(args.file, write=True, create=True) as store:
-        _collection(store, args.collection, values=True, create=True).put(key, value, ttl=args.ttl)
+        value = loads_json(args.json.encode("utf-8"))
+    except SerializationError:
+        raise  # well-formed JSON the json serializer cannot hold, as in the Python API: exit 1
+    except ValueError as exc:
+        raise UsageError(f"JSON: {exc}") from None
+    with _removed_if_failed(args.file), _open(args.file, write=True, create=True) as store:
+        with store.transaction():  # a refused value does not leave a new, empty collection behind
+            _collection(store, args.collection, values=True, create=True).put(key, value, ttl=args.ttl)
     return 0
 
 
@@ -545,7 +859,7 @@ def _run_put(args: argparse.Namespace) -> int:
 def _setup_delete(sub: _Subparsers) -> None:
     p = _add(sub, "delete", "delete one key",
              handler=_run_delete,
-             description="Delete KEY. Exit code 1 when there was no such (live) key.")
+             description="Delete KEY. Exit code 1 when there was no such (live) key.", stdout=False)
     _file_arg(p)
     _key_args(p)
 
@@ -575,8 +889,7 @@ def _run_keys(args: argparse.Namespace) -> int:
         keys: Iterator[Key] = _collection(store, args.collection, values=False).keys()
         if args.limit is not None:
             keys = itertools.islice(keys, args.limit)
-        out = sys.stdout.buffer
-        sys.stdout.flush()
+        out = _stdout()
         for key in keys:
             out.write(_json_line(key_to_json(key)))
     return 0
@@ -597,7 +910,7 @@ def _setup_collections(sub: _Subparsers) -> None:
 def _run_collections(args: argparse.Namespace) -> int:
     with _open(args.file, write=False) as store:
         now = store.now()
-        rows = [(name, *_counts(store, table_id, now), serializer)
+        rows = [(shown_name(name), *_counts(store, table_id, now), printable(serializer))
                 for name, table_id, serializer in _registry(store)]
     header = ("COLLECTION", "ENTRIES", "EXPIRED", "SERIALIZER")
     width = max([len(header[0])] + [len(r[0]) for r in rows])
@@ -629,7 +942,7 @@ def _run_stats(args: argparse.Namespace) -> int:
         journal = _sql(store, "PRAGMA journal_mode")[0][0]
     made = f" (created by kvlite {made_by[0][0]})" if made_by else ""
     print("\n".join([
-        f"file:            {args.file}",
+        f"file:            {printable(args.file)}",
         f"size:            {_size(args.file):,} bytes (+ {_size(args.file + '-wal'):,} bytes of WAL)",
         f"schema version:  {version}{made}",
         f"pages:           {pages:,} of {page_size:,} bytes ({free:,} free)",
@@ -668,7 +981,7 @@ def _run_vacuum(args: argparse.Namespace) -> int:
         _sql(store, "VACUUM")
         _sql(store, "PRAGMA wal_checkpoint(TRUNCATE)")
     after = _size(args.file) + _size(args.file + "-wal")
-    print(f"vacuumed {args.file}: {before:,} -> {after:,} bytes")
+    print(f"vacuumed {printable(args.file)}: {before:,} -> {after:,} bytes")
     return 0
 
 
@@ -694,8 +1007,7 @@ def _run_export(args: argparse.Namespace) -> int:
         names = [args.collection] if args.collection is not None else store.collections()
         collections = [_collection(store, name, values=True) for name in names]  # all checked first
         conn = store._conn()
-        out = sys.stdout.buffer
-        sys.stdout.flush()
+        out = _stdout()
         progress = _Progress("exported")
         with store._read(conn):  # one snapshot across every page and collection
             for coll in collections:
@@ -729,7 +1041,9 @@ def _setup_import(sub: _Subparsers) -> None:
                          "all in one transaction: a bad line stores nothing. With COLL every entry goes "
                          "into COLL; without it each line names its collection. 'ttl' (seconds, optional) "
                          "counts from the moment of import. Creates the file and JSON collections "
-                         "when missing.")
+                         "when missing. Holds the write lock until it ends: other writers wait "
+                         "(up to their busy timeout) for the whole import.",
+             stdout=False, stdin=True)
     _file_arg(p)
     p.add_argument("collection", metavar="COLL", nargs="?",
                    help="store every entry here (default: each line's \"collection\")")
@@ -738,7 +1052,7 @@ def _setup_import(sub: _Subparsers) -> None:
 def _run_import(args: argparse.Namespace) -> int:
     written: dict[str, int] = {}
     progress = _Progress("imported")
-    with _open(args.file, write=True, create=True) as store:
+    with _removed_if_failed(args.file), _open(args.file, write=True, create=True) as store:
         collections: dict[str, Collection] = {}
         with store.transaction():
             for number, line in enumerate(sys.stdin.buffer, start=1):
@@ -763,10 +1077,7 @@ def _run_import(args: argparse.Namespace) -> int:
 
 def _parse_import_line(line: bytes, collection: str | None) -> tuple[str, Key, Any, float | None]:
     """``(collection, key, value, ttl)`` from one JSON Lines record; ``ValueError`` if malformed."""
-    try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
+    record = loads_json(line)
     if not isinstance(record, dict):
         raise ValueError("each line must be a JSON object with \"key\" and \"value\"")
     unknown = sorted(set(record) - _IMPORT_FIELDS)
@@ -796,16 +1107,31 @@ def _query_args(parser: argparse.ArgumentParser) -> None:
 def _paging_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=_non_negative_int, metavar="N", help="at most N matches")
     parser.add_argument("--offset", type=_non_negative_int, metavar="N", default=0, help="skip N matches")
+    _order_args(parser)
+
+
+def _order_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--order-by", metavar="FIELD",
-                        help="order the documents by a field path first ('$.age'; write "
-                             "--order-by=-$.age or add --desc for descending)")
-    parser.add_argument("--desc", action="store_true", help="with --order-by: descending")
+                        help="order the documents by a field path first ('$.age'); descending: "
+                             "--order-by=-$.age (with '=': argparse takes '-...' for an option) or --desc")
+    parser.add_argument("--desc", action="store_true", help="with --order-by FIELD: descending")
+
+
+def _order(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """``(order_by, desc)`` from the flags; a usage error when they contradict each other."""
+    if args.desc and args.order_by is None:
+        raise UsageError("--desc needs --order-by FIELD (it reverses that order)")
+    if args.desc and args.order_by.startswith("-"):
+        raise UsageError(f"--order-by={args.order_by} already means descending; "
+                         "drop either the '-' or --desc")
+    return args.order_by, args.desc
 
 
 def _matches(store: Store, args: argparse.Namespace) -> Iterator[tuple[Key, Any]]:
+    order_by, desc = _order(args)
     coll = _collection(store, args.collection, values=True)
     return coll.find(args.path, engine=args.engine, limit=args.limit, offset=args.offset,
-                     order_by=args.order_by, desc=args.desc)
+                     order_by=order_by, desc=desc)
 
 
 @subcommand
@@ -821,9 +1147,9 @@ def _setup_find(sub: _Subparsers) -> None:
 
 def _run_find(args: argparse.Namespace) -> int:
     with _open(args.file, write=False) as store:
-        out = sys.stdout.buffer
-        sys.stdout.flush()
-        for key, value in _matches(store, args):
+        matches = _matches(store, args)
+        out = _stdout()
+        for key, value in matches:
             out.write(_json_line({"key": None if key is None else key_to_json(key), "value": value}))
     return 0
 
@@ -840,9 +1166,9 @@ def _setup_query(sub: _Subparsers) -> None:
 
 def _run_query(args: argparse.Namespace) -> int:
     with _open(args.file, write=False) as store:
-        out = sys.stdout.buffer
-        sys.stdout.flush()
-        for _, value in _matches(store, args):
+        matches = _matches(store, args)
+        out = _stdout()
+        for _, value in matches:
             out.write(_json_line(value))
     return 0
 
@@ -865,24 +1191,27 @@ def _setup_explain(sub: _Subparsers) -> None:
     p = _add(sub, "explain", "show what part of a query runs in SQLite and what in Python",
              handler=_run_explain)
     _query_args(p)
-    p.add_argument("--order-by", metavar="FIELD", help="as for find")
+    _order_args(p)
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    order_by, desc = _order(args)
     with _open(args.file, write=False) as store:
         coll = _collection(store, args.collection, values=True)
-        plan = coll.explain(args.path, engine=args.engine, order_by=args.order_by)
-    print(f"engine:    {plan['engine']}")
-    print(f"streaming: {'yes' if plan['streaming'] else 'no (loads the whole collection)'}")
+        plan = coll.explain(args.path, engine=args.engine, order_by=order_by, desc=desc)
+    lines = [f"engine:    {plan['engine']}",
+             f"streaming: {'yes' if plan['streaming'] else 'no (loads the whole collection)'}"]
     for number, step in enumerate(plan["steps"], start=1):
-        print(f"step {number}:    {step['kind']}")
+        lines.append(f"step {number}:    {step['kind']}")
         if step.get("pushdown"):
-            print(f"  in SQL:    {'; '.join(step['pushdown'])}")
-        print(f"  in Python: {step['python']}")
-        for line in step.get("query_plan", []):
-            print(f"  plan:      {line}")
-    for note in plan["notes"]:
-        print(f"note:      {note}")
+            lines.append(f"  in SQL:    {'; '.join(step['pushdown'])}")
+        lines.append(f"  in Python: {step['python']}")
+        lines += [f"  plan:      {line}" for line in step.get("query_plan", [])]
+    if order_by is not None:
+        field, down = (order_by[1:], True) if order_by.startswith("-") else (order_by, desc)
+        lines.append(f"order:     {field} {'descending' if down else 'ascending'}")
+    lines += [f"note:      {note}" for note in plan["notes"]]
+    print("\n".join(printable(line) for line in lines))
     return 0
 
 
@@ -907,7 +1236,7 @@ def _run_index(args: argparse.Namespace) -> int:
         elif args.drop and not coll.drop_index(args.drop):
             raise CliError(f"no index on {args.drop!r} in collection {args.collection!r}")
         for path in coll.indexes():
-            print(path)
+            print(printable(path))
     return 0
 
 
@@ -931,8 +1260,9 @@ def _run_copy(args: argparse.Namespace) -> int:
 
     if "://" not in args.src and not os.path.exists(args.src):
         raise CliError(f"no such file: {args.src!r}")
-    counts = copy(args.src, args.dst, serializer=args.serializer, collections=args.collections,
-                  trust_pickle=args.trust_pickle)
+    with _removed_if_failed(args.dst):
+        counts = copy(args.src, args.dst, serializer=args.serializer, collections=args.collections,
+                      trust_pickle=args.trust_pickle)
     for name, count in counts.items():
-        print(f"{name}: {count} entries")
+        print(f"{shown_name(name)}: {count} {'entry' if count == 1 else 'entries'}")
     return 0

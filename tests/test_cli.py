@@ -385,7 +385,7 @@ def test_export_into_a_closed_pipe_stops_quietly(cli: Cli, tmp_path: Path) -> No
     err = proc.stderr.read()
     proc.wait(timeout=120)
     assert orjson.loads(first)["key"] == "k0"
-    assert proc.returncode != 0
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports a process killed by it
     assert err == b""
 
 
@@ -398,14 +398,37 @@ def test_export_into_a_closed_pipe_stops_quietly(cli: Cli, tmp_path: Path) -> No
     ["get"],
     ["get", "s.db", "c"],
     ["get", "s.db", "c", "x", "--int-key"],
+    ["get", "s.db", "c", " 7", "--int-key"],
+    ["get", "s.db", "c", "7 ", "--int-key"],
+    ["get", "s.db", "c", "1_000", "--int-key"],
+    ["get", "s.db", "c", "\u0663", "--int-key"],     # ARABIC-INDIC DIGIT THREE: int() takes it
+    ["get", "s.db", "c", "+7", "--int-key"],
     ["get", "s.db", "c", "zz", "--bytes-key"],
+    ["get", "s.db", "c", "0 0", "--bytes-key"],
+    ["get", "s.db", "c", "0", "--bytes-key"],
+    ["get", "s.db", "c", "nan", "--float-key"],
+    ["get", "s.db", "c", "1_0.5", "--float-key"],
+    ["get", "s.db", "c", " 1.5", "--float-key"],
+    ["get", "s.db", "c", "True", "--bool-key"],
+    ["get", "s.db", "c", "1", "--bool-key"],
+    ["get", "s.db", "c", "k", "--json-key"],            # not JSON: "k" would be
+    ["get", "s.db", "c", '{"str": "k"}', "--json-key"],
     ["get", "s.db", "c", "1", "--int-key", "--bytes-key"],
+    ["get", "s.db", "c", "1", "--float-key", "--bool-key"],
     ["put", "s.db", "c", "k", "{bad json"],
+    ["put", "s.db", "c", "k", "1", "extra"],
     ["put", "s.db", "c", "k", "1", "--ttl", "0"],
     ["put", "s.db", "c", "k", "1", "--ttl", "nan"],
     ["keys", "s.db", "c", "--limit", "-1"],
     ["demo", "x.db", "--tmp"],
     ["export", "s.db", "c", "extra"],
+    ["find", "s.db", "c", "$.*", "--desc"],                      # --desc without --order-by
+    ["query", "s.db", "c", "$.*", "--order-by=-$.k", "--desc"],  # both say descending
+    ["explain", "s.db", "c", "$.*", "--order-by=-$.k", "--desc"],
+    ["explain", "s.db", "c", "$.*", "--desc"],
+    ["find", "s.db", "c", "$.*", "--order-by", "-$.k"],          # argparse: '-$.k' is an option
+    ["find", "s.db", "c", "$[?(@.k >"],
+    ["count", "s.db", "c", "$.*[", "--engine", "objectpath"],
 ])
 def test_usage_errors_exit_2_with_one_line(cli: Cli, tmp_path: Path, args: list[str]) -> None:
     with kvlite.open(tmp_path / "s.db") as store:
@@ -426,7 +449,7 @@ def test_errors_exit_1_with_one_line(any_cli: Cli, tmp_path: Path) -> None:
     assert "junk.db" in one_error_line(any_cli("get", "junk.db", "c", "k"), 1)
     assert "no collection named 'x'" in one_error_line(any_cli("keys", "s.db", "x"), 1)
     assert "no key 'nope'" in one_error_line(any_cli("get", "s.db", "c", "nope"), 1)
-    assert "64 bits" in one_error_line(any_cli("put", "s.db", "c", str(2**64), "1", "--int-key"), 1)
+    assert "64 bits" in one_error_line(any_cli("put", "s.db", "c", str(2**64 + 1), "1", "--int-key"), 1)
     assert "cannot be empty" in one_error_line(any_cli("put", "s.db", "", "k", "1"), 1)
     assert one_error_line(any_cli("put", "junk.db", "c", "k", "1"), 1)
     assert (tmp_path / "junk.db").read_bytes() == b"this is not a database at all" * 100
@@ -596,9 +619,15 @@ def test_index_and_explain(cli: Cli, tmp_path: Path) -> None:
 def test_bad_query_is_one_line_error(any_cli: Cli, tmp_path: Path) -> None:
     db = tmp_path / "q.db"
     _people(db)
-    line = one_error_line(any_cli("find", str(db), "people", "$[?(@.age >"), 1)
-    assert "jsonpath" in line
+    # A PATH that does not parse is a bad argument, like bad JSON: exit 2.
+    for command in ("find", "query", "count", "explain"):
+        line = one_error_line(any_cli(command, str(db), "people", "$[?(@.age >"), 2)
+        assert "jsonpath" in line
+    assert "objectpath" in one_error_line(any_cli("query", str(db), "people", "$.*[", "--engine",
+                                                  "objectpath"), 2)
     one_error_line(any_cli("find", str(db), "nobody", "$.*"), 1)
+    deep = "$" + ".a" * 1000  # too deep for Python's recursion limit: still one line
+    assert "too deeply" in one_error_line(any_cli("query", str(db), "people", deep), 2)
 
 
 def test_copy_between_files_with_a_new_serializer(cli: Cli, tmp_path: Path) -> None:
@@ -613,3 +642,410 @@ def test_copy_between_files_with_a_new_serializer(cli: Cli, tmp_path: Path) -> N
         store.collection("secret").put("k", {1, 2})
     line = one_error_line(cli("copy", str(src), str(tmp_path / "other.db")), 1)
     assert "trust" in line
+
+
+# -- closed standard streams --------------------------------------------------------------------
+
+
+def _run_with_closed(cli: Cli, fd: int, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the command line with file descriptor ``fd`` closed, as ``>&-`` (1) or ``<&-`` (0) do;
+    stderr (and stdout unless it is the one closed) are captured."""
+    def close() -> None:
+        os.close(fd)
+
+    return subprocess.run([*cli.prefix, *args], check=False, capture_output=True, cwd=cli.cwd,
+                          env=cli.env, timeout=120, preexec_fn=close)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a descriptor for the child needs POSIX")
+@pytest.mark.parametrize("args", [
+    ["get", "s.db", "c", "k"],
+    ["keys", "s.db", "c"],
+    ["collections", "s.db"],
+    ["stats", "s.db"],
+    ["find", "s.db", "c", "$.*"],
+    ["query", "s.db", "c", "$.*"],
+    ["count", "s.db", "c", "$.*"],
+    ["explain", "s.db", "c", "$.*"],
+    ["index", "s.db", "c"],
+    ["index", "s.db", "c", "--create", "$.a"],
+    ["export", "s.db"],
+    ["purge", "s.db"],
+    ["copy", "s.db", "copy.db"],
+    ["demo", "demo.db"],
+])
+def test_closed_stdout_is_one_line_and_changes_nothing(any_cli: Cli, tmp_path: Path, args: list[str]) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", {"a": 1})
+    before = (tmp_path / "s.db").read_bytes()
+    line = one_error_line(_run_with_closed(any_cli, 1, *args), 1)
+    assert "stdout is closed" in line
+    assert (tmp_path / "s.db").read_bytes() == before
+    assert not (tmp_path / "copy.db").exists() and not (tmp_path / "demo.db").exists()
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert store.collection("c").indexes() == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a descriptor for the child needs POSIX")
+def test_put_and_delete_need_no_stdout(cli: Cli, tmp_path: Path) -> None:
+    assert _run_with_closed(cli, 1, "put", "s.db", "c", "k", "[1]").returncode == 0
+    assert orjson.loads(ok(cli("get", "s.db", "c", "k"))) == [1]
+    assert _run_with_closed(cli, 1, "delete", "s.db", "c", "k").returncode == 0
+    # The file did not get descriptor 1: nothing but SQLite's own writes went into it.
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert store.collection("c").count() == 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a descriptor for the child needs POSIX")
+def test_closed_stdin_import_is_one_line_and_creates_nothing(any_cli: Cli, tmp_path: Path) -> None:
+    line = one_error_line(_run_with_closed(any_cli, 0, "import", "x.db", "c"), 1)
+    assert "stdin is closed" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="closing a descriptor for the child needs POSIX")
+def test_closed_stderr_keeps_the_exit_code(cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    assert _run_with_closed(cli, 2, "get", "s.db", "c", "nope").returncode == 1
+    assert _run_with_closed(cli, 2, "get", "s.db", "c", "k", "--int-key").returncode == 2
+    result = _run_with_closed(cli, 2, "get", "s.db", "c", "k")
+    assert result.returncode == 0 and orjson.loads(result.stdout) == 1
+
+
+def test_any_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    """A bug (or a RecursionError from a library) still prints one line, never a traceback."""
+    from kvlite import cli as cli_module
+
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    for exc, words in [(RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+                       (ZeroDivisionError("division by zero"), "unexpected ZeroDivisionError"),
+                       (kvlite.errors.StoreLocked("database is locked"), "database is locked")]:
+        def boom(args: Any, exc: BaseException = exc) -> int:
+            raise exc
+
+        monkeypatch.setattr(cli_module, "_run_keys", boom)
+        assert cli_module.main(["keys", str(tmp_path / "s.db"), "c"]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("kvlite: error: ") and words in err
+    def bug(args: Any) -> int:
+        return 1 // 0
+
+    monkeypatch.setattr(cli_module, "_run_keys", bug)
+    monkeypatch.setenv("KVLITE_TRACEBACK", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli_module.main(["keys", str(tmp_path / "s.db"), "c"])
+
+
+def test_help_into_a_closed_pipe_is_quiet(cli: Cli) -> None:
+    proc = cli.popen("--help", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert err == b"" and proc.returncode in (0, 141)
+
+
+# -- integers beyond 64 bits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "99999999999999999999999",
+    "18446744073709551616",          # 2**64: one past what orjson keeps as an int
+    "-9223372036854775809",          # -2**63 - 1
+    '{"deep": [1, {"n": -99999999999999999999}]}',
+    "1" + "0" * 5000,                # more digits than Python's int() reads by default
+])
+def test_put_refuses_integers_beyond_64_bits(any_cli: Cli, tmp_path: Path, text: str) -> None:
+    line = one_error_line(any_cli("put", "s.db", "c", "k", text), 1)
+    assert "json cannot encode" in line
+    assert list(tmp_path.iterdir()) == []  # the file it would have created is not left behind
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", "kept")
+    one_error_line(any_cli("put", "s.db", "c", "k", text), 1)
+    one_error_line(any_cli("put", "s.db", "new", "k", text), 1)
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert store.collections() == ["c"]  # no empty collection left behind either
+        assert store.collection("c").get("k") == "kept"
+
+
+@pytest.mark.parametrize("text, value", [
+    ("18446744073709551615", 2**64 - 1),     # the json serializer holds these, as in Python
+    ("-9223372036854775808", -(2**63)),
+    ('"99999999999999999999999"', "99999999999999999999999"),   # digits in a string
+    ("12345678901234567890123.5", 12345678901234567890123.5),   # a float stays a float
+    ("1e300", 1e300),
+    ('{"id": 99999999999999999999e-2}', {"id": 999999999999999999.99}),
+])
+def test_long_numbers_that_json_holds_are_stored_exactly(cli: Cli, tmp_path: Path, text: str, value: Any) -> None:
+    ok(cli("put", "s.db", "c", "k", text))
+    with kvlite.open(tmp_path / "s.db") as store:
+        got = store.collection("c").get("k")
+    assert got == value and type(got) is type(value)
+
+
+def test_import_refuses_integers_beyond_64_bits(cli: Cli, tmp_path: Path) -> None:
+    stdin = (b'{"key": "a", "value": 1}\n'
+             b'{"key": "b", "value": {"n": 123456789012345678901234567890}}\n')
+    line = one_error_line(cli("import", "new.db", "c", stdin=stdin), 1)
+    assert "line 2" in line and "json cannot encode" in line and "nothing was imported" in line
+    assert list(tmp_path.iterdir()) == []
+    ok(cli("import", "new.db", "c", stdin=b'{"key": "big", "value": [18446744073709551615, "1234567890123456789012"]}\n'))
+    with kvlite.open(tmp_path / "new.db") as store:
+        assert store.collection("c").get("big") == [2**64 - 1, "1234567890123456789012"]
+
+
+def test_loads_json_is_exact_and_strict() -> None:
+    from kvlite.cli import loads_json
+
+    assert loads_json(b'{"a": [1, 2.5, null, true, "x"]}') == {"a": [1, 2.5, None, True, "x"]}
+    assert loads_json(b"99999999999999999999999") == 99999999999999999999999
+    assert type(loads_json(b"1" + b"0" * 30 + b".0")) is float
+    for bad, words in [(b"NaN", "not valid JSON"), (b"[1,]", "not valid JSON"),
+                       (b'"\xff"', "byte 2 (0xff) is not valid UTF-8"), (b"1e400", "infinity"),
+                       (b'"\xef\xbb\xbf"x', "not valid JSON")]:
+        with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            loads_json(bad)
+
+
+# -- keys of every type are reachable ------------------------------------------------------------
+
+
+def test_every_key_keys_prints_can_be_read_and_deleted(any_cli: Cli, tmp_path: Path) -> None:
+    """``keys`` prints a key's JSON form; --json-key takes exactly that form back, and the
+    --int/--bytes/--float/--bool-key flags take its text."""
+    _fill_source(tmp_path / "s.db")
+    printed = ok(any_cli("keys", "s.db", "docs")).splitlines()
+    assert len(printed) == len(KEYS_OF_EVERY_TYPE)
+    for line, key in zip(printed, KEYS_OF_EVERY_TYPE):
+        value = orjson.loads(ok(any_cli("get", "s.db", "docs", line, "--json-key")))
+        assert value["key"] == repr(key)
+        form = orjson.loads(line)
+        if isinstance(form, dict):
+            ((tag, text),) = form.items()
+            text = {True: "true", False: "false"}.get(text, text) if tag == "bool" else str(text)
+            # A KEY that starts with '-' (-1e-300, -inf) must follow '--', or argparse takes it for an option.
+            got = orjson.loads(ok(any_cli("get", "s.db", "docs", f"--{tag}-key", "--", text)))
+            assert got["key"] == repr(key)
+    for line in printed:
+        ok(any_cli("delete", "s.db", "docs", line, "--json-key"))
+    assert ok(any_cli("keys", "s.db", "docs")) == ""
+
+
+@pytest.mark.parametrize("flag, text, key", [
+    ("--float-key", "2.5", 2.5), ("--float-key", "-0.0", -0.0), ("--float-key", "inf", float("inf")),
+    ("--float-key", "-inf", float("-inf")), ("--float-key", "1e-300", 1e-300), ("--float-key", "7", 7.0),
+    ("--bool-key", "true", True), ("--bool-key", "false", False),
+    ("--int-key", "-0", 0), ("--int-key", "007", 7),
+    ("--bytes-key", "", b""), ("--bytes-key", "00FFab", b"\x00\xff\xab"),
+    ("--json-key", '"7"', "7"), ("--json-key", '{"int": 7}', 7), ("--json-key", '{"float": "nan"}', None),
+])
+def test_typed_key_flags(cli: Cli, tmp_path: Path, flag: str, text: str, key: Any) -> None:
+    if key is None:  # NaN cannot be a key
+        one_error_line(cli("put", "s.db", "c", text, "1", flag), 1)
+        return
+    ok(cli("put", "s.db", "c", flag, "--", text, '"v"'))
+    with kvlite.open(tmp_path / "s.db") as store:
+        [(stored, value)] = list(store.collection("c").items())
+    assert value == "v" and type(stored) is type(key) and repr(stored) == repr(key)
+
+
+def test_a_non_utf8_argument_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    if os.name != "posix":
+        pytest.skip("arguments are bytes only on POSIX")
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    bad = os.fsdecode(b"k\xff")
+    for args, name in [(["get", "s.db", "c", bad], "KEY"), (["get", "s.db", bad, "k"], "COLL"),
+                       (["put", "s.db", "c", "k", os.fsdecode(b'"\xfe"')], "JSON"),
+                       (["find", "s.db", "c", bad], "PATH"), (["get", bad, "c", "k"], "FILE"),
+                       (["find", "s.db", "c", "$.*", "--order-by", bad], "--order-by")]:
+        line = one_error_line(cli(*args), 2)
+        assert f"{name} is not valid UTF-8" in line and "surrogates" not in line
+
+
+def test_import_names_the_line_that_is_not_utf8(cli: Cli, tmp_path: Path) -> None:
+    stdin = b'{"key": "a", "value": "fine"}\n{"key": "b", "value": "caf\xe9"}\n'
+    line = one_error_line(cli("import", "s.db", "c", stdin=stdin), 1)
+    assert "line 2" in line and "not UTF-8" in line and "0xe9" in line and "surrogates" not in line
+
+
+def test_big_int_keys_are_written_exactly(cli: Cli, tmp_path: Path) -> None:
+    """A key the library accepts beyond 64 bits (an int a float equals) is printed exactly."""
+    with kvlite.open(tmp_path / "s.db") as store:
+        try:
+            store.collection("c").put(2**64, "big")
+        except kvlite.errors.InvalidKey:
+            pytest.skip("this kvlite keeps int keys within 64 bits")
+    assert json_lines(ok(cli("keys", "s.db", "c"))) == [{"int": 2**64}]
+    assert json_lines(ok(cli("export", "s.db")))[0]["key"] == {"int": 2**64}
+    assert orjson.loads(ok(cli("get", "s.db", "c", str(2**64), "--int-key"))) == "big"
+
+
+# -- serializers the command line does not read, and jsonb ------------------------------------------
+
+
+def test_keys_and_delete_work_with_a_serializer_this_process_does_not_know(any_cli: Cli, tmp_path: Path) -> None:
+    class Reversed(kvlite.Serializer):
+        name = "test-cli-reversed"
+
+        def dumps(self, value: Any) -> str:
+            return orjson.dumps(value).decode()[::-1]
+
+        def loads(self, data: Any) -> Any:
+            return orjson.loads(data[::-1])
+
+    with kvlite.open(tmp_path / "s.db") as store:
+        coll = store.collection("custom", serializer=Reversed())
+        coll.put_many({"a": 1, 5: [2], b"\x01": {"x": 3}})
+    assert json_lines(ok(any_cli("keys", "s.db", "custom"))) == ["a", {"int": 5}, {"bytes": "01"}]
+    assert json_lines(ok(any_cli("keys", "s.db", "custom", "--limit", "1"))) == ["a"]
+    ok(any_cli("delete", "s.db", "custom", "5", "--int-key"))
+    assert json_lines(ok(any_cli("keys", "s.db", "custom"))) == ["a", {"bytes": "01"}]
+    assert _table(ok(any_cli("collections", "s.db")))["custom"] == (2, 0, "test-cli-reversed")
+    for args in (["get", "s.db", "custom", "a"], ["put", "s.db", "custom", "a", "1"],
+                 ["find", "s.db", "custom", "$.*"], ["export", "s.db"]):
+        assert "'test-cli-reversed' serializer" in one_error_line(any_cli(*args), 1)
+    with kvlite.open(tmp_path / "s.db") as store:
+        assert list(store.collection("custom", serializer=Reversed()).items()) == [("a", 1), (b"\x01", {"x": 3})]
+
+
+def test_every_value_command_accepts_jsonb(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with kvlite.open(db) as store:
+        store.collection("events", serializer="jsonb").put_many({"e1": {"ms": 12}, "e2": {"ms": 40}})
+    ok(cli("put", "s.db", "events", "e3", '{"ms": 30}'))
+    assert orjson.loads(ok(cli("get", "s.db", "events", "e3"))) == {"ms": 30}
+    assert json_lines(ok(cli("query", "s.db", "events", "$[?(@.ms > 20)].ms"))) == [40, 30]
+    assert json_lines(ok(cli("find", "s.db", "events", "$.*.ms", "--order-by", "$.ms", "--desc"))) == [
+        {"key": "e2", "value": 40}, {"key": "e3", "value": 30}, {"key": "e1", "value": 12}]
+    assert ok(cli("count", "s.db", "events", "$[?(@.ms > 20)]")).strip() == "2"
+    assert ok(cli("index", "s.db", "events", "--create", "$.ms")).split() == ["$.ms"]
+    assert "USING INDEX" in ok(cli("explain", "s.db", "events", "$[?(@.ms == 40)]"))
+    ok(cli("import", "s.db", "events", stdin=b'{"key": "e4", "value": {"ms": 1}}\n'))
+    exported = json_lines(ok(cli("export", "s.db", "events")))
+    assert [(row["key"], row["value"]) for row in exported] == [
+        ("e1", {"ms": 12}), ("e2", {"ms": 40}), ("e3", {"ms": 30}), ("e4", {"ms": 1})]
+    assert _table(ok(cli("collections", "s.db")))["events"] == (4, 0, "jsonb")
+    with kvlite.open(db) as store:
+        assert store.serializer_of("events") == "jsonb"
+        assert store.collection("events", serializer="jsonb").get("e4") == {"ms": 1}
+
+
+# -- names on a terminal ----------------------------------------------------------------------------
+
+
+def test_collections_escapes_names_that_could_fake_rows(cli: Cli, tmp_path: Path) -> None:
+    names = ["plain", "name with spaces ü 🏙", "evil\nfake   99   0  json", "\x1b[2J\x1b[31mred",
+             "rtl\u202eevil", "c1\x9b2J", "line\u2028sep", 'quo"te', "back\\slash", " padded ", "tab\there"]
+    with kvlite.open(tmp_path / "s.db") as store:
+        for name in names:
+            store.collection(name).put("k", 1)
+    out = ok(cli("collections", "s.db"))
+    lines = out.split("\n")
+    assert lines[-1] == "" and len(lines) == len(names) + 2   # one line per collection, no more
+    assert all(line.isprintable() for line in lines)
+    shown = [line.rsplit(maxsplit=3)[0].rstrip() for line in lines[1:-1]]
+    assert shown[:2] == ["plain", "name with spaces ü 🏙"]   # printable names are shown as they are
+    # The others are JSON strings that read back as the exact name.
+    assert [orjson.loads(s) for s in shown[2:]] == names[2:]
+    # copy prints names the same way.
+    copied = ok(cli("copy", "s.db", "copy.db")).splitlines()
+    assert all(line.isprintable() for line in copied) and len(copied) == len(names)
+
+
+def test_error_lines_are_printable(cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("c").put("k", 1)
+    line = one_error_line(cli("get", "s.db", "c", "\x1b[2J\u202e"), 1)
+    assert line.isprintable()
+
+
+# -- files a failed command created are removed --------------------------------------------------------
+
+
+def test_a_failed_import_into_a_new_file_leaves_nothing(any_cli: Cli, tmp_path: Path) -> None:
+    stdin = b'{"key": "a", "value": 1}\n{"key": "b", "value": 1, "ttl": -1}\n'
+    one_error_line(any_cli("import", "new.db", "c", stdin=stdin), 1)
+    assert list(tmp_path.iterdir()) == []
+    one_error_line(any_cli("import", "new.db", stdin=b'{"key": "a", "value": 1}\n'), 1)  # no collection
+    assert list(tmp_path.iterdir()) == []
+    # An existing file is kept as it was, even an empty one.
+    with kvlite.open(tmp_path / "old.db"):
+        pass
+    one_error_line(any_cli("import", "old.db", "c", stdin=stdin), 1)
+    with kvlite.open(tmp_path / "old.db") as store:
+        assert store.collections() == []
+
+
+def test_a_failed_put_or_copy_into_a_new_file_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
+    one_error_line(cli("put", "new.db", "", "k", "1"), 1)    # an empty collection name
+    assert list(tmp_path.iterdir()) == []
+    with kvlite.open(tmp_path / "src.db", serializer="pickle") as store:
+        store.collection("p").put("k", {1})
+    one_error_line(cli("copy", "src.db", "dst.db"), 1)       # pickle needs --trust-pickle
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("src.db")) == []
+
+
+# -- ordering flags ---------------------------------------------------------------------------------
+
+
+def test_explain_takes_desc_and_the_order_flags_never_cancel(cli: Cli, tmp_path: Path) -> None:
+    db = tmp_path / "q.db"
+    _people(db)
+    plan = ok(cli("explain", str(db), "people", "$.*", "--order-by", "$.age", "--desc"))
+    assert plan == ok(cli("explain", str(db), "people", "$.*", "--order-by=-$.age"))
+    assert plan != ok(cli("explain", str(db), "people", "$.*", "--order-by", "$.age"))
+    line = one_error_line(cli("find", str(db), "people", "$.*", "--order-by=-$.age", "--desc"), 2)
+    assert "already means descending" in line
+    assert "--desc needs --order-by" in one_error_line(cli("query", str(db), "people", "$.*", "--desc"), 2)
+    line = one_error_line(cli("query", str(db), "people", "$.*", "--order-by", "-$.age"), 2)
+    assert "--order-by=-$.age" in line
+
+
+# -- the documented exit codes ------------------------------------------------------------------------
+
+
+def test_exit_codes_are_the_documented_ones() -> None:
+    """docs/cli.md's exit-code table is kvlite.cli.EXIT_CODES, row for row."""
+    from kvlite.cli import EXIT_CODES
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("## Exit codes", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| code")]
+    # A cell is the text between the row's second and last "|"; "\|" is a "|" inside it.
+    documented = {int(row.split("|")[1]): row.split("|", 2)[2].rsplit("|", 1)[0].strip().replace("\\|", "|")
+                  for row in rows}
+    assert documented == EXIT_CODES
+
+
+def test_import_holds_the_write_lock_until_it_ends(cli: Cli, tmp_path: Path) -> None:
+    """As documented: other writers wait (here: time out at once) for the whole import."""
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("probe").put("p", 0)
+    proc = cli.popen("import", "s.db", "c", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"key": "a", "value": 1}\n')
+    proc.stdin.flush()
+    locked = False
+    deadline = time.monotonic() + 60
+    with kvlite.open(tmp_path / "s.db", timeout=0) as store:
+        while not locked and time.monotonic() < deadline:
+            try:
+                store.collection("probe").put("p", 1)
+            except kvlite.errors.StoreLocked:
+                locked = True
+            else:
+                time.sleep(0.02)  # the import has not opened the file yet
+        assert locked, "the import never took the write lock"
+        assert store.collection("probe").get("p") in (0, 1)  # reads are not blocked
+        proc.stdin.write(b'{"key": "b", "value": 2}\n')
+        proc.stdin.close()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, err.decode()
+        store.collection("probe").put("p", 2)  # free again
+        assert dict(store.collection("c").items()) == {"a": 1, "b": 2}
