@@ -230,9 +230,10 @@ class AsyncStore:
     # -- life cycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the store and stop its worker thread."""
+        """Close the store and stop its worker thread (closing it again does nothing)."""
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+            if not self.store.closed:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
         self._executor.shutdown(wait=False)
 
     @property

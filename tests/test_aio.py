@@ -765,6 +765,8 @@ def test_closed_store_raises_store_closed(tmp_path: Path) -> None:
         with pytest.raises(StoreClosed):
             async with store.transaction():
                 pass
+        await store.close()  # a second close does nothing
+        assert store.closed
         with kvlite.open(tmp_path / "s.db") as other:
             assert other.collection("c").get("k") == 1
 

@@ -397,8 +397,19 @@ def test_store_reopens_after_close(path: Path) -> None:
         await store.put("k", {"v": 1})
         await store.close()
         assert store.kvlite_store is None
-        assert await store.get("k") == {"v": 1}
+        assert await store.get("k") == {"v": 1}  # a call after close() opens the file again
+        async with store:
+            await store.put("j", {"v": 2})
+        assert await store.get_many(["k", "j"]) == [{"v": 1}, {"v": 2}]
+        underneath = store.kvlite_store
+        assert underneath is not None
+        await underneath.close()  # closed behind its back: py-key-value's connection error
+        with pytest.raises(pykv_errors.StoreConnectionError):
+            await store.get("k")
         await store.close()
+        assert await store.get("j") == {"v": 2}
+        await store.close()
+        await store.close()  # closing twice is fine
 
     asyncio.run(main())
 
@@ -480,21 +491,39 @@ def test_a_failed_first_use_is_reported_to_every_caller_and_retried(tmp_path: Pa
     asyncio.run(store.close())
 
 
-def test_cancelled_first_use_lets_the_others_open(path: Path) -> None:
+def test_cancelled_first_use_lets_the_others_open(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[kvlite.Store] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_open(*args: Any, **kwargs: Any) -> kvlite.Store:
+        if not opened:  # the first open waits until its caller has been cancelled
+            started.set()
+            release.wait(10)
+        opened.append(kvlite.open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(kvlite.aio, "open_store", slow_open)
+
     async def main() -> None:
         store = KvliteStore(str(path))
         first = asyncio.create_task(store.put("a", {"v": 1}))
-        await asyncio.sleep(0)  # `first` is opening the file
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)  # `first` is opening the file
         others = [asyncio.create_task(store.put(f"k{i}", {"v": i})) for i in range(3)]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # they wait for that open
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
-        await asyncio.gather(*others)
+        release.set()
+        await asyncio.gather(*others)  # one of them opened the file again
         assert await store.get_many(["k0", "k1", "k2", "a"]) == [{"v": 0}, {"v": 1}, {"v": 2}, None]
         await store.close()
 
     asyncio.run(main())
+    for _ in range(100):  # the abandoned open is closed by its worker thread when it ends
+        if len(opened) == 2 and all(s.closed for s in opened):
+            break
+        threading.Event().wait(0.05)
+    assert len(opened) == 2 and all(s.closed for s in opened)
 
 
 # -- what only kvlite adds: the file is queryable ------------------------------------------------

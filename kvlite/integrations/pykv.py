@@ -10,19 +10,25 @@ and adapters — works unchanged::
 
     store = TTLClampWrapper(KvliteStore("cache.db"), min_ttl=1, max_ttl=3600)
 
-Like py-key-value's stores it is made synchronously and opens its file on
-first use; close it with ``await store.close()`` or ``async with``.  The file
-stays an ordinary kvlite store: ``kvlite.open("cache.db")`` can query it.
+Like py-key-value's stores it is made synchronously, opens its file on first
+use (from whichever event loop or thread comes first: it is bound to none) and
+is closed with ``await store.close()`` or ``async with``; a call after that
+opens the file again.  It is deliberately not a ``BaseStore`` subclass (it
+replaces that machinery: see ``docs/protocol.md``) and, like py-key-value's
+persistent stores, it is unbounded.  The file stays an ordinary kvlite store:
+``kvlite.open("cache.db")`` can query it.
 
 Exception mapping: invalid TTL -> ``InvalidTTLError``; a value that cannot be
-encoded -> ``SerializationError``; a value that cannot be decoded ->
-``DeserializationError``; a write to a read-only store -> ``ReadOnlyError``;
-an invalid collection name or key (see ``docs/protocol.md``) ->
-``InvalidKeyError``; a store that cannot be opened (missing folder, not a
-kvlite file, newer schema) -> ``StoreSetupError``; a closed, locked or
-damaged store -> ``StoreConnectionError``; any other kvlite error ->
-``KeyValueStoreError``.  Non-``str`` keys and non-mapping
-values raise ``TypeError``, as py-key-value's type checks do.
+encoded (from ``put`` / ``put_many``, the only methods that encode) ->
+``SerializationError``; a stored value that cannot be decoded (from any other
+method) -> ``DeserializationError``; a write to a read-only store ->
+``ReadOnlyError``; a key or collection name kvlite cannot store (see
+``docs/protocol.md``) -> ``InvalidKeyError``; a store that cannot be opened
+(missing folder, not a kvlite file, newer schema) -> ``StoreSetupError``; a
+locked or damaged store (or its ``kvlite_store`` closed behind its back) ->
+``StoreConnectionError``; any other kvlite error -> ``KeyValueStoreError``.
+Non-``str`` keys and collections and non-mapping values raise ``TypeError``,
+as py-key-value's stores do.
 """
 
 from __future__ import annotations
