@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime
 import enum
 import inspect
 import threading
@@ -176,7 +177,8 @@ def test_values_must_be_string_keyed_mappings(kv: KV, bad: Any) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"a set": {1, 2}}, {"nested": {1: "int key"}}, {"obj": object()},
-                                 {"nan": float("nan")}, {"big": 2**64}])
+                                 {"nan": float("nan")}, {"big": 2**64}, {"text": "lone \ud800"},
+                                 {"\udfff key": 1}, {"nested": ["\ud800"]}])
 def test_values_that_json_cannot_keep_are_refused(kv: KV, bad: Any) -> None:
     # py-key-value's JSON stores differ here (json.dumps turns {1: ..} into {"1": ..} and keeps NaN);
     # kvlite refuses rather than change the value: a deliberate difference.
@@ -322,7 +324,7 @@ def test_ttl_accepts_supportsfloat(kv: KV, ttl: Any) -> None:
 
 @pytest.mark.parametrize("ttl", [0, -1, -0.5, 0.0, True, False, "10", [10], pytest.param(10**400, id="10**400"),
                                  pytest.param(-10**400, id="-10**400"), pytest.param(10**5000, id="10**5000"),
-                                 Decimal("sNaN"), Decimal("1e400")])
+                                 Decimal("sNaN"), Decimal("1e400"), datetime.timedelta(seconds=5)])
 def test_invalid_ttl(kv: KV, ttl: Any) -> None:
     with pytest.raises(kv.InvalidTTL):
         kv.put("k", {"a": 1}, ttl=ttl)
@@ -337,6 +339,16 @@ def test_non_finite_ttl_is_refused(kv: KV, ttl: float) -> None:
     with pytest.raises(kv.InvalidTTL):
         kv.put("k", {"a": 1}, ttl=ttl)
     assert kv.get("k") is None
+
+
+@pytest.mark.parametrize("ttl", [1e300, 2**63], ids=["1e300", "2**63"])
+def test_huge_finite_ttl_is_kept(kv: KV, clock: Any, ttl: float) -> None:
+    # A deliberate difference: py-key-value's datetime arithmetic overflows (OverflowError).
+    kv.put("k", {"a": 1}, ttl=ttl)
+    kv.put_many(["m"], [{"b": 2}], ttl=ttl)
+    clock.advance(10**9)
+    assert kv.ttl("k") == ({"a": 1}, pytest.approx(float(ttl)))
+    assert kv.get("m") == {"b": 2}
 
 
 def test_kvlite_errors_are_also_builtin_errors(make: Callable[..., KV]) -> None:
@@ -510,6 +522,16 @@ def test_keys_that_are_not_valid_text(kv: KV) -> None:
         kv.put("\ud800", {"a": 1})
 
 
+def test_keys_longer_than_kvlite_stores(kv: KV) -> None:
+    # A deliberate difference: keys are at most 1,048,576 characters.
+    error = pykv_errors.InvalidKeyError if kv.kind == "pykv" else errors.InvalidKey
+    longest = "k" * (1 << 20)
+    kv.put(longest, {"a": 1})
+    assert kv.get(longest) == {"a": 1}
+    with pytest.raises(error):
+        kv.put(longest + "k", {"a": 1})
+
+
 def test_default_collection(kv: KV) -> None:
     kv.put("k", {"v": 1})
     assert kv.get("k", collection=None) == {"v": 1}
@@ -562,9 +584,12 @@ def test_negative_limit_is_refused(kv: KV) -> None:
         kv.collections(limit=-1)
 
 
-def test_destroy(kv: KV) -> None:
+def test_destroy(kv: KV, clock: Any) -> None:
     kv.put("a", {"v": 1})
     kv.put("b", {"v": 2}, collection="other")
+    with _file(kv, clock) as store:  # a collection of kvlite's own API goes too
+        store.collection("own", serializer="pickle").put(42, {1, 2})
+    assert kv.collections() == ["default_collection", "other", "own"]
     assert kv.destroy() is True
     assert kv.collections() == []
     assert kv.get("a") is None
@@ -594,6 +619,39 @@ def test_cull_deletes_expired_entries(kv: KV, clock: Any) -> None:
         assert store.collection("default_collection").stats()["expired_pending"] == 0
         assert store.collection("other").stats()["expired_pending"] == 0
         assert list(store.collection("default_collection").items()) == [("stay", {"v": 1})]
+
+
+def test_collections_shared_with_kvlite_api_are_shown_as_stored(kv: KV, clock: Any) -> None:
+    # A deliberate difference: a value put with kvlite's own API is returned as it is stored.
+    with _file(kv, clock) as store:
+        store.collection("shared").put_many({"doc": {"v": 1}, "n": 7, "l": [1, 2]})
+    assert kv.get_many(["doc", "n", "l"], collection="shared") == [{"v": 1}, 7, [1, 2]]
+    assert kv.keys("shared") == ["doc", "n", "l"]
+
+
+def test_stores_are_unbounded(kv: KV) -> None:
+    # A deliberate difference from a bounded py-key-value memory store (max_entries_per_collection):
+    # nothing is evicted; py-key-value's suite skips its "not unbounded" test for persistent stores.
+    for i in range(0, 1200, 100):
+        kv.put_many([f"k{j}" for j in range(i, i + 100)], [{"j": j} for j in range(i, i + 100)])
+    assert kv.get("k0") == {"j": 0} and kv.get("k1199") == {"j": 1199}
+    assert len(kv.keys()) == 1200
+
+
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_use_after_close_raises_store_closed(make: Callable[..., KV], kind: str) -> None:
+    # (A KvliteStore opens its file again instead: test_pykv_interop.test_store_reopens_after_close.)
+    kv = make(kind)
+    kv.put("k", {"v": 1})
+    if kind == "sync":
+        kv.store.close()
+    else:
+        assert kv.loop is not None
+        kv.loop.run(kv.impl.store.close())
+    with pytest.raises(errors.StoreClosed):
+        kv.get("k")
+    with pytest.raises(errors.StoreClosed):
+        kv.put("k", {"v": 2})
 
 
 # -- read-only stores ------------------------------------------------------------------------------
@@ -678,12 +736,15 @@ METHODS = ["get", "ttl", "put", "delete", "get_many", "ttl_many", "put_many", "d
 
 
 def test_async_stores_are_runtime_protocol_instances(tmp_path: Path) -> None:
+    from key_value.aio.stores.base import BaseStore
+
     async def main() -> None:
         store = await kvlite.aio.open(tmp_path / "p.db")
         try:
             for candidate in (kvlite.aio.KeyValue(store), KvliteStore(str(tmp_path / "q.db"))):
                 for protocol in SEGMENTS:
                     assert isinstance(candidate, protocol), (candidate, protocol)
+                assert not isinstance(candidate, BaseStore)  # deliberately: the protocol, not the machinery
         finally:
             await store.close()
         assert not isinstance(object(), protocols.AsyncKeyValue)  # the check can fail
