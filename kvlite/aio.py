@@ -97,7 +97,8 @@ class _TurnLock:
             if not self._locked:  # the lock is only ever free with nobody waiting
                 self._locked = True
                 return
-            waiter = _Waiter(asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(loop, loop.create_future())
             self._waiters.append(waiter)
         try:
             await waiter.future
