@@ -30,6 +30,7 @@ from .errors import (
     InvalidCollectionName,
     InvalidKey,
     KvliteError,
+    NotSupported,
     ReadOnlyError,
     SerializationError,
     SerializerMismatch,
@@ -240,6 +241,9 @@ class Store:
         self.readonly = readonly
         self._clock = clock
         self._memory = self.path == ":memory:"
+        if self._memory and durability == "full":
+            raise NotSupported("an in-memory store (':memory:') keeps nothing on disk, so durability='full' "
+                               "(a commit survives power loss) cannot be given; open a file for it")
         if self._memory:
             # A named in-memory database every thread's connection shares.
             self._uri = f"file:/kvlite-{uuid.uuid4().hex}?vfs=memdb"

@@ -1521,10 +1521,6 @@ def test_durability_full_is_given_or_refused(make_store: StoreMaker, durability:
     keeps nothing on disk; the test servers run without fsync (PostgreSQL fsync=off, Redis
     appendonly no), so they refuse it (tests/test_backend_*.py show them accepting it)."""
     refuses = make_store.backend in {"memory", "sqlite-memory", "redis", "postgresql"}
-    if durability == "full" and make_store.backend == "sqlite-memory":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason=":memory: SQLite accepts durability='full' and ignores it (kvlite/store.py; "
-                                "reported to its owner)"))
     if durability == "full" and refuses:
         with pytest.raises(NotSupported, match="durability"):
             make_store(durability=durability)
