@@ -219,9 +219,10 @@ def test_collection_dropped_by_another_client(redis_prefix_url: str) -> None:
         ca = a.collection("x")
         ca.put("k", 1)
         assert b.drop_collection("x")
-        assert ca.get("k") is None and len(ca) == 0
-        with pytest.raises(NotSupported, match="dropped"):
-            ca.put("k", 2)
+        for call in (lambda: ca.get("k"), lambda: len(ca), lambda: list(ca.items()), lambda: ca.put("k", 2),
+                     lambda: ca.clear(), lambda: ca.purge_expired(), lambda: ca.ttl_many(["k"])):
+            with pytest.raises(KvliteError, match="dropped"):  # as on SQLite: the collection is gone
+                call()
         fresh = a.collection("x")  # a new collection under the same name
         fresh.put("k", 3)
         assert b.collection("x").get("k") == 3
@@ -832,3 +833,44 @@ def test_readers_never_see_half_a_put_many(rstore: Any) -> None:
     assert observed
     for count, present, distinct in observed:
         assert count in (0, 200) and present in (0, 200) and distinct <= 1
+
+
+def test_clear_of_a_collection_another_client_dropped_raises(redis_prefix_url: str) -> None:
+    """clear() is one script that checks the collection still exists, like every write."""
+    with kvlite.open(redis_prefix_url) as a, kvlite.open(redis_prefix_url) as b:
+        ca = a.collection("x")
+        ca.put("k", 1)
+        b.drop_collection("x")
+        with pytest.raises(KvliteError, match="dropped"):
+            ca.clear()
+        assert b.collections() == [] and raw_client(redis_prefix_url).keys(f"{a.prefix}:c:*") == []
+        fresh = b.collection("x")
+        fresh.put("k", 2)
+        with pytest.raises(KvliteError, match="dropped"):
+            ca.clear()  # not the new collection's entries either
+        assert fresh.get("k") == 2
+        fresh.clear()
+        assert len(fresh) == 0 and b.collections() == ["x"]
+
+
+# -- the examples of docs/backends/redis.md run against the test server ----------------------
+
+DOCS_URL = "redis://localhost:6379/0?prefix=myapp"
+
+
+def test_docs_examples_run(redis_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import types
+    from pathlib import Path
+
+    from test_docs import code_blocks
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "backends" / "redis.md"
+    blocks = [b for b in code_blocks(page.read_text(encoding="utf-8")) if b.runs]
+    assert blocks, "docs/backends/redis.md has no runnable example"
+    monkeypatch.chdir(tmp_path)
+    url = f"{redis_url}?prefix=docs-{uuid.uuid4().hex}"
+    namespace = types.ModuleType("redis_docs_examples").__dict__
+    for block in blocks:
+        assert DOCS_URL in block.code, f"line {block.line}: examples open {DOCS_URL}"
+        code = compile("\n" * (block.line - 1) + block.code.replace(DOCS_URL, url), str(page), "exec")
+        exec(code, namespace)  # noqa: S102 - our own documentation

@@ -28,6 +28,7 @@ from .. import serializers as _serializers
 from ..collection import MISSING, entry_pairs, expiry
 from ..errors import (
     InvalidKey,
+    KvliteError,
     NotSupported,
     ReadOnlyError,
     SerializationError,
@@ -150,15 +151,15 @@ class BackendStore(ABC):
 
     def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
                    model: type | None = None) -> BackendCollection:
-        """The collection ``name``, created on first use (see :meth:`kvlite.Store.collection`)."""
+        """The collection ``name``, created on first use (see :meth:`kvlite.Store.collection`).
+
+        The registry is read on every call, as the SQLite store does: when
+        another client dropped the collection (and maybe made a new one of that
+        name, maybe with another serializer), the cached object is not handed
+        out again."""
         self._check_open()
         validate_collection_name(name)
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
-        cached = self._collections.get((name, model))
-        if cached is not None and not cached._dropped:
-            if cached.serializer.name != wanted.name:
-                raise SerializerMismatch(name, cached.serializer.name, wanted.name)
-            return cached
         found = self._registry_get(name)
         if found is None:
             self._check_writable()
@@ -166,9 +167,20 @@ class BackendStore(ABC):
         handle, stored = found
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
+        cached = self._collections.get((name, model))
+        if cached is not None and not cached._dropped and self._same_handle(cached._handle, handle):
+            if cached.serializer.name != wanted.name:
+                raise SerializerMismatch(name, cached.serializer.name, wanted.name)
+            return cached
         coll = self._make_collection(name, handle, wanted, model)
+        coll._handle = handle
         self._collections[(name, model)] = coll
         return coll
+
+    @staticmethod
+    def _same_handle(cached: Any, current: Any) -> bool:
+        """Whether two registry handles name the same collection (not a newer one of that name)."""
+        return bool(cached == current)
 
     def collections(self) -> list[str]:
         self._check_open()
@@ -184,10 +196,11 @@ class BackendStore(ABC):
         self._check_writable()
         validate_collection_name(name)
         dropped = self._registry_drop(name)
-        for cache_key in [k for k in list(self._collections) if k[0] == name]:
-            stale = self._collections.pop(cache_key, None)
-            if stale is not None:
-                stale._dropped = True
+        if dropped:
+            for cache_key in [k for k in list(self._collections) if k[0] == name]:
+                stale = self._collections.pop(cache_key, None)
+                if stale is not None:
+                    stale._dropped = True
         return dropped
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
@@ -255,6 +268,7 @@ class BackendCollection(ABC):
         self.model = model
         self._model = ModelAdapter(model) if model is not None else None
         self._dropped = False
+        self._handle: Any = None  # the registry handle this object was made for
         self._dict: DictView | None = None
         self._n_gets = self._n_hits = self._n_puts = self._n_deletes = self._n_expired = 0
 
@@ -316,10 +330,17 @@ class BackendCollection(ABC):
     def _check_write(self) -> None:
         self.store._check_writable()
         if self._dropped:
-            raise NotSupported(f"collection {self.name!r} was dropped")
+            raise self._dropped_error()
 
     def _check_read(self) -> None:
         self.store._check_open()
+        if self._dropped:
+            raise self._dropped_error()
+
+    def _dropped_error(self) -> KvliteError:
+        """What every call through this object raises once its collection is gone (as on SQLite)."""
+        return KvliteError(f"the collection {self.name!r} was dropped (by this or another client); "
+                           "store.collection(name) gives the current one")
 
     def _encode(self, value: Any) -> Any:
         if self._model is not None:

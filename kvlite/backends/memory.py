@@ -12,16 +12,26 @@ as with SQLite's ``BEGIN IMMEDIATE``) and copy a collection's entries the
 first time the transaction writes to it, so a rollback puts everything back,
 including collections created or dropped in the block.
 
-A dropped collection's entries are gone at once: a collection object kept
-from before the drop reads nothing and raises on writes.
+A dropped collection's entries are gone at once: every call through a
+collection object kept from before the drop raises
+:class:`~kvlite.errors.KvliteError` ("... was dropped"), as on SQLite.
+
+``durability="full"`` raises :class:`~kvlite.errors.NotSupported` (nothing is
+ever on disk); ``"normal"`` is accepted.  ``timeout`` bounds how long
+``transaction()`` waits for another thread's block (then
+:class:`~kvlite.errors.StoreLocked`).  ``create_index`` / ``drop_index`` raise
+:class:`~kvlite.errors.NotSupported` (queries scan in Python; ``indexes()``
+is ``[]``).
 
 ``kvlite.open("null://")`` accepts every call (with the same validation) and
 keeps nothing: every read misses.  Useful to switch a cache off.
+See docs/backends/embedded.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import weakref
@@ -29,6 +39,7 @@ from typing import Any, Callable, Iterator
 
 from .. import serializers as _serializers
 from ..collection import MISSING
+from ..errors import NotSupported, StoreLocked
 from .base import BackendCollection, BackendStore
 
 __all__ = ["MemoryStore", "MemoryCollection", "NullStore"]
@@ -46,8 +57,19 @@ class MemoryStore(BackendStore):
     supports_transactions = True
 
     def __init__(self, url: str = "memory://", *, serializer: str | _serializers.Serializer = "json",
-                 clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
+                 clock: Callable[[], float] = time.time, readonly: bool = False, durability: str = "normal",
+                 timeout: float = 30.0) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+        if durability == "full":
+            raise NotSupported(f"{url.split('://')[0]}:// keeps nothing on disk, so durability='full' (every "
+                               "committed write survives a crash) cannot be given; use durability='normal'")
+        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
+                and math.isfinite(timeout)):
+            raise ValueError("timeout must be a finite number of seconds >= 0")
         super().__init__(url, serializer=serializer, clock=clock, readonly=readonly)
+        self.durability = durability
+        self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._registry: dict[str, tuple[dict[Any, _Entry], str]] = {}
         # One dict per open transaction level: {id(data): (data, copy made at first write)}.
@@ -60,6 +82,10 @@ class MemoryStore(BackendStore):
     def _registry_get(self, name: str) -> tuple[Any, str] | None:
         with self._lock:
             return self._registry.get(name)
+
+    @staticmethod
+    def _same_handle(cached: Any, current: Any) -> bool:
+        return cached is current  # the entries dict itself: a new collection of that name has a new one
 
     def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
         with self._lock:
@@ -101,7 +127,10 @@ class MemoryStore(BackendStore):
         """Atomic block: on an exception every write made in it is undone.  Nested blocks roll
         back only their own writes (like savepoints)."""
         self._check_writable()
-        with self._lock:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StoreLocked(f"another thread's transaction() held {self.url} for longer than the "
+                              f"timeout ({self.timeout:g} s)")
+        try:
             registry = dict(self._registry)
             self._savepoints.append({})
             try:
@@ -119,6 +148,8 @@ class MemoryStore(BackendStore):
                 outer = self._savepoints[-1]
                 for key, value in finished.items():
                     outer.setdefault(key, value)
+        finally:
+            self._lock.release()
 
     def _after_rollback(self) -> None:
         """After a rollback: a collection object is usable exactly when its entries are registered
@@ -236,12 +267,14 @@ class MemoryCollection(BackendCollection):
 class NullStore(MemoryStore):
     """``null://``: every call is validated as usual, nothing is kept, every read misses."""
 
+    _NOTHING: dict[Any, _Entry] = {}  # every null collection's (always empty) entries
+
     def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
                          model: type | None) -> MemoryCollection:
         return _NullCollection(self, name, handle, serializer, model)
 
     def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
-        return {}, serializer  # remembered nowhere
+        return self._NOTHING, serializer  # remembered nowhere
 
     def _after_rollback(self) -> None:
         return None  # nothing is registered, nothing to undo

@@ -38,6 +38,12 @@ of the order), and :meth:`~kvlite.Collection.purge_expired` deletes them all.
 Redis's native key expiry is not used (a TTL belongs to one hash field, which
 Redis 7.0 cannot expire).  Every client of one namespace should use the same
 clock.
+
+A dropped collection: every script checks the collection's ``seq`` key first,
+so every call through an old object (reads, writes, ``clear``,
+``purge_expired``) raises :class:`~kvlite.errors.KvliteError` ("... was
+dropped"), as on SQLite; ``store.collection(name)`` reads the registry every
+time and gives the current collection of that name.
 """
 
 from __future__ import annotations
@@ -94,6 +100,14 @@ local function purge(limit)
     redis.call('ZREM', exp, unpack(gone))
   end
   return #gone
+end
+"""
+
+# Read scripts start with this: their last key is the collection's seq, which exists exactly as
+# long as the collection does.
+_CHECK_EXISTS = f"""
+if redis.call('EXISTS', KEYS[#KEYS]) == 0 then
+  return redis.error_reply('{_DROPPED} the collection was dropped')
 end
 """
 
@@ -188,8 +202,8 @@ put(c, ARGV[4], ARGV[5], ARGV[2])
 return {0}
 """
 
-# KEYS: order, meta, data, exp.  ARGV: now.  -> entries removed.
-_PURGE = _PRELUDE + """
+# KEYS: order, meta, data, exp, seq.  ARGV: now.  -> entries removed.
+_PURGE = _PRELUDE + _CHECK_EXISTS + """
 local total = 0
 while true do
   local n = purge(1000)
@@ -198,8 +212,8 @@ while true do
 end
 """
 
-# KEYS: meta, data, exp.  ARGV: now, canonicals...  -> (meta, data, expires_at) per key, nil where none.
-_GET = """
+# KEYS: meta, data, exp, seq.  ARGV: now, canonicals...  -> (meta, data, expires_at) per key, nil where none.
+_GET = _CHECK_EXISTS + """
 local meta, data, exp = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
 local out = {}
@@ -221,9 +235,9 @@ end
 return out
 """
 
-# KEYS: order, meta, data, exp.  ARGV: now, start bound, '1' reverse / '0', page size, '1' with data / '0'.
+# KEYS: order, meta, data, exp, seq.  ARGV: now, start bound, '1' reverse / '0', page size, '1' with data / '0'.
 # -> {last score scanned, meta, data, meta, data, ...} (data omitted without data); {} at the end.
-_PAGE = """
+_PAGE = _CHECK_EXISTS + """
 local order, meta, data, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
 local rows
@@ -249,10 +263,16 @@ end
 return out
 """
 
-# KEYS: order, exp.  ARGV: now.  -> {live, expired}
-_COUNT = """
+# KEYS: order, exp, seq.  ARGV: now.  -> {live, expired}
+_COUNT = _CHECK_EXISTS + """
 local expired = redis.call('ZCOUNT', KEYS[2], '-inf', ARGV[1])
 return {redis.call('ZCARD', KEYS[1]) - expired, expired}
+"""
+
+# KEYS: order, meta, data, exp, seq.  -> 1 (every entry removed; the collection itself stays).
+_CLEAR = _CHECK_EXISTS + """
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
 """
 
 # KEYS: registry, registry order, the new collection's seq.  ARGV: name, serializer, new number.
@@ -286,8 +306,8 @@ def _translate(exc: Exception, where: str) -> KvliteError:
         return ReadOnlyError(f"{where} is read-only (a replica?): {exc}")
     message = str(exc)
     if isinstance(exc, _redis.exceptions.ResponseError):
-        if message.startswith(_DROPPED) or _DROPPED in message:
-            return NotSupported("the collection was dropped (by another client)")
+        if _DROPPED in message:
+            return KvliteError("the collection was dropped (by this or another client)")
         if isinstance(exc, getattr(_redis.exceptions, "OutOfMemoryError", ())) or "> 'maxmemory'" in message:
             return StoreFull(f"{where} is out of memory (maxmemory); nothing was written: {exc}")
     if isinstance(exc, (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError)):
@@ -376,6 +396,7 @@ class RedisStore(BackendStore):
         self._s_popitem, self._s_setdefault, self._s_purge = (register(_POPITEM), register(_SETDEFAULT),
                                                               register(_PURGE))
         self._s_get, self._s_page, self._s_count = register(_GET), register(_PAGE), register(_COUNT)
+        self._s_clear = register(_CLEAR)
         self._s_registry_create, self._s_registry_drop = register(_REGISTRY_CREATE), register(_REGISTRY_DROP)
         try:
             self._call(self._client.ping)
@@ -469,9 +490,10 @@ class RedisCollection(BackendCollection):
         super().__init__(store, name, serializer, model)
         self.number = number
         self._all_keys = store._collection_keys(number)
-        order, meta, data, exp, _ = self._all_keys
-        self._read_keys = [meta, data, exp]
-        self._scan_keys = [order, meta, data, exp]
+        order, meta, data, exp, seq = self._all_keys
+        # Every script gets the collection's seq key last: it exists exactly as long as the collection.
+        self._read_keys = [meta, data, exp, seq]
+        self._count_keys = [order, exp, seq]
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -489,11 +511,10 @@ class RedisCollection(BackendCollection):
         try:
             return script(keys=keys, args=args)
         except _redis.exceptions.RedisError as exc:
-            error = _translate(exc, self.store._where)
-            if isinstance(error, NotSupported):
+            if isinstance(exc, _redis.exceptions.ResponseError) and _DROPPED in str(exc):
                 self._dropped = True
-                error = NotSupported(f"collection {self.name!r} was dropped")
-            raise error from exc
+                raise self._dropped_error() from exc
+            raise _translate(exc, self.store._where) from exc
 
     @staticmethod
     def _expires(expires: float | None) -> Any:
@@ -550,7 +571,7 @@ class RedisCollection(BackendCollection):
         flags = ["1" if reverse else "0", PAGE, "1" if with_data else "0"]
         while True:
             self._check_read()
-            page = self._run(self.store._s_page, self._scan_keys, [float(now), bound, *flags])
+            page = self._run(self.store._s_page, self._all_keys, [float(now), bound, *flags])
             if not page:
                 return
             bound = "(" + _text(page[0])
@@ -563,17 +584,16 @@ class RedisCollection(BackendCollection):
                 yield unpack(page[i], page[i + 1])
 
     def _count(self, now: float) -> int:
-        return int(self._run(self.store._s_count, [self._all_keys[0], self._all_keys[3]], [float(now)])[0])
+        return int(self._run(self.store._s_count, self._count_keys, [float(now)])[0])
 
     def _clear(self) -> None:
-        self.store._call(self.store._client.unlink, *self._all_keys[:4])
+        self._run(self.store._s_clear, self._all_keys, [])
 
     def _purge(self, now: float) -> int:
-        return int(self._run(self.store._s_purge, self._scan_keys, [float(now)]))
+        return int(self._run(self.store._s_purge, self._all_keys, [float(now)]))
 
     def _sizes(self, now: float) -> tuple[int, int, int]:
-        live, expired = (int(n) for n in self._run(self.store._s_count, [self._all_keys[0], self._all_keys[3]],
-                                                      [float(now)]))
+        live, expired = (int(n) for n in self._run(self.store._s_count, self._count_keys, [float(now)]))
         size = 0
         try:  # streamed with HSCAN (not one snapshot): stats only
             for _, value in self.store._client.hscan_iter(self._all_keys[2], count=PAGE):
