@@ -2,7 +2,8 @@
 
 The server lives in a new temp folder, listens on 127.0.0.1 only, on a free
 port, with its unix socket in that folder and ``fsync=off`` (nothing here
-needs to survive a power cut).  It is stopped (``pg_ctl stop -m fast``) and
+needs to survive a power cut; ``PostgresServer(bindir, fsync=True)`` makes one
+with it on, for the test of ``durability="full"``).  It is stopped (``pg_ctl stop -m fast``) and
 its folder deleted when the test session ends.
 
 PostgreSQL refuses to run as root, and the tests run as root here and in CI:
@@ -98,8 +99,9 @@ def _base_dir(user: pwd.struct_passwd | None) -> str | None:
 class PostgresServer:
     """One running server: ``url`` (database ``kvlite_test``), ``port``, ``folder``."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
         self.bindir = bindir
+        self.fsync = fsync
         self.user = _server_user()
         self.folder = Path(tempfile.mkdtemp(prefix="kvlite-pg-", dir=_base_dir(self.user)))
         self.data = self.folder / "data"
@@ -123,7 +125,7 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
         settings = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                    f"-c unix_socket_directories='{self.folder}' -c fsync=off "
+                    f"-c unix_socket_directories='{self.folder}' -c fsync={'on' if self.fsync else 'off'} "
                     "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         started = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", settings,
                             "-w", "-t", str(int(_START_TIMEOUT)), "start", check=False)

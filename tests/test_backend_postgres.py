@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import itertools
+import json
 import math
 import os
 import re
@@ -37,6 +38,7 @@ import pytest
 from conftest import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import server_postgres
 from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401
 from test import mapping_tests  # imported as a module so pytest does not collect its bases
 from test_dictview import DocumentedSetdefault
@@ -144,6 +146,47 @@ def test_unreachable_server_fails_fast_with_a_kvlite_error(pgmod: Any) -> None:
         kvlite.open(f"postgresql://postgres@127.0.0.1:{port}/x", timeout=2)
 
 
+def test_durability_full_needs_a_server_with_fsync(open_pg: Callable[..., Any],
+                                                  postgres_server: Any) -> None:  # noqa: F811
+    """The session server runs with fsync=off: durability='full' cannot be given there."""
+    with pytest.raises(NotSupported, match="fsync = off"):
+        open_pg(durability="full")
+    durable = server_postgres.PostgresServer(postgres_server.bindir, fsync=True)
+    try:
+        durable.start()
+        store = kvlite.open(new_schema_url(durable.url), durability="full")
+        try:
+            assert store.durability == "full"
+            with store._conn() as conn:
+                assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+            store.collection("c").put("k", 1)
+            assert store.collection("c").get("k") == 1
+        finally:
+            store.close()
+    finally:
+        durable.stop()
+
+
+def test_json_serializer_returning_bytes_gets_bytes_back(db: Any) -> None:
+    class BytesJSON(kvlite.Serializer):
+        name = "pg-bytes-json"
+        json = True
+
+        def dumps(self, value: Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: str | bytes) -> Any:
+            assert isinstance(data, bytes)
+            return json.loads(data)
+
+    c = db.collection("c", serializer=BytesJSON())
+    c.put("k", {"a": 1})
+    assert c.get("k") == {"a": 1} and c.pop("k") == {"a": 1}
+    c.put("j", {"a": 2})
+    assert list(c.find("$[?(@.a == 2)]")) == [("j", {"a": 2})]  # pushed down, then loads(bytes)
+    assert c._json  # stored as text (jsonb-queryable) all the same
+
+
 def test_bad_options_are_refused(schema_url: str) -> None:
     with pytest.raises(ValueError):
         kvlite.open(schema_url, durability="sometimes")
@@ -163,7 +206,7 @@ def test_registry_create_list_drop(db: Any) -> None:
     assert db.drop_collection("users") is True
     assert db.drop_collection("users") is False
     assert db.collections() == ["pickles", "naïve \"name\"; DROP TABLE x"]
-    with pytest.raises(NotSupported):
+    with pytest.raises(KvliteError, match="dropped"):
         users.put("a", 2)
     assert db.collection("users").get("a") is None  # a new, empty collection
 
@@ -173,9 +216,11 @@ def test_two_stores_share_the_schema(open_pg: Callable[..., Any]) -> None:
     first.collection("c").put("k", {"v": 1})
     assert second.collection("c").get("k") == {"v": 1}
     assert second.collections() == ["c"]
+    old = first.collection("c")
     second.drop_collection("c")
     with pytest.raises(KvliteError, match="dropped"):
-        first.collection("c").get("k")  # the cached collection's table is gone
+        old.get("k")  # the old object's table is gone
+    assert first.collection("c").get("k") is None  # the registry is read again: a new collection
 
 
 def test_concurrent_creation_makes_one_collection(open_pg: Callable[..., Any]) -> None:
@@ -396,12 +441,17 @@ def test_setdefault_revives_an_expired_key(db: Any, clock: Clock) -> None:
     assert list(c.items()) == [("z", 0), ("k", "fresh")] and c.ttl("k") == 3
 
 
-def test_huge_ttl_is_stored_as_never_expiring(db: Any, clock: Clock) -> None:
+def test_huge_ttl_is_capped_and_stays_finite(db: Any, clock: Clock, schema_url: str) -> None:
     c = db.collection("c")
-    c.put("k", 1, ttl=1e300)  # after the year 294276: timestamptz infinity
-    assert c.ttl("k") == math.inf
+    c.put("k", 1, ttl=1e300)  # after timestamptz's last year (294276): capped to the year ~293,500
+    assert c.ttl("k") == pytest.approx(pg._MAX_EPOCH - clock.now, abs=1e-3)
+    assert math.isfinite(c.ttl("k")) and c.ttl_many(["k"]) == [c.ttl("k")]
+    c.put("k2", 2, ttl=c.ttl("k"))  # a TTL read back is a TTL kvlite accepts (kvlite.copy does this)
     clock.advance(1e12)
-    assert c.get("k") == 1
+    assert c.get("k") == 1 and c.get("k2") == 2
+    with psycopg.connect(schema_url, autocommit=True) as conn:  # what older versions stored: infinity
+        conn.execute(f"UPDATE {c._tname} SET expires_at = 'infinity' WHERE key_canon = 's:k'")
+    assert c.ttl("k") == pytest.approx(pg._MAX_EPOCH - clock.now, abs=1e-3)
 
 
 def test_ttl_microseconds(db: Any, clock: Clock) -> None:
@@ -591,6 +641,52 @@ def test_nested_transaction_is_a_savepoint(db: Any) -> None:
     assert list(c.keys()) == ["outer", "after"]
 
 
+def test_savepoint_rollback_undoes_collection_changes(db: Any, open_pg: Callable[..., Any]) -> None:
+    """The reviewer's case: a nested block creates "new" and drops "keep", then raises; the outer
+    block commits.  The clean-up runs at the savepoint, not only when the outer block ends."""
+    old = db.collection("keep")
+    old.put("k", 1)
+    with db.transaction():
+        with pytest.raises(ValueError):
+            with db.transaction():
+                made = db.collection("new")
+                made.put("a", 1)
+                db.drop_collection("keep")
+                with pytest.raises(KvliteError, match="dropped"):
+                    old.get("k")
+                raise ValueError
+        old.put("k1", 1)  # usable again at once, inside the outer block
+        with pytest.raises(KvliteError, match="dropped"):
+            made.put("x", 1)
+        with db.transaction():  # a savepoint that commits: its changes stay with the outer block
+            db.collection("kept-inner").put("i", 1)
+            db.drop_collection("keep")
+    assert db.collections() == ["kept-inner"]
+    assert db.collection("kept-inner").get("i") == 1
+    with pytest.raises(KvliteError, match="dropped"):
+        old.put("k2", 2)
+    db.collection("new").put("b", 2)
+    assert list(db.collection("new").items()) == [("b", 2)]
+    assert list(open_pg().collection("new").items()) == [("b", 2)]
+
+
+def test_outer_rollback_undoes_what_committed_savepoints_changed(db: Any) -> None:
+    old = db.collection("keep")
+    old.put("k", 1)
+    with pytest.raises(ValueError):
+        with db.transaction():
+            with db.transaction():
+                inner = db.collection("inner")
+                inner.put("a", 1)
+                db.drop_collection("keep")
+            raise ValueError
+    assert db.collections() == ["keep"]
+    old.put("k2", 2)
+    assert list(db.collection("keep").items()) == [("k", 1), ("k2", 2)]
+    with pytest.raises(KvliteError):
+        inner.put("b", 2)
+
+
 def test_transaction_is_invisible_to_others_until_commit(db: Any, open_pg: Callable[..., Any]) -> None:
     c = db.collection("c")
     other = open_pg().collection("c")
@@ -624,17 +720,93 @@ def test_transactions_do_not_lose_updates(open_pg: Callable[..., Any]) -> None:
     assert stores[0].collection("n").get("count") == per_thread * len(threads)
 
 
-def test_conflicting_single_write_fails_the_block_instead_of_being_lost(db: Any,
-                                                                       open_pg: Callable[..., Any]) -> None:
+def test_a_single_call_waits_for_a_block_that_read_the_row(db: Any, open_pg: Callable[..., Any]) -> None:
+    """The rows a block reads are locked (FOR SHARE): another client's write of one waits for the
+    block, like a write on SQLite waits for BEGIN IMMEDIATE; here it times out (StoreLocked)."""
     c = db.collection("c")
     c.put("k", 1)
+    other = open_pg(timeout=0.3).collection("c")
+    with db.transaction():
+        value = c.get("k")
+        with pytest.raises(StoreLocked):
+            other.put("k", 50)
+        with pytest.raises(StoreLocked):
+            other.delete("k")
+        c.put("k", value + 1)
+    assert c.get("k") == 2 and other.get("k") == 2
+
+
+def test_a_concurrent_delete_is_not_lost(db: Any, open_pg: Callable[..., Any]) -> None:
+    """The reviewer's case: get in a block, another client deletes, the block puts value + 1."""
+    c = db.collection("c")
+    c.put("n", 0)
+    other = open_pg().collection("c")
+    started, done = threading.Event(), threading.Event()
+    result: list[Any] = []
+
+    def delete() -> None:
+        started.set()
+        result.append(other.delete("n"))
+        done.set()
+
+    with db.transaction():
+        value = c.get("n")
+        thread = threading.Thread(target=delete)
+        thread.start()
+        assert started.wait(10)
+        assert not done.wait(0.3)  # the delete waits for the block
+        c.put("n", value + 1)
+        c.put("m", "x")
+    thread.join(10)
+    assert result == [True]  # it ran after the block: it deleted the block's n = 1
+    assert "n" not in c and c.get("m") == "x"
+
+
+def test_a_change_the_block_cannot_lock_in_time_fails_the_block(db: Any, open_pg: Callable[..., Any]) -> None:
+    """A row changed by another client after the block's snapshot was taken (before the block
+    read it) cannot be locked: the block is refused with StoreLocked ('retry'), nothing is lost."""
+    c = db.collection("c")
+    c.put_many({"k": 1, "j": 1})
     other = open_pg().collection("c")
     with pytest.raises(StoreLocked, match="retry"):
         with db.transaction():
-            value = c.get("k")
+            c.get("j")  # the block's snapshot starts here
             other.put("k", 50)  # another client, outside any block, commits meanwhile
+            value = c.get("k")  # a newer version than the snapshot's: refused
             c.put("k", value + 1)
-    assert c.get("k") == 50
+    assert c.get("k") == 50 and c.get("j") == 1
+    with pytest.raises(StoreLocked, match="retry"):
+        with db.transaction():
+            assert c.get("new") is None
+            other.put("new", 1)  # made after the block saw it missing
+            c.put("new", 2)
+    assert c.get("new") == 1
+
+
+@pytest.mark.parametrize("read", ["get", "in", "ttl", "get_many", "items", "keys", "len", "find"])
+def test_every_read_in_a_block_locks_what_it_read(db: Any, open_pg: Callable[..., Any], read: str) -> None:
+    c = db.collection("c")
+    c.put("k", {"v": 1})
+    other = open_pg(timeout=0.2).collection("c")
+    reads: dict[str, Callable[[], Any]] = {
+        "get": lambda: c.get("k"), "in": lambda: "k" in c, "ttl": lambda: c.ttl("k"),
+        "get_many": lambda: c.get_many(["k", "x"]), "items": lambda: list(c.items()),
+        "keys": lambda: list(c.keys()), "len": lambda: len(c),
+        "find": lambda: list(c.find("$[?(@.v == 1)]"))}
+    with db.transaction():
+        reads[read]()
+        with pytest.raises(StoreLocked):
+            other.delete("k")
+    assert other.delete("k") is True  # after the block: free again
+
+
+def test_single_calls_outside_blocks_do_not_lock_rows(db: Any, open_pg: Callable[..., Any]) -> None:
+    c = db.collection("c")
+    c.put("k", 1)
+    other = open_pg(timeout=0.2).collection("c")
+    assert c.get("k") == 1 and list(c.items()) == [("k", 1)] and len(c) == 1
+    other.put("k", 2)  # nothing held a lock
+    assert c.get("k") == 2
 
 
 def test_transaction_waits_for_another_block(db: Any, open_pg: Callable[..., Any]) -> None:

@@ -29,16 +29,21 @@ Table names come from the registry's integer id, never from user text; keys,
 values, names and query literals always travel as bound parameters.  Key
 texts escape ``\\`` and NUL (PostgreSQL text cannot hold NUL).  ``doc`` is
 NULL for a document whose JSON text contains ``\\u0000`` (jsonb cannot hold
-it); queries then check that row in Python.
+it); queries then check that row in Python.  A JSON serializer whose
+``dumps`` returns bytes (UTF-8, as ``orjson.dumps`` does) has its text stored
+all the same, and ``loads`` gets bytes back; which type it returns is asked
+once per collection object, with ``dumps(None)``.
 
 Semantics are the SQLite store's (see :mod:`kvlite.collection`): an update
 keeps the key's place and its first-stored form; a put over an expired key
 counts as new (a new ``id`` from the sequence: it moves to the end); expired
 rows are invisible at once to every read, judged by the store's clock
 (``clock=``), and deleted when written again or by ``purge_expired()``.
-Expiry times are ``timestamptz``: microsecond resolution, and an expiry after
-the year 294276 is stored as ``infinity`` (never expires; ``ttl()`` says
-``inf``).
+Expiry times are ``timestamptz``: microsecond resolution, and an expiry past
+the year ~293,500 (timestamptz ends in 294276; e.g. ``ttl=1e300``) is capped
+to it: the entry still never expires in practice, and ``ttl()`` reports the
+(finite) time left until the cap, a TTL that ``put`` and ``kvlite.copy``
+accept again.
 
 Every call is atomic: single statements, and ``put_many`` / ``delete_many`` /
 ``setdefault`` / ``popitem`` in one transaction each.  Connections come from a
@@ -51,17 +56,35 @@ the pool).  The outermost block first takes a session advisory lock per
 schema (``pg_advisory_lock``; like SQLite's ``BEGIN IMMEDIATE`` it waits up
 to ``timeout`` and lets one block run at a time, across processes), then
 runs ``BEGIN ISOLATION LEVEL REPEATABLE READ``: reads in the block see one
-stable snapshot, and a read-modify-write cannot lose an update.  Single calls
-made outside any block do not wait for the lock: if one of them changes a row
-that the block then writes, PostgreSQL refuses the block's write and kvlite
-raises :class:`~kvlite.errors.StoreLocked` (the block is rolled back; retry
-it).  Nested blocks are savepoints.
+stable snapshot.  Every read in a block also locks the rows it returns
+(``SELECT ... FOR SHARE``) until the block ends, and every write locks its
+row, so a single call made outside any block that would change a row the
+block read or wrote waits for the block (up to its ``timeout``, then
+:class:`~kvlite.errors.StoreLocked`), as a write waits for a block on
+SQLite: a read-modify-write in a block cannot lose an update or a delete.
+What the block cannot lock in time is refused instead: when another client
+changed a row after the block's snapshot was taken and before the block read
+(or wrote) it, or inserted a key the block saw missing and then writes,
+PostgreSQL refuses the block's statement, kvlite raises
+:class:`~kvlite.errors.StoreLocked` ("... retry it") and the block is rolled
+back.  Single calls outside blocks take no extra locks.  Nested blocks are
+savepoints; collections created or dropped in one that rolls back are undone
+with it (objects made in it then raise, objects of a collection it dropped
+work again).
 
-``durability="full"`` sets ``synchronous_commit = on`` on every connection;
-``"normal"`` keeps the server's setting (PostgreSQL's default is already
-durable).  ``timeout`` bounds the wait for a pool connection, for the server
-to connect, and for locks (``lock_timeout``); past it kvlite raises
+``durability="full"`` needs a server running with ``fsync = on`` (else
+:class:`~kvlite.errors.NotSupported` when the store is opened) and sets
+``synchronous_commit = on`` on every connection; ``"normal"`` keeps the
+server's settings (PostgreSQL's default is already durable).  ``timeout``
+bounds the wait for a pool connection, for the server to connect, and for
+locks (``lock_timeout``); past it kvlite raises
 :class:`~kvlite.errors.StoreLocked`.
+
+``store.collection(name)`` reads the registry every time (one query), as the
+SQLite store does: after another client dropped the collection (and maybe made
+it again, maybe with another serializer: :class:`~kvlite.errors.SerializerMismatch`)
+it gives the current one.  Every call through an object of a dropped
+collection raises :class:`~kvlite.errors.KvliteError` ("... was dropped").
 
 Queries (:meth:`PostgresCollection.find`): on JSON collections the filters
 of a path (``$[?(@.age > 30 & @.name == "Ada")]``) are pushed down to
@@ -87,6 +110,7 @@ import math
 import threading
 import time
 import urllib.parse
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterator
@@ -124,7 +148,9 @@ SCHEMA_VERSION = 1
 
 _PAGE = 1000
 _LOCK_CLASS = 0x6B766C74  # "kvlt": the first key of every advisory lock kvlite takes
-_MAX_EPOCH = 9.2e12  # timestamptz ends in the year 294276; later expiries are stored as infinity
+#: The latest expiry stored (in the year 293,500; timestamptz ends in 294276): a later one is capped
+#: to it, so such an entry still never expires in practice and ``ttl()`` stays a finite number.
+_MAX_EPOCH = 9.2e12
 _KVLITE_PARAMS = ("pool_min_size", "pool_max_size")
 
 
@@ -168,10 +194,10 @@ def _key_back(text: str) -> Any:
 
 
 def _epoch(value: float | None) -> float | None:
-    """A store-clock time as the float ``to_timestamp()`` gets (past timestamptz's range: infinity)."""
+    """A store-clock time as the float ``to_timestamp()`` gets (capped at :data:`_MAX_EPOCH`)."""
     if value is None:
         return None
-    return math.inf if value > _MAX_EPOCH else value
+    return _MAX_EPOCH if value > _MAX_EPOCH else value
 
 
 def quote_ident(name: str) -> str:
@@ -236,7 +262,8 @@ def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, (pg_errors.DiskFull, pg_errors.OutOfMemory)):
         return StoreFull(f"the PostgreSQL server is full; nothing was written: {exc}")
     if isinstance(exc, pg_errors.UndefinedTable):
-        return KvliteError(f"the collection was dropped (by this or another client): {exc}")
+        return KvliteError("the collection was dropped (by this or another client): "
+                           f"{exc.diag.message_primary or exc}")
     if isinstance(exc, (pg_errors.ProgramLimitExceeded, pg_errors.DataError)):
         return SerializationError(f"PostgreSQL refused the data: {exc}")
     if isinstance(exc, psycopg.Error):
@@ -253,6 +280,18 @@ def _translated() -> Iterator[None]:
 
 
 # -- the store -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Level:
+    """What one ``transaction()`` level (the block, or a savepoint in it) changed in the registry."""
+
+    created: set[int] = field(default_factory=set)  # table ids of collections it created
+    dropped: list[Any] = field(default_factory=list)  # collection objects it marked dropped
+
+    def absorb(self, inner: _Level) -> None:
+        self.created |= inner.created
+        self.dropped.extend(inner.dropped)
 
 
 class PostgresStore(BackendStore):
@@ -273,12 +312,15 @@ class PostgresStore(BackendStore):
         self.timeout = float(timeout)
         conninfo, options = split_url(url)
         self._local = threading.local()
+        self._made: weakref.WeakSet[PostgresCollection] = weakref.WeakSet()  # every collection object
         self._lock_ms = max(1, int(self.timeout * 1000))
         connect_timeout = max(2, math.ceil(self.timeout))  # libpq: whole seconds, at least 2
         self._connect_kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout}
         try:
             with psycopg.connect(conninfo, **self._connect_kwargs) as conn:
                 self._configure(conn)
+                if durability == "full":
+                    self._check_full_durability(conn)
                 self._setup(conn)
         except psycopg.Error as exc:
             if exc.sqlstate is None:  # no answer from a server: could not connect at all
@@ -301,6 +343,15 @@ class PostgresStore(BackendStore):
             conn.execute("SET synchronous_commit = on")
         if self.readonly:
             conn.execute("SET default_transaction_read_only = on")
+
+    def _check_full_durability(self, conn: psycopg.Connection[Any]) -> None:
+        """``durability="full"`` needs a server that flushes its WAL to disk (``fsync = on``)."""
+        fsync = conn.execute("SHOW fsync").fetchone()[0]  # type: ignore[index]
+        if fsync != "on":
+            raise NotSupported(
+                f"durability='full' needs a PostgreSQL server running with fsync = on (this one has "
+                f"fsync = {fsync}: a committed write may be lost in a crash); use durability='normal' "
+                "or change the server")
 
     def _setup(self, conn: psycopg.Connection[Any]) -> None:
         """Find the schema, create kvlite's tables in it if needed, and check their version."""
@@ -397,9 +448,9 @@ class PostgresStore(BackendStore):
                 (name, serializer, value_type)).fetchone()[0])  # type: ignore[index]
             for statement in self._table_ddl(table_id, value_type):
                 conn.execute(statement)
-        created = getattr(self._local, "created", None)
-        if created is not None:
-            created.append(name)
+        levels = getattr(self._local, "levels", None)
+        if levels:  # inside a block: undone if the block (or savepoint) that made it rolls back
+            levels[-1].created.add(table_id)
         return (table_id, value_type), serializer
 
     def _table_ddl(self, table_id: int, value_type: str) -> list[str]:
@@ -458,27 +509,45 @@ class PostgresStore(BackendStore):
     def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
                          model: type | None) -> PostgresCollection:
         table_id, value_type = handle
-        return PostgresCollection(self, name, table_id, value_type, serializer, model)
+        coll = PostgresCollection(self, name, table_id, value_type, serializer, model)
+        self._made.add(coll)
+        return coll
 
     def _close(self) -> None:
         self._pool.close()
 
     # -- transactions --------------------------------------------------------------------------
 
+    def _in_block(self) -> bool:
+        """Whether this thread is inside a ``transaction()`` block."""
+        return getattr(self._local, "conn", None) is not None
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PostgresStore]:
         """Atomic block across keys and collections: all of it lands, or none (see the module doc).
 
         Every call this thread makes inside the block uses the block's
-        connection; a nested block is a savepoint that undoes only its own
-        writes when it raises.
+        connection, and the rows the block reads are locked (``FOR SHARE``)
+        until it ends, so another client cannot change them under it; a nested
+        block is a savepoint that undoes only its own writes when it raises.
         """
         self._check_writable()
         local = self._local
         conn = getattr(local, "conn", None)
         if conn is not None:  # nested: a savepoint
-            with _translated(), conn.transaction():
-                yield self
+            level = _Level()
+            local.levels.append(level)
+            released = False
+            try:
+                with _translated(), conn.transaction():
+                    yield self
+                released = True
+            finally:
+                local.levels.pop()
+                if released:  # the outer block now undoes this one's changes if it rolls back
+                    local.levels[-1].absorb(level)
+                else:
+                    self._after_rollback(level)
             return
         with _translated():
             conn = self._pool.getconn()
@@ -487,19 +556,17 @@ class PostgresStore(BackendStore):
                 conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_LOCK_CLASS, self.schema + "/tx"))
             try:
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                local.conn, local.created, local.dropped = conn, [], []
+                level = _Level()
+                local.conn, local.levels = conn, [level]
                 committed = False
                 try:
                     with _translated(), conn.transaction():
                         yield self
                     committed = True
                 finally:
-                    created, dropped = local.created, local.dropped
-                    local.conn = local.created = local.dropped = None
-                    if not committed:  # collections made in the block are gone again
-                        for cache_key in [k for k in self._collections if k[0] in created]:
-                            self._collections.pop(cache_key)._dropped = True
-                        self._undrop(dropped)
+                    local.conn = local.levels = None
+                    if not committed:  # registry reads now see the committed state again
+                        self._after_rollback(level)
             finally:
                 with contextlib.suppress(psycopg.Error):
                     conn.isolation_level = None
@@ -509,18 +576,31 @@ class PostgresStore(BackendStore):
                 self._pool.putconn(conn)
 
     def drop_collection(self, name: str) -> bool:
-        """See :meth:`kvlite.Store.drop_collection`.  Inside a ``transaction()`` block that is
-        rolled back, the drop is undone: the collection objects opened before it work again."""
-        opened = [coll for (n, _), coll in self._collections.items() if n == name]
+        """See :meth:`kvlite.Store.drop_collection`.  Inside a ``transaction()`` block (or a
+        nested one) that is rolled back, the drop is undone: the collection objects opened
+        before it work again."""
+        opened = [coll for coll in list(self._made) if coll.name == name and not coll._dropped]
         dropped = super().drop_collection(name)
-        pending = getattr(self._local, "dropped", None)
-        if pending is not None:
-            pending.extend(opened)
+        if dropped:
+            for coll in opened:
+                coll._dropped = True
+            levels = getattr(self._local, "levels", None)
+            if levels:
+                levels[-1].dropped.extend(opened)
         return dropped
 
-    def _undrop(self, objects: list[PostgresCollection]) -> None:
-        """After a rollback: the objects whose table is registered again are usable again."""
-        for coll in objects:
+    def _after_rollback(self, level: _Level) -> None:
+        """After a block or savepoint rolled back: the collections it created are gone again,
+        and the objects of collections it dropped work again (when their table is registered
+        again, as this thread now sees the registry)."""
+        for coll in list(self._made):
+            if coll._table_id in level.created:
+                coll._dropped = True
+                for cache_key in [k for k, v in list(self._collections.items()) if v is coll]:
+                    self._collections.pop(cache_key, None)
+        for coll in level.dropped:
+            if coll._table_id in level.created:
+                continue
             with contextlib.suppress(KvliteError):
                 found = self._registry_get(coll.name)
                 if found is not None and found[0][0] == coll._table_id:
@@ -543,6 +623,13 @@ class PostgresCollection(BackendCollection):
         self._pg = store
         self._table_id = table_id
         self._json = value_type == "json"
+        # A JSON collection stores text; a JSON serializer whose dumps() gives bytes (UTF-8, as
+        # orjson.dumps does) gets bytes back from loads(), as on every other backend.  Which one
+        # it gives is asked once, for None.
+        self._json_bytes = False
+        if self._json:
+            with contextlib.suppress(Exception):
+                self._json_bytes = isinstance(serializer.dumps(None), bytes)
         t = self._tname = store._table_name(table_id)
         seq = _quote_literal(store._seq_name(table_id))
         now = "to_timestamp(%(now)s::float8)"
@@ -568,6 +655,10 @@ class PostgresCollection(BackendCollection):
                          f"FROM {t} WHERE key_canon = %(canon)s AND {live}")
         self._sql_get_many = (f"SELECT key_canon, {self._value_cols} FROM {t} "
                               f"WHERE key_canon = ANY(%(canons)s::text[]) AND {live}")
+        # Inside a transaction() block reads lock what they read (see PostgresStore.transaction).
+        self._sql_get_locked = self._sql_get + " FOR SHARE"
+        self._sql_get_many_locked = self._sql_get_many + " FOR SHARE"
+        self._sql_count_locked = f"SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {live} FOR SHARE) AS live"
         self._sql_delete = f"DELETE FROM {t} WHERE key_canon = %(canon)s RETURNING {self._value_cols}, {live}"
         self._sql_delete_all = (f"WITH gone AS (DELETE FROM {t} WHERE key_canon = ANY(%(canons)s::text[]) "
                                 f"RETURNING expires_at) SELECT count(*) FROM gone WHERE {live}")
@@ -608,7 +699,7 @@ class PostgresCollection(BackendCollection):
     def _data(self, row: Any, at: int) -> Any:
         """The serializer data stored in ``row[at]`` (and ``row[at + 1]`` for bytea tables)."""
         if self._json:
-            return row[at]
+            return row[at].encode("utf-8") if self._json_bytes else row[at]
         value = bytes(row[at])
         return value.decode("utf-8", "surrogatepass") if row[at + 1] else value
 
@@ -619,11 +710,13 @@ class PostgresCollection(BackendCollection):
     # -- primitives ----------------------------------------------------------------------------
 
     def _get(self, key: Any, now: float) -> tuple[Any, float | None, Any] | None:
-        row = self._pg._fetchone(self._sql_get, {"canon": _canon(key), "now": now})
+        sql = self._sql_get_locked if self._pg._in_block() else self._sql_get
+        row = self._pg._fetchone(sql, {"canon": _canon(key), "now": now})
         if row is None:
             return None
         w = self._width
-        return self._data(row, 0), row[w], _key_back(row[w + 1])
+        # (an expiry stored as infinity by an older kvlite reads as the cap, too)
+        return self._data(row, 0), _epoch(row[w]), _key_back(row[w + 1])
 
     def _put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
         params = self._params(key, data, now, expires)
@@ -682,6 +775,8 @@ class PostgresCollection(BackendCollection):
         connection and no snapshot; writes made meanwhile may or may not be seen.
         """
         after = (1 << 63) - 1 if reverse else -(1 << 63)
+        if self._pg._in_block():
+            sql += " FOR SHARE"
         while True:
             rows = self._pg._fetchall(sql, {**params, "after": after, "now": now, "page": _PAGE})
             for row in rows:
@@ -691,7 +786,8 @@ class PostgresCollection(BackendCollection):
             after = rows[-1][0]
 
     def _count(self, now: float) -> int:
-        return int(self._pg._fetchone(self._sql_count, {"now": now})[0])
+        sql = self._sql_count_locked if self._pg._in_block() else self._sql_count
+        return int(self._pg._fetchone(sql, {"now": now})[0])
 
     def _clear(self) -> None:
         self._pg._rowcount(self._sql_clear)
@@ -713,7 +809,8 @@ class PostgresCollection(BackendCollection):
         self._check_read()
         found: dict[str, Any] = {}
         if canons:
-            for row in self._pg._fetchall(self._sql_get_many, {"canons": canons, "now": self.store.now()}):
+            sql = self._sql_get_many_locked if self._pg._in_block() else self._sql_get_many
+            for row in self._pg._fetchall(sql, {"canons": canons, "now": self.store.now()}):
                 found[row[0]] = self._data(row, 1)
         out = []
         for canon in canons:
