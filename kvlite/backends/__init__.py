@@ -35,6 +35,12 @@ _SCHEMES = {
 }
 
 
+def _sqlite_path(url: str) -> str:
+    """The path of a ``sqlite:///path`` (or ``sqlite://path``) URL; the scheme in any case."""
+    rest = url[len("sqlite://"):]
+    return rest[1:] if rest.startswith("/") else rest
+
+
 def open_target(target: str | os.PathLike[str], *, layout: str = "single", **options: Any) -> Any:
     """The store for ``target`` (see the table above); ``options`` are :func:`kvlite.open`'s."""
     from ..store import Store
@@ -45,20 +51,20 @@ def open_target(target: str | os.PathLike[str], *, layout: str = "single", **opt
     if layout == "per-collection":
         from .directory import DirectoryStore
 
-        return DirectoryStore(text.removeprefix("sqlite:///") if text.startswith("sqlite:///") else text,
-                              **options)
+        scheme, sep, _ = text.partition("://")
+        if sep and len(scheme) >= 2 and scheme.lower() != "sqlite":
+            raise ValueError(f"layout='per-collection' is a folder of SQLite files; it cannot be used with "
+                             f"a {scheme}:// URL (give a folder path, or leave layout at 'single')")
+        return DirectoryStore(_sqlite_path(text) if sep and len(scheme) >= 2 else text, **options)
     scheme, sep, _ = text.partition("://")
     if not sep or len(scheme) < 2:  # a plain path (a Windows drive letter is not a scheme)
         return Store(text, **options)
     scheme = scheme.lower()
     if scheme == "sqlite":
-        return Store(text[len("sqlite:///"):] if text.startswith("sqlite:///") else text[len("sqlite://"):],
-                     **options)
+        return Store(_sqlite_path(text), **options)
     if scheme not in _SCHEMES:
         raise KvliteError(f"unknown store URL scheme {scheme!r}; known: sqlite, {', '.join(sorted(_SCHEMES))}")
     module_name, class_name = _SCHEMES[scheme]
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)
-    options.pop("durability", None) if scheme in ("memory", "null") else None
-    options.pop("timeout", None) if scheme in ("memory", "null") else None
     return cls(text, **options)
