@@ -1545,3 +1545,42 @@ def test_null_store_keeps_nothing_and_refuses_full_durability(clock: Clock) -> N
         kvlite.open("null://", durability="full")
     with pytest.raises(ValueError):
         kvlite.open("memory://", durability="sometimes")
+
+
+def test_a_transaction_waits_for_another_threads_block_up_to_the_timeout(make_store: StoreMaker) -> None:
+    """As SQLite's BEGIN IMMEDIATE: a second block waits for the first up to ``timeout``, then raises
+    StoreLocked (memory:// used to wait without limit)."""
+    import threading
+    import time
+
+    from kvlite.errors import StoreLocked
+
+    # A private store (":memory:", memory://) is one store shared by both threads: its timeout applies.
+    holder = make_store() if make_store.persistent else make_store(timeout=0.2)
+    if not _supports_transactions(holder):
+        return
+    holder.collection("c").put("k", 0)
+    quick = make_store(timeout=0.2) if make_store.persistent else holder
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.collection("c").put("k", 1)
+            entered.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        with pytest.raises(StoreLocked):
+            with quick.transaction():
+                pass
+        assert time.monotonic() - started < 4
+    finally:
+        release.set()
+        thread.join()
+    with quick.transaction():
+        quick.collection("c").put("k", 2)
+    assert holder.collection("c").get("k") == 2
