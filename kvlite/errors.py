@@ -29,6 +29,7 @@ __all__ = [
     "ValidationError",
     "UnsafeSerializer",
     "CollectionNotFound",
+    "CollectionDropped",
 ]
 
 
@@ -137,3 +138,8 @@ class CollectionNotFound(KvliteError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class CollectionDropped(KvliteError):
+    """The collection behind a :class:`~kvlite.Collection` object was dropped (by this or another
+    store or process) after the object was made; ``store.collection(name)`` gives the current one."""

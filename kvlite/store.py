@@ -26,6 +26,7 @@ import apsw
 from . import migrate
 from . import serializers as _serializers
 from .errors import (
+    CollectionDropped,
     CorruptStore,
     InvalidCollectionName,
     InvalidKey,
@@ -109,7 +110,7 @@ def translate_error(exc: Exception) -> Exception:
         return CorruptStore(f"a stored value is not valid JSON (the file is damaged, or was not written "
                             f"by kvlite): {exc}")
     if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
-        return KvliteError(f"the collection was dropped (by this or another connection): {exc}")
+        return CollectionDropped(f"the collection was dropped (by this or another connection): {exc}")
     if isinstance(exc, apsw.Error):
         # Anything else from SQLite (e.g. a trigger in a hostile file raising, or refused
         # load_extension()) still reaches the user as a kvlite error; the cause is chained.

@@ -47,6 +47,7 @@ from test_query_differential import ENTRIES, FIELDS, NUMERIC_STRINGS, filters, j
 import kvlite
 from kvlite import DictView
 from kvlite.errors import (
+    CollectionDropped,
     IncompatibleVersion,
     InvalidKey,
     KvliteError,
@@ -56,6 +57,7 @@ from kvlite.errors import (
     SerializerMismatch,
     StoreClosed,
     StoreLocked,
+    TransactionLost,
 )
 
 try:  # the optional extra; without it the server fixture skips (or fails under CI=true)
@@ -206,7 +208,7 @@ def test_registry_create_list_drop(db: Any) -> None:
     assert db.drop_collection("users") is True
     assert db.drop_collection("users") is False
     assert db.collections() == ["pickles", "naïve \"name\"; DROP TABLE x"]
-    with pytest.raises(KvliteError, match="dropped"):
+    with pytest.raises(CollectionDropped, match="dropped"):
         users.put("a", 2)
     assert db.collection("users").get("a") is None  # a new, empty collection
 
@@ -218,7 +220,7 @@ def test_two_stores_share_the_schema(open_pg: Callable[..., Any]) -> None:
     assert second.collections() == ["c"]
     old = first.collection("c")
     second.drop_collection("c")
-    with pytest.raises(KvliteError, match="dropped"):
+    with pytest.raises(CollectionDropped, match="dropped"):
         old.get("k")  # the old object's table is gone
     assert first.collection("c").get("k") is None  # the registry is read again: a new collection
 
@@ -600,6 +602,21 @@ def test_put_many_is_all_or_nothing_in_postgres(db: Any) -> None:
     assert list(c.items()) == [("a", "before")]
 
 
+def test_a_block_that_goes_on_after_postgresql_aborted_it_is_transaction_lost(db: Any) -> None:
+    """PostgreSQL aborts a transaction at the first error in it: a block whose code caught
+    that error gets TransactionLost from its next call, and nothing of it is committed."""
+    kvlite.register_serializer(_RefuseMarked(), replace=True)
+    c = db.collection("c", serializer="json-poison-pg-test")
+    c.put("a", "before")
+    with pytest.raises(TransactionLost):
+        with db.transaction():
+            c.put("a", "inside")
+            with pytest.raises(SerializationError):
+                c.put("b", "poison")
+            c.put("c", "after")
+    assert list(c.items()) == [("a", "before")]
+
+
 def test_put_many_rejects_bad_input_before_writing(db: Any) -> None:
     c = db.collection("c")
     with pytest.raises(SerializationError):
@@ -652,18 +669,18 @@ def test_savepoint_rollback_undoes_collection_changes(db: Any, open_pg: Callable
                 made = db.collection("new")
                 made.put("a", 1)
                 db.drop_collection("keep")
-                with pytest.raises(KvliteError, match="dropped"):
+                with pytest.raises(CollectionDropped, match="dropped"):
                     old.get("k")
                 raise ValueError
         old.put("k1", 1)  # usable again at once, inside the outer block
-        with pytest.raises(KvliteError, match="dropped"):
+        with pytest.raises(CollectionDropped, match="dropped"):
             made.put("x", 1)
         with db.transaction():  # a savepoint that commits: its changes stay with the outer block
             db.collection("kept-inner").put("i", 1)
             db.drop_collection("keep")
     assert db.collections() == ["kept-inner"]
     assert db.collection("kept-inner").get("i") == 1
-    with pytest.raises(KvliteError, match="dropped"):
+    with pytest.raises(CollectionDropped, match="dropped"):
         old.put("k2", 2)
     db.collection("new").put("b", 2)
     assert list(db.collection("new").items()) == [("b", 2)]

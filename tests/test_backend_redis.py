@@ -29,6 +29,7 @@ import kvlite
 from kvlite import DictView
 from kvlite.backends import redis as kvredis
 from kvlite.errors import (
+    CollectionDropped,
     InvalidKey,
     KvliteError,
     NotSupported,
@@ -221,7 +222,7 @@ def test_collection_dropped_by_another_client(redis_prefix_url: str) -> None:
         assert b.drop_collection("x")
         for call in (lambda: ca.get("k"), lambda: len(ca), lambda: list(ca.items()), lambda: ca.put("k", 2),
                      lambda: ca.clear(), lambda: ca.purge_expired(), lambda: ca.ttl_many(["k"])):
-            with pytest.raises(KvliteError, match="dropped"):  # as on SQLite: the collection is gone
+            with pytest.raises(CollectionDropped, match="dropped"):  # as on SQLite: the collection is gone
                 call()
         fresh = a.collection("x")  # a new collection under the same name
         fresh.put("k", 3)
@@ -841,12 +842,12 @@ def test_clear_of_a_collection_another_client_dropped_raises(redis_prefix_url: s
         ca = a.collection("x")
         ca.put("k", 1)
         b.drop_collection("x")
-        with pytest.raises(KvliteError, match="dropped"):
+        with pytest.raises(CollectionDropped, match="dropped"):
             ca.clear()
         assert b.collections() == [] and raw_client(redis_prefix_url).keys(f"{a.prefix}:c:*") == []
         fresh = b.collection("x")
         fresh.put("k", 2)
-        with pytest.raises(KvliteError, match="dropped"):
+        with pytest.raises(CollectionDropped, match="dropped"):
             ca.clear()  # not the new collection's entries either
         assert fresh.get("k") == 2
         fresh.clear()

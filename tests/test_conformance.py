@@ -107,6 +107,7 @@ from test_query_differential import (
 import kvlite
 from kvlite import DictView
 from kvlite.errors import (
+    CollectionDropped,
     InvalidCollectionName,
     InvalidKey,
     InvalidTTL,
@@ -1406,17 +1407,17 @@ def test_every_call_through_a_dropped_collection_object_raises(make_store: Store
         old.put("k", 1)
         assert dropper.drop_collection("c") is True
         for call in _dropped_calls(old):
-            with pytest.raises(KvliteError, match="dropped"):
+            with pytest.raises(CollectionDropped, match="dropped"):
                 call()
         fresh = store.collection("c")  # the registry is read again: a new, empty collection
         assert fresh is not old and len(fresh) == 0
         fresh.put("new", 2)
         assert list(dropper.collection("c").items()) == [("new", 2)]
-        with pytest.raises(KvliteError, match="dropped"):
+        with pytest.raises(CollectionDropped, match="dropped"):
             old.put("k", 3)  # not into the new collection either
         assert dropper.drop_collection("c") is True
     for call in _dropped_calls(mine):
-        with pytest.raises(KvliteError, match="dropped"):
+        with pytest.raises(CollectionDropped, match="dropped"):
             call()
 
 
@@ -1434,7 +1435,7 @@ def test_a_collection_made_again_by_another_store_is_seen(make_store: StoreMaker
         a.collection("c")
     assert a.serializer_of("c") == "pickle"
     assert list(a.collection("c", serializer="pickle").items()) == [("new", (2,))]
-    with pytest.raises(KvliteError, match="dropped"):
+    with pytest.raises(CollectionDropped, match="dropped"):
         old.put("z", 3)
     assert list(b.collection("c", serializer="pickle").items()) == [("new", (2,))]
     b.drop_collection("c")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import kvlite
 from kvlite.backends import directory
 from kvlite.backends.directory import LOCK_FILE, SUFFIX, file_name
-from kvlite.errors import KvliteError, StoreLocked
+from kvlite.errors import CollectionDropped, KvliteError, StoreLocked
 
 names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=60)
 
@@ -94,7 +94,7 @@ def test_writes_after_another_process_dropped_the_collection_raise(tmp_path: Pat
         _drop_in_another_process(tmp_path, "c")
         for call in (lambda: ca.put("after", 2), lambda: ca.get("before"), lambda: len(ca),
                      lambda: ca.put_many({"x": 1}), lambda: ca.store.collection("c")):
-            with pytest.raises(KvliteError, match="dropped"):
+            with pytest.raises(CollectionDropped, match="dropped"):
                 call()
         assert a.collections() == [] and not (tmp_path / file_name("c")).exists()
         assert a.collection("c").get("before") is None  # collection() makes a new one
@@ -134,7 +134,7 @@ def test_drop_by_this_store_makes_its_old_objects_raise(tmp_path: Path) -> None:
         cb = other.collection("c")  # another store with the file open
         assert a.drop_collection("c") is True and a.drop_collection("c") is False
         for coll in (ca, cb):
-            with pytest.raises(KvliteError, match="dropped"):
+            with pytest.raises(CollectionDropped, match="dropped"):
                 coll.put("k", 2)
         other.close()
         assert [f for f in os.listdir(tmp_path) if f.startswith(file_name("c"))] == []

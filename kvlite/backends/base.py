@@ -27,6 +27,7 @@ from .. import keys as _keys
 from .. import serializers as _serializers
 from ..collection import MISSING, entry_pairs, expiry
 from ..errors import (
+    CollectionDropped,
     InvalidKey,
     KvliteError,
     NotSupported,
@@ -339,7 +340,7 @@ class BackendCollection(ABC):
 
     def _dropped_error(self) -> KvliteError:
         """What every call through this object raises once its collection is gone (as on SQLite)."""
-        return KvliteError(f"the collection {self.name!r} was dropped (by this or another client); "
+        return CollectionDropped(f"the collection {self.name!r} was dropped (by this or another client); "
                            "store.collection(name) gives the current one")
 
     def _encode(self, value: Any) -> Any:

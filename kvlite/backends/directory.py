@@ -46,7 +46,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import serializers as _serializers
-from ..errors import KvliteError, NotSupported, ReadOnlyError, StoreClosed, StoreLocked
+from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreClosed, StoreLocked
 from ..store import Store, store_stats, validate_collection_name
 
 try:
@@ -153,7 +153,7 @@ class _FolderLock:
 
 
 def _dropped(path: str) -> KvliteError:
-    return KvliteError(f"the collection was dropped (by this or another client): its file {path!r} "
+    return CollectionDropped(f"the collection was dropped (by this or another client): its file {path!r} "
                        "was deleted; store.collection(name) gives the current one")
 
 

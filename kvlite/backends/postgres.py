@@ -129,6 +129,7 @@ from .. import __version__
 from .. import serializers as _serializers
 from ..collection import MISSING
 from ..errors import (
+    CollectionDropped,
     IncompatibleVersion,
     KvliteError,
     NotSupported,
@@ -137,6 +138,7 @@ from ..errors import (
     StoreClosed,
     StoreFull,
     StoreLocked,
+    TransactionLost,
 )
 from ..query.jsonpath import field_chain
 from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text
@@ -261,8 +263,11 @@ def translate(exc: BaseException) -> BaseException:
         return ReadOnlyError(f"the PostgreSQL user may not do this: {exc}")
     if isinstance(exc, (pg_errors.DiskFull, pg_errors.OutOfMemory)):
         return StoreFull(f"the PostgreSQL server is full; nothing was written: {exc}")
+    if isinstance(exc, pg_errors.InFailedSqlTransaction):
+        return TransactionLost("PostgreSQL aborted this transaction after an earlier error inside the block "
+                               f"(caught by the code in it); nothing of the block is committed: {exc}")
     if isinstance(exc, pg_errors.UndefinedTable):
-        return KvliteError("the collection was dropped (by this or another client): "
+        return CollectionDropped("the collection was dropped (by this or another client): "
                            f"{exc.diag.message_primary or exc}")
     if isinstance(exc, (pg_errors.ProgramLimitExceeded, pg_errors.DataError)):
         return SerializationError(f"PostgreSQL refused the data: {exc}")

@@ -56,7 +56,7 @@ from typing import Any
 
 from .. import serializers as _serializers
 from ..collection import MISSING
-from ..errors import KvliteError, NotSupported, ReadOnlyError, StoreFull
+from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreFull
 from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text, normalize_key
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
@@ -307,7 +307,7 @@ def _translate(exc: Exception, where: str) -> KvliteError:
     message = str(exc)
     if isinstance(exc, _redis.exceptions.ResponseError):
         if _DROPPED in message:
-            return KvliteError("the collection was dropped (by this or another client)")
+            return CollectionDropped("the collection was dropped (by this or another client)")
         if isinstance(exc, getattr(_redis.exceptions, "OutOfMemoryError", ())) or "> 'maxmemory'" in message:
             return StoreFull(f"{where} is out of memory (maxmemory); nothing was written: {exc}")
     if isinstance(exc, (_redis.exceptions.ConnectionError, _redis.exceptions.TimeoutError)):
