@@ -77,9 +77,11 @@ def inspect(conn: apsw.Connection) -> int:
     not SQLite or not kvlite, :class:`IncompatibleVersion` for a newer schema.
     """
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        # One statement, so one snapshot: read one by one, another connection's first migration
+        # could commit in between (tables, but no application_id yet: "not a kvlite store").
+        app_id, version, tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id()), "
+            "(SELECT user_version FROM pragma_user_version()), (SELECT count(*) FROM sqlite_schema)").fetchone()
     except (apsw.NotADBError, apsw.CorruptError, apsw.SQLError) as exc:
         # SQLError here: a damaged header or schema ("unsupported file format", "malformed ...").
         raise CorruptStore(f"not an SQLite database, or damaged: {exc}") from exc

@@ -316,3 +316,29 @@ def test_installed_wheel_ships_migrations_and_opens_a_store(tmp_path: Path) -> N
     assert found["sql_files"] == MIGRATION_FILES
     assert found["latest"] == found["user_version"] == len(MIGRATION_FILES)
     assert found["value"] == {"v": [1, 2]}
+
+
+def test_many_first_opens_of_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Openers racing the first migration of a new file: each reads the file's header and
+    tables in one snapshot, so none sees the tables without the application_id (it did)."""
+    import threading
+
+    for round_ in range(15):
+        path = tmp_path / f"race-{round_}.db"
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+
+        def open_it() -> None:
+            start.wait(10)
+            try:
+                kvlite.open(path).close()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        assert raw(path, "PRAGMA user_version") == [(migrate.latest_version(),)]
