@@ -36,6 +36,8 @@ import kvlite.aio
 from kvlite.errors import InvalidKey, InvalidTTL, SerializationError, StoreClosed
 from kvlite.serializers import JSONSerializer
 
+from helpers_threads import in_threads
+
 # -- running async code from synchronous tests -----------------------------------------------
 
 
@@ -819,30 +821,6 @@ def test_async_typed_collection_and_stats(tmp_path: Path) -> None:
 # an AsyncStore is bound to one loop, and a waiter on one loop is woken by a release on another.
 
 
-def _in_threads(count: int, target: Callable[[int], Any], timeout: float = 20) -> list[Any]:
-    """``target(i)`` on ``count`` daemon threads at once; their results, or fail if one hangs."""
-    results: list[Any] = [None] * count
-    start = threading.Barrier(count)
-
-    def run(i: int) -> None:
-        start.wait(timeout)
-        try:
-            results[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread's event loop hung"
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
 async def _burst(store: kvlite.aio.AsyncStore, tag: str, n: int = 30) -> list[Any]:
     coll = await store.collection("c")
     await asyncio.gather(*(coll.put(f"{tag}{i}", i) for i in range(n)))
@@ -863,7 +841,7 @@ def test_store_used_from_event_loops_in_turn(tmp_path: Path) -> None:
 def test_store_used_from_two_threads_loops_at_once(tmp_path: Path) -> None:
     store = asyncio.run(kvlite.aio.open(tmp_path / "s.db"))
     try:
-        results = _in_threads(4, lambda t: asyncio.run(_burst(store, f"t{t}-", 50)))
+        results = in_threads(4, lambda t: asyncio.run(_burst(store, f"t{t}-", 50)))
         assert results == [list(range(50))] * 4
     finally:
         asyncio.run(store.close())
@@ -896,7 +874,7 @@ def test_transaction_on_one_loop_makes_another_loop_wait(tmp_path: Path) -> None
         return asyncio.run(main())
 
     try:
-        results = _in_threads(2, lambda i: holder() if i == 0 else reader())
+        results = in_threads(2, lambda i: holder() if i == 0 else reader())
         assert results[1] == ["done"] * 3
         assert asyncio.run(_burst(store, "after-", 3)) == [0, 1, 2]  # the turn was passed on, not lost
         assert asyncio.run(coll.get("x")) == "done"

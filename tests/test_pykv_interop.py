@@ -40,6 +40,8 @@ import kvlite  # noqa: E402
 from kvlite.integrations.pykv import KvliteStore  # noqa: E402
 from kvlite.serializers import JSONSerializer  # noqa: E402
 
+from helpers_threads import in_threads  # noqa: E402
+
 
 def memory_store() -> Any:
     """py-key-value's MemoryStore (needs ``py-key-value-aio[memory]``, i.e. cachetools)."""
@@ -419,30 +421,6 @@ def test_store_reopens_after_close(path: Path) -> None:
 # asyncio.run() calls, pytest-asyncio's loop per test, threads each running a loop.
 
 
-def _in_threads(count: int, target: Any, timeout: float = 20) -> list[Any]:
-    """``target(i)`` on ``count`` daemon threads started together; fails if one hangs."""
-    results: list[Any] = [None] * count
-    start = threading.Barrier(count)
-
-    def run(i: int) -> None:
-        start.wait(timeout)
-        try:
-            results[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "an event loop hung"
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
 async def _burst(store: KvliteStore, tag: str, n: int = 20) -> list[Any]:
     await asyncio.gather(*(store.put(f"{tag}{i}", {"v": i}) for i in range(n)))
     return await asyncio.gather(*(store.get(f"{tag}{i}") for i in range(n)))
@@ -470,7 +448,7 @@ def test_first_use_from_two_threads_at_once(path: Path) -> None:
                 return got
             return asyncio.run(main())
 
-        assert _in_threads(3, work) == [[{"v": i} for i in range(40)]] * 3
+        assert in_threads(3, work) == [[{"v": i} for i in range(40)]] * 3
         assert seen[0] is not None and all(s is seen[0] for s in seen)  # opened once, shared
     finally:
         asyncio.run(store.close())
