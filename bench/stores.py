@@ -484,6 +484,7 @@ class KvliteJsonb(KvliteCollection):
 
     name = "kvlite-jsonb"
     title = "kvlite jsonb"
+    SERIALIZER = "jsonb"
 
     @classmethod
     def supports_query(cls) -> bool:

@@ -85,3 +85,14 @@ def test_command_line_writes_results_and_prints_tables(tmp_path: Path, capsys: p
     assert "random point reads (N=200)" in printed
     assert main(["--report", str(out), "--metric", "cpu"]) == 0
     assert "per CPU second" in capsys.readouterr().out
+
+
+def test_each_kvlite_store_uses_its_serializer(tmp_path: Path) -> None:
+    for name, serializer in [("kvlite", "json"), ("kvlite-jsonb", "jsonb"), ("kvlite-jsonb+index", "jsonb")]:
+        folder = tmp_path / name
+        folder.mkdir()
+        adapter = STORES[name](folder)
+        try:
+            assert adapter.coll.serializer.name == serializer  # type: ignore[attr-defined]
+        finally:
+            adapter.close()
