@@ -51,6 +51,7 @@ Differences from py-key-value, all deliberate:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import math
@@ -333,9 +334,16 @@ class KeyValue:
             names = [given.get(name, name) for name in names if name != NAMES_COLLECTION]
         return names if limit is None else names[:limit]
 
+    def _atomic(self) -> Any:
+        """A ``transaction()`` block where the store has them; Redis and the per-collection layout
+        do not (there each drop is atomic on its own)."""
+        if self.store.supports_transactions:
+            return self.store.transaction()
+        return contextlib.nullcontext()
+
     def destroy(self) -> bool:
         """Drop every collection.  Returns ``True``."""
-        with self.store.transaction():
+        with self._atomic():
             for name in self.store.collections():
                 self.store.drop_collection(name)
         return True
@@ -349,7 +357,7 @@ class KeyValue:
         stored = stored_collection_name(collection)
         if stored is collection:
             return self.store.drop_collection(stored)
-        with self.store.transaction():
+        with self._atomic():  # without transactions, the name is forgotten just after the drop
             dropped = self.store.drop_collection(stored)
             if NAMES_COLLECTION in self.store.collections():
                 self.store.collection(NAMES_COLLECTION, serializer="json").delete(stored)

@@ -220,6 +220,9 @@ class Store:
     or a ``with`` block; using it afterwards raises :class:`StoreClosed`.
     """
 
+    #: Whether ``transaction()`` is atomic across keys and collections (as on every kind of store).
+    supports_transactions = True
+
     def __init__(
         self,
         path: str | os.PathLike[str] = ":memory:",

@@ -1585,3 +1585,18 @@ def test_a_transaction_waits_for_another_threads_block_up_to_the_timeout(make_st
     with quick.transaction():
         quick.collection("c").put("k", 2)
     assert holder.collection("c").get("k") == 2
+
+
+def test_the_key_value_protocol_runs_on_every_backend(make_store: StoreMaker) -> None:
+    """kvlite.KeyValue over any store: collection names of any length, destroy_collection() and
+    destroy() (which use a transaction only where the store has them)."""
+    kv = kvlite.KeyValue(make_store())
+    long_name = "c" * 400
+    kv.put("k", {"a": 1}, collection=long_name)
+    kv.put("k", {"a": 2}, collection="short", ttl=60)
+    assert kv.get("k", collection=long_name) == {"a": 1}
+    assert kv.ttl("k", collection="short")[0] == {"a": 2}
+    assert sorted(kv.collections()) == sorted([long_name, "short"])
+    assert kv.destroy_collection(long_name) is True and kv.collections() == ["short"]
+    assert kv.get("k", collection=long_name) is None
+    assert kv.destroy() is True and kv.collections() == []

@@ -195,6 +195,9 @@ class _FileStore(Store):
 class DirectoryStore:
     """A folder of kvlite files, one per collection (the ``per-collection`` layout)."""
 
+    #: ``transaction()`` cannot span collections (files); see :meth:`transaction`.
+    supports_transactions = False
+
     def __init__(self, path: str | os.PathLike[str], *, serializer: str | _serializers.Serializer = "json",
                  durability: str = "normal", timeout: float = 30.0, clock: Callable[[], float] = time.time,
                  readonly: bool = False) -> None:
