@@ -505,18 +505,31 @@ class Collection:
         """Pages of rows in insertion order (or reversed), read by ``id``.
 
         Each page is its own short read, so a slow consumer never holds a lock
-        or pins the WAL; writes made during iteration may or may not be seen.
+        or pins the WAL.  Only the rows there when the iteration began are read
+        (an entry added meanwhile gets a larger ``id``), so adding keys in the
+        loop cannot make it endless; an entry changed or deleted before the
+        iteration reaches it is read as it is then.
         """
         last = (1 << 63) - 1 if reverse else -(1 << 63)
         conn = self.store._conn()
+        try:
+            newest = conn.execute(f"SELECT max(id) FROM {self._table}").fetchone()[0]
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        if newest is None:
+            return
         while True:
             try:
                 rows = conn.execute(sql, (last, self._clock(), _PAGE)).fetchall()
             except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
+            full = len(rows) == _PAGE
+            if not reverse and rows and rows[-1][0] > newest:  # added since the iteration began
+                rows = [row for row in rows if row[0] <= newest]
+                full = False
             if rows:
                 yield rows
-            if len(rows) < _PAGE:
+            if not full:
                 return
             last = rows[-1][0]
 

@@ -1600,3 +1600,14 @@ def test_the_key_value_protocol_runs_on_every_backend(make_store: StoreMaker) ->
     assert kv.destroy_collection(long_name) is True and kv.collections() == ["short"]
     assert kv.get("k", collection=long_name) is None
     assert kv.destroy() is True and kv.collections() == []
+
+
+def test_keys_added_while_iterating_are_not_visited(make_store: StoreMaker) -> None:
+    """Iteration covers the entries there when it began, over several pages, on every backend:
+    adding keys in the loop never makes it endless (dict would raise RuntimeError)."""
+    view = make_store().dict("grow")
+    view.update((f"k{i:04d}", i) for i in range(2100))
+    assert sum(1 for key in view if view.__setitem__(key + "+", 0) is None) == 2100
+    assert sum(1 for key, _ in view.items() if view.__setitem__(key + "-", 0) is None) == 4200
+    assert sum(1 for key in reversed(view) if view.__setitem__(key + "~", 0) is None) == 8400
+    assert len(view) == 16800

@@ -536,3 +536,18 @@ def test_a_view_in_another_process_sees_our_writes_and_we_see_its(db_path: Path,
                                        ["str", "to-delete", 0]]
     assert typed(view) == [(str, "a", [1, 2]), (bytes, b"b", None), (int, 1, True),
                            (str, "from-child", {"pid": "child"}), (int, 2, "two")]
+
+
+def test_keys_added_while_iterating_are_not_visited(view: DictView) -> None:
+    """No RuntimeError as in dict, but no endless loop either: the iteration covers the entries
+    there when it began, over several pages; forwards and backwards."""
+    view.update((f"k{i}", i) for i in range(2500))
+    assert sum(1 for key in view if view.__setitem__(key + "+", 0) is None) == 2500
+    assert sum(1 for key in reversed(view) if view.__setitem__(key + "-", 0) is None) == 5000
+    assert len(view) == 10000
+
+
+def test_repr_shows_the_first_20_entries(view: DictView) -> None:
+    view.update((f"k{i}", i) for i in range(25))
+    shown = repr(view)
+    assert shown.startswith("{'k0': 0, ") and shown.endswith("'k19': 19, ...}")

@@ -671,8 +671,9 @@ class PostgresCollection(BackendCollection):
                              f"ORDER BY id DESC LIMIT 1 FOR UPDATE) RETURNING key_text, {self._value_cols}")
         self._sql_any_live = f"SELECT EXISTS (SELECT 1 FROM {t} WHERE {live})"
         self._sql_count = f"SELECT count(*) FROM {t} WHERE {live}"
-        self._sql_page = (f"SELECT id, key_text, {self._value_cols} FROM {t} WHERE id > %(after)s AND {live} "
-                          "ORDER BY id LIMIT %(page)s")
+        self._sql_page = (f"SELECT id, key_text, {self._value_cols} FROM {t} WHERE id > %(after)s "
+                          f"AND id <= %(newest)s AND {live} ORDER BY id LIMIT %(page)s")
+        self._sql_newest = f"SELECT coalesce(max(id), 0) FROM {t}"
         self._sql_page_rev = (f"SELECT id, key_text, {self._value_cols} FROM {t} WHERE id < %(after)s AND {live} "
                               "ORDER BY id DESC LIMIT %(page)s")
         self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= {now}"
@@ -777,13 +778,18 @@ class PostgresCollection(BackendCollection):
         """``(key, data)`` of the rows of ``sql`` in pages by ``id`` (keyset pagination).
 
         Each page is its own short query, so a slow consumer holds no
-        connection and no snapshot; writes made meanwhile may or may not be seen.
+        connection and no snapshot.  Only the rows there when the iteration
+        began are read (an entry added meanwhile gets a larger ``id``), so adding
+        keys in the loop cannot make it endless; an entry changed or deleted
+        before the iteration reaches it is read as it is then.
         """
         after = (1 << 63) - 1 if reverse else -(1 << 63)
+        newest = int(self._pg._fetchone(self._sql_newest, {})[0])
         if self._pg._in_block():
             sql += " FOR SHARE"
         while True:
-            rows = self._pg._fetchall(sql, {**params, "after": after, "now": now, "page": _PAGE})
+            rows = self._pg._fetchall(sql, {**params, "after": after, "newest": newest, "now": now,
+                                            "page": _PAGE})
             for row in rows:
                 yield _key_back(row[1]), self._data(row, 2)
             if len(rows) < _PAGE:

@@ -235,7 +235,8 @@ end
 return out
 """
 
-# KEYS: order, meta, data, exp, seq.  ARGV: now, start bound, '1' reverse / '0', page size, '1' with data / '0'.
+# KEYS: order, meta, data, exp, seq.  ARGV: now, start bound, '1' reverse / '0', page size, '1' with data / '0',
+# end bound (forward only: the newest score when the iteration began).
 # -> {last score scanned, meta, data, meta, data, ...} (data omitted without data); {} at the end.
 _PAGE = _CHECK_EXISTS + """
 local order, meta, data, exp = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -244,7 +245,7 @@ local rows
 if ARGV[3] == '1' then
   rows = redis.call('ZREVRANGEBYSCORE', order, ARGV[2], '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
 else
-  rows = redis.call('ZRANGEBYSCORE', order, ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
+  rows = redis.call('ZRANGEBYSCORE', order, ARGV[2], ARGV[6], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
 end
 if #rows == 0 then return {} end
 local members = {}
@@ -566,9 +567,17 @@ class RedisCollection(BackendCollection):
         return MISSING if found[0] == 0 else self._unpack(found[1], found[2])[1]
 
     def _pages(self, now: float, reverse: bool, with_data: bool) -> Iterator[list[Any]]:
-        """Pages of the page script's output (without the position), in order, until the end."""
+        """Pages of the page script's output (without the position), in order, until the end.
+
+        Only the entries there when the iteration began are read (forwards, up to the newest
+        position then; an entry added meanwhile comes after it), so adding keys in the loop
+        cannot make it endless; backwards, new entries are behind the start anyway."""
         bound = "+inf" if reverse else "-inf"
-        flags = ["1" if reverse else "0", PAGE, "1" if with_data else "0"]
+        end = "-inf"
+        if not reverse:
+            newest = self.store._call(self.store._client.zrevrange, self._all_keys[0], 0, 0, withscores=True)
+            end = repr(float(newest[0][1])) if newest else "-inf"
+        flags = ["1" if reverse else "0", PAGE, "1" if with_data else "0", end]
         while True:
             self._check_read()
             page = self._run(self.store._s_page, self._all_keys, [float(now), bound, *flags])
