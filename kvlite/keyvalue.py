@@ -58,18 +58,20 @@ import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any, Callable, SupportsFloat, TypeVar
 
 import orjson
 
 from .collection import Collection
-from .errors import InvalidCollectionName, InvalidTTL, SerializationError
+from .errors import CollectionDropped, InvalidCollectionName, InvalidTTL, SerializationError
 from .serializers import CompressedSerializer, JSONSerializer, Serializer
 from .store import MAX_COLLECTION_NAME
 from .store import open as open_store
 
 __all__ = ["KeyValue", "DEFAULT_COLLECTION", "LONG_NAME_PREFIX", "NAMES_COLLECTION", "check_key", "check_value",
            "check_ttl", "stored_collection_name", "stores_json"]
+
+T = TypeVar("T")
 
 #: py-key-value's default collection name.
 DEFAULT_COLLECTION = "default_collection"
@@ -218,6 +220,11 @@ class KeyValue:
         self._owns = isinstance(store, (str, os.PathLike))
         self.store = open_store(store) if self._owns else store
         self.default_collection = default_collection
+        # Collection objects by the name a call gives.  Looking a collection up reads the store's
+        # registry (a query, or a round trip to a server), which would double the cost of a get;
+        # an object whose collection another store dropped raises CollectionDropped, and the call
+        # is then made again on the current one (see _run).
+        self._open: dict[str, Collection] = {}
 
     def _name(self, collection: object) -> str:
         """The collection a call means: ``None`` or ``""`` is the default one; not a ``str``: ``TypeError``."""
@@ -230,97 +237,135 @@ class KeyValue:
     def _coll(self, collection: str | None) -> Collection:
         """The collection, created if missing (and its name remembered, when it is stored under another)."""
         name = self._name(collection)
+        found = self._open.get(name)
+        if found is not None:
+            return found
         stored = stored_collection_name(name)
         if stored is not name:
             names = self.store.collection(NAMES_COLLECTION, serializer="json")
             if names.get(stored) != name:  # written before the collection exists: never a nameless one
                 names.put(stored, name)
-        return self.store.collection(stored)
+        found = self._open[name] = self.store.collection(stored)
+        return found
 
     def _existing(self, collection: str | None) -> Collection | None:
-        stored = stored_collection_name(self._name(collection))
-        return self.store.collection(stored) if stored in self.store.collections() else None
+        name = self._name(collection)
+        found = self._open.get(name)
+        if found is not None:
+            return found
+        stored = stored_collection_name(name)
+        if stored not in self.store.collections():
+            return None
+        found = self._open[name] = self.store.collection(stored)
+        return found
 
     def _reader(self, collection: str | None) -> Collection | None:
         """The collection to read from; ``None`` (read as empty) when a read-only store lacks it."""
         return self._existing(collection) if self.store.readonly else self._coll(collection)
 
+    def _run(self, collection: str | None, op: Callable[[Collection | None], T], *, read: bool = False) -> T:
+        """``op(the collection)``; made again on the current collection when the one this object
+        had open was dropped meanwhile (by another store or process)."""
+        find = self._reader if read else self._coll
+        try:
+            return op(find(collection))
+        except CollectionDropped:
+            self._open.pop(self._name(collection), None)
+            return op(find(collection))
+
     # -- the protocol ----------------------------------------------------------------------
 
     def get(self, key: str, *, collection: str | None = None) -> dict[str, Any] | None:
         """The value of ``key``, or ``None`` when missing or expired."""
-        coll = self._reader(collection)
         check_key(key)
-        return None if coll is None else coll.get(key)  # type: ignore[no-any-return]
+        return self._run(collection, lambda coll: None if coll is None else coll.get(key), read=True)
 
     def ttl(self, key: str, *, collection: str | None = None) -> tuple[dict[str, Any] | None, float | None]:
         """``(value, seconds left)``; ``(None, None)`` when missing; ttl ``None`` when it never expires."""
-        coll = self._reader(collection)
         check_key(key)
-        if coll is None:
-            return None, None
-        with self.store._read_snapshot():
-            value = coll.get(key)
-            if value is None:
+
+        def read(coll: Collection | None) -> tuple[dict[str, Any] | None, float | None]:
+            if coll is None:
                 return None, None
-            return value, coll.ttl(key)
+            with self.store._read_snapshot():
+                value = coll.get(key)
+                if value is None:
+                    return None, None
+                return value, coll.ttl(key)
+
+        return self._run(collection, read, read=True)
 
     def put(self, key: str, value: Mapping[str, Any], *, collection: str | None = None,
             ttl: SupportsFloat | None = None) -> None:
         """Store ``value`` under ``key`` (replacing it), expiring after ``ttl`` seconds if given."""
-        coll = self._coll(collection)
-        coll.put(check_key(key), check_value(value, coll.serializer), ttl=check_ttl(ttl))
+        check_key(key)
+        seconds = check_ttl(ttl)
+        self._run(collection, lambda coll: coll.put(key, check_value(value, coll.serializer), ttl=seconds))
 
     def delete(self, key: str, *, collection: str | None = None) -> bool:
         """Remove ``key``; ``True`` if it existed."""
-        return self._coll(collection).delete(check_key(key))
+        check_key(key)
+        return self._run(collection, lambda coll: coll.delete(key))
 
     def get_many(self, keys: Sequence[str], *, collection: str | None = None) -> list[dict[str, Any] | None]:
         """Values for ``keys`` in the same positions (``None`` where missing)."""
-        coll = self._reader(collection)
         checked = [check_key(k) for k in keys]
-        return [None] * len(checked) if coll is None else coll.get_many(checked)
+        return self._run(collection, lambda coll: [None] * len(checked) if coll is None else coll.get_many(checked),
+                         read=True)
 
     def ttl_many(self, keys: Sequence[str], *,
                  collection: str | None = None) -> list[tuple[dict[str, Any] | None, float | None]]:
         """``ttl`` for each key, in one read snapshot."""
-        coll = self._reader(collection)
         checked = [check_key(k) for k in keys]
-        if coll is None:
-            return [(None, None)] * len(checked)
-        with self.store._read_snapshot():
-            values = coll.get_many(checked)
-            ttls = coll.ttl_many(checked)
-        return [(None, None) if v is None else (v, t) for v, t in zip(values, ttls)]
+
+        def read(coll: Collection | None) -> list[tuple[dict[str, Any] | None, float | None]]:
+            if coll is None:
+                return [(None, None)] * len(checked)
+            with self.store._read_snapshot():
+                values = coll.get_many(checked)
+                ttls = coll.ttl_many(checked)
+            return [(None, None) if v is None else (v, t) for v, t in zip(values, ttls)]
+
+        return self._run(collection, read, read=True)
 
     def put_many(self, keys: Sequence[str], values: Sequence[Mapping[str, Any]], *,
                  collection: str | None = None, ttl: SupportsFloat | None = None) -> None:
         """Store every ``keys[i] -> values[i]`` in one transaction (all or none)."""
         if len(keys) != len(values):
             raise ValueError("put_many called but a different number of keys and values were provided")
-        coll = self._coll(collection)
-        serializer = coll.serializer
-        pairs = [(check_key(k), check_value(v, serializer)) for k, v in zip(keys, values)]
-        coll.put_many(pairs, ttl=check_ttl(ttl))
+        checked = [check_key(k) for k in keys]
+        seconds = check_ttl(ttl)
+
+        def write(coll: Collection) -> None:
+            serializer = coll.serializer
+            coll.put_many([(k, check_value(v, serializer)) for k, v in zip(checked, values)], ttl=seconds)
+
+        self._run(collection, write)
 
     def delete_many(self, keys: Sequence[str], *, collection: str | None = None) -> int:
         """Remove ``keys`` in one transaction; returns how many existed."""
-        return self._coll(collection).delete_many([check_key(k) for k in keys])
+        checked = [check_key(k) for k in keys]
+        return self._run(collection, lambda coll: coll.delete_many(checked))
 
     # -- the optional segments ----------------------------------------------------------------
 
     def keys(self, collection: str | None = None, *, limit: int | None = None) -> list[str]:
         """Keys of ``collection`` in insertion order (at most ``limit``; a negative one is a ``ValueError``)."""
         _check_limit(limit)
-        coll = self._existing(collection)
-        if coll is None:
-            return []
-        out = []
-        for key in coll.keys():
-            if limit is not None and len(out) >= limit:
-                break
-            out.append(key)
-        return out
+
+        def read(coll: Collection | None) -> list[str]:
+            out: list[str] = []
+            for key in () if coll is None else coll.keys():
+                if limit is not None and len(out) >= limit:
+                    break
+                out.append(key)
+            return out
+
+        try:
+            return read(self._existing(collection))
+        except CollectionDropped:
+            self._open.pop(self._name(collection), None)
+            return read(self._existing(collection))
 
     def collections(self, *, limit: int | None = None) -> list[str]:
         """Collection names as they were given, oldest first (at most ``limit``; a negative one is a
@@ -343,6 +388,7 @@ class KeyValue:
 
     def destroy(self) -> bool:
         """Drop every collection.  Returns ``True``."""
+        self._open.clear()
         with self._atomic():
             for name in self.store.collections():
                 self.store.drop_collection(name)
@@ -355,6 +401,7 @@ class KeyValue:
         if not collection:
             return False  # no collection is named "" ("" means the default one only where None does)
         stored = stored_collection_name(collection)
+        self._open.pop(collection, None)
         if stored is collection:
             return self.store.drop_collection(stored)
         with self._atomic():  # without transactions, the name is forgotten just after the drop

@@ -771,3 +771,20 @@ def test_signatures_match_the_protocol(cls: type, name: str) -> None:
 
     assert shape(actual) == shape(expected)
     assert inspect.iscoroutinefunction(getattr(cls, name)) is (cls is not kvlite.KeyValue)
+
+
+def test_a_collection_another_store_drops_and_makes_again_is_followed(kv: KV, clock: Any) -> None:
+    """The facade keeps its collections open (a lookup per call would double a get's cost) and
+    follows a drop made elsewhere: reads and writes then reach the collection as it is now."""
+    kv.put("k", {"v": 1}, collection="c")
+    other = _file(kv, clock)
+    try:
+        other.drop_collection("c")
+        assert kv.get("k", collection="c") is None
+        other.collection("c").put("j", {"v": 2})
+        assert kv.get("j", collection="c") == {"v": 2} and kv.keys("c") == ["j"]
+        other.drop_collection("c")
+        kv.put("k", {"v": 3}, collection="c")
+        assert other.collection("c").get("k") == {"v": 3}
+    finally:
+        other.close()
