@@ -52,7 +52,7 @@ from . import open as open_store
 from .collection import Collection, table_sql_name
 from .errors import KvliteError, QuerySyntaxError, SerializationError
 from .keys import Key
-from .serializers import Serializer
+from .serializers import stand_in
 from .store import Store, translate_error, validate_collection_name
 
 __all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "key_from_json", "key_to_json",
@@ -354,9 +354,7 @@ def _collection(store: Store, name: str, *, values: bool, create: bool = False) 
         raise CliError(f"no collection named {name!r} in {store.path!r}")
     table_id, recorded = row
     store._check_table(conn, name, table_id)
-    stand_in = Serializer()
-    stand_in.name = recorded  # type: ignore[misc]
-    return Collection(store, name, table_id, stand_in)
+    return Collection(store, name, table_id, stand_in(recorded))
 
 
 # Typed keys on the command line: each --X-key flag, its pattern (the whole text must match) and

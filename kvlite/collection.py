@@ -51,6 +51,10 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+#: The table a Collection object made in a rolled-back block is pointed at: it never exists.
+ROLLED_BACK_TABLE = '"kvlite_rolled_back"'
+
+
 def table_sql_name(table_id: int) -> str:
     """The quoted SQL name of a collection's table (built from an integer only)."""
     return f'"kv_{int(table_id):d}"'
@@ -143,7 +147,12 @@ class Collection:
         # value -> stored data, or SerializationError: what every write calls once per value.
         self._encode_plain = encoder(serializer)
         self._encode = self._encode_plain if self._model is None else self._encode_model
-        t = self._table = table_sql_name(table_id)
+        self._use_table(table_sql_name(table_id))
+
+    def _use_table(self, t: str) -> None:
+        """Build every statement of this collection on table ``t`` (its quoted SQL name)."""
+        self._table = t
+        serializer = self.serializer
         live = "(expires_at IS NULL OR expires_at > ?)"
         self._live = live
         # The stored value as the serializer reads it, and the stored form of a bound ?3
@@ -188,6 +197,13 @@ class Collection:
         )
         self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= ?"
         self._sql_clear = f"DELETE FROM {t}"
+
+    def _roll_back_creation(self) -> None:
+        """The ``transaction()`` block that created this collection rolled back: its table is
+        gone, and its id will be given to the next collection made, so from now on every call
+        raises :class:`~kvlite.errors.CollectionDropped` instead of reaching that table."""
+        self._dropped = True
+        self._use_table(ROLLED_BACK_TABLE)
 
     # -- helpers --------------------------------------------------------------------
 
@@ -314,9 +330,7 @@ class Collection:
         except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
         self._n_puts += 1
-        self._writes += 1
-        if not self._writes % _PURGE_EVERY:
-            self._purge_any()
+        self._after_write()
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; ``True`` if a live entry was removed, ``False`` if none (or it had expired)."""
@@ -510,7 +524,6 @@ class Collection:
         loop cannot make it endless; an entry changed or deleted before the
         iteration reaches it is read as it is then.
         """
-        last = (1 << 63) - 1 if reverse else -(1 << 63)
         conn = self.store._conn()
         try:
             newest = conn.execute(f"SELECT max(id) FROM {self._table}").fetchone()[0]
@@ -518,6 +531,7 @@ class Collection:
             raise translate_error(exc) from exc
         if newest is None:
             return
+        last = newest + 1 if reverse else -(1 << 63)
         while True:
             try:
                 rows = conn.execute(sql, (last, self._clock(), _PAGE)).fetchall()

@@ -263,10 +263,13 @@ class KeyValue:
         """The collection to read from; ``None`` (read as empty) when a read-only store lacks it."""
         return self._existing(collection) if self.store.readonly else self._coll(collection)
 
-    def _run(self, collection: str | None, op: Callable[[Collection | None], T], *, read: bool = False) -> T:
+    def _run(self, collection: str | None, op: Callable[[Collection | None], T], *, read: bool = False,
+             existing: bool = False) -> T:
         """``op(the collection)``; made again on the current collection when the one this object
-        had open was dropped meanwhile (by another store or process)."""
-        find = self._reader if read else self._coll
+        had open was dropped meanwhile (by another store or process).  The collection is the one
+        to read from with ``read`` (``None`` when a read-only store lacks it), the one that exists
+        with ``existing`` (``None`` when it does not), else the one to write to (made if missing)."""
+        find = self._existing if existing else self._reader if read else self._coll
         try:
             return op(find(collection))
         except CollectionDropped:
@@ -361,11 +364,7 @@ class KeyValue:
                 out.append(key)
             return out
 
-        try:
-            return read(self._existing(collection))
-        except CollectionDropped:
-            self._open.pop(self._name(collection), None)
-            return read(self._existing(collection))
+        return self._run(collection, read, existing=True)
 
     def collections(self, *, limit: int | None = None) -> list[str]:
         """Collection names as they were given, oldest first (at most ``limit``; a negative one is a

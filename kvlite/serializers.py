@@ -304,6 +304,14 @@ def get(spec: str | Serializer) -> Serializer:
     raise UnknownSerializer(f"no serializer named {spec!r}; known: {', '.join(names())}")
 
 
+def stand_in(name: str) -> Serializer:
+    """A serializer that only carries ``name``: for reading what needs no decoding (keys, sizes)
+    of a collection whose serializer is not registered in this process."""
+    serializer = Serializer()
+    serializer.name = name  # type: ignore[misc]
+    return serializer
+
+
 def names() -> list[str]:
     """Names of every registered (or installable built-in) serializer."""
     return sorted(set(_registry) | set(_lazy))
@@ -315,20 +323,10 @@ def encode_error(serializer: Serializer, value: Any, exc: Exception) -> Serializ
 
 
 def encoder(serializer: Serializer) -> Callable[[Any], str | bytes]:
-    """:func:`encode` for one serializer, as one function: for JSON serializers (whose ``dumps``
+    """:func:`encode` for one serializer, as one function: for ``json``'s own ``dumps`` (which
     always returns valid text) a thinner one, since it runs once per value written."""
-    if not isinstance(serializer, JSONSerializer):
+    if type(serializer).dumps is not JSONSerializer.dumps:  # not json's own dumps: every check
         return lambda value: encode(serializer, value)
-    if type(serializer).dumps is not JSONSerializer.dumps:  # a subclass with its own dumps
-        dumps = serializer.dumps
-
-        def encode_subclass(value: Any) -> str | bytes:
-            try:
-                return dumps(value)
-            except Exception as exc:
-                raise encode_error(serializer, value, exc) from exc
-
-        return encode_subclass
     orjson_dumps, options = orjson.dumps, serializer._OPTIONS
 
     def encode_json(value: Any) -> str | bytes:  # JSONSerializer.dumps, one call frame less
@@ -351,8 +349,8 @@ def encode(serializer: Serializer, value: Any) -> str | bytes:
         raise encode_error(serializer, value, exc) from exc
     if not isinstance(data, (str, bytes)):
         raise SerializationError(f"serializer {serializer.name!r} returned {type(data).__name__}, not str or bytes")
-    if type(data) is str and not isinstance(serializer, JSONSerializer):
-        # Text is stored as UTF-8: a lone surrogate cannot be.  (JSON text is decoded from
+    if type(data) is str and type(serializer).dumps is not JSONSerializer.dumps:
+        # Text is stored as UTF-8: a lone surrogate cannot be.  (json's own dumps decodes
         # orjson's UTF-8 output, so only other serializers need the check.)
         try:
             data.encode("utf-8")

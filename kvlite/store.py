@@ -109,6 +109,9 @@ def translate_error(exc: Exception) -> Exception:
         # stores what its serializer produced, so the file was damaged or written by something else.
         return CorruptStore(f"a stored value is not valid JSON (the file is damaged, or was not written "
                             f"by kvlite): {exc}")
+    if isinstance(exc, apsw.SQLError) and "no such table: kvlite_rolled_back" in str(exc):
+        return CollectionDropped("the collection was created inside a transaction() block that rolled "
+                                 "back, so it does not exist; store.collection(name) makes it again")
     if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
         return CollectionDropped(f"the collection was dropped (by this or another connection): {exc}")
     if isinstance(exc, apsw.Error):
@@ -157,9 +160,7 @@ def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
         return info
     if recorded is None:
         return None
-    stand_in = _serializers.Serializer()
-    stand_in.name = recorded[1]  # type: ignore[misc]
-    return make(recorded[0], stand_in).stats()  # type: ignore[no-any-return]
+    return make(recorded[0], _serializers.stand_in(recorded[1])).stats()  # type: ignore[no-any-return]
 
 
 def validate_collection_name(name: object) -> str:
@@ -191,14 +192,31 @@ class _Block:
     disk, for one).  When the block's code catches such an error and goes on,
     its later writes would each commit on their own: the commit hook refuses
     every commit but the block's own, so the block stays all or nothing.
+
+    It also remembers the collections created inside it (``created``: table ids, one set per
+    savepoint level) and the Collection objects made for them: when the level that created
+    one rolls back, its table id goes back to SQLite's sequence and the next collection made
+    gets it, so those objects are turned away from that table
+    (:meth:`Collection._roll_back_creation`).
     """
 
-    __slots__ = ("conn", "lost", "committing")
+    __slots__ = ("conn", "lost", "committing", "created", "made")
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
         self.lost = False
         self.committing = False
+        self.created: list[set[int]] = [set()]
+        self.made: list[Collection] = []
+
+    def made_here(self, table_id: int) -> bool:
+        return any(table_id in level for level in self.created)
+
+    def roll_back(self, created: set[int]) -> None:
+        """Collections with these table ids were undone: no object made for them may reach the table."""
+        for coll in self.made:
+            if coll._table_id in created:
+                coll._roll_back_creation()
 
     def lost_error(self) -> KvliteError:
         return TransactionLost(
@@ -411,6 +429,7 @@ class Store:
             raise translate_error(exc) from exc
         block = self._local.block = _Block(conn)
         conn.set_commit_hook(block.on_commit)
+        committed = False
         try:
             try:
                 yield conn
@@ -433,10 +452,13 @@ class Store:
                 with contextlib.suppress(apsw.Error):
                     conn.execute("ROLLBACK")
                 raise translate_error(exc) from exc
+            committed = True
         finally:
             self._local.block = None
             with contextlib.suppress(apsw.Error):
                 conn.set_commit_hook(None)
+            if not committed:
+                block.roll_back(set().union(*block.created))
 
     @staticmethod
     def _savepoint(conn: apsw.Connection, block: _Block) -> Iterator[apsw.Connection]:
@@ -447,25 +469,36 @@ class Store:
             conn.execute("SAVEPOINT kvlite")
         except apsw.Error as exc:
             raise translate_error(exc) from exc
+        block.created.append(set())
+        released = False
         try:
-            yield conn
-        except BaseException:
-            if not conn.getautocommit():
+            try:
+                yield conn
+            except BaseException:
+                if not conn.getautocommit():
+                    with contextlib.suppress(apsw.Error):
+                        conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
+                raise
+            if conn.getautocommit():  # SQLite rolled back the outer transaction meanwhile
+                block.lost = True
+                raise block.lost_error()
+            try:
+                conn.execute("RELEASE kvlite")
+            except apsw.Error as exc:
                 with contextlib.suppress(apsw.Error):
                     conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
-            raise
-        if conn.getautocommit():  # SQLite rolled back the outer transaction meanwhile
-            block.lost = True
-            raise block.lost_error()
-        try:
-            conn.execute("RELEASE kvlite")
-        except apsw.Error as exc:
-            with contextlib.suppress(apsw.Error):
-                conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
-            raise translate_error(exc) from exc
+                raise translate_error(exc) from exc
+            released = True
+        finally:
+            level = block.created.pop()
+            if released:  # the outer level now undoes these collections if it rolls back
+                block.created[-1] |= level
+            else:
+                block.roll_back(level)
 
-    #: Idle snapshot connections kept for reuse (more are made while more queries run at once).
-    _IDLE_READERS = 4
+    #: Idle snapshot connections kept for reuse (more are made while more queries run at once,
+    #: and closed when they end): one, since a per-collection folder has a Store per file.
+    _IDLE_READERS = 1
 
     @contextlib.contextmanager
     def _query_snapshot(self) -> Iterator[apsw.Connection]:
@@ -487,6 +520,9 @@ class Store:
         if reader is None:
             reader = self._connect()
         with self._lock:
+            if self._closed:  # closed meanwhile: close() could not see this reader
+                reader.close()
+                raise StoreClosed("the store is closed")
             self._busy_readers.add(reader)
         try:
             reader.execute("BEGIN")
@@ -568,6 +604,10 @@ class Store:
             # Inside an open transaction the registry row may still be rolled back:
             # cache only what is committed, so a rollback never leaves a stale entry.
             self._collections[(name, model)] = coll
+        else:
+            block: _Block | None = getattr(self._local, "block", None)
+            if block is not None and block.made_here(table_id):
+                block.made.append(coll)  # turned away from its table if the creation rolls back
         return coll
 
     _TABLE_COLUMNS = frozenset({"id", "key", "key_type", "value", "created_at", "updated_at", "expires_at"})
@@ -612,6 +652,9 @@ class Store:
             conn.execute(create_table_sql(table_id))
         except apsw.Error as exc:
             raise translate_error(exc) from exc
+        block: _Block | None = getattr(self._local, "block", None)
+        if block is not None:
+            block.created[-1].add(table_id)
         return table_id, serializer.name
 
     def serializer_of(self, name: str) -> str | None:
@@ -683,9 +726,13 @@ class Store:
         from .collection import Collection
 
         per = {}
+        conn = self._conn()
         for name in self.collections():
-            opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
-            recorded = None if opened else self._registry_row(self._conn(), name)
+            recorded = self._registry_row(conn, name)
+            # Only the open objects of the collection as it is now: another store may have
+            # dropped it and made it again, and a drop inside a block leaves no mark on them.
+            opened = [c for (n, _), c in list(self._collections.items())
+                      if n == name and not c._dropped and recorded is not None and c._table_id == recorded[0]]
             info = collection_stats(opened, recorded,
                                     lambda table_id, serializer: Collection(self, name, table_id, serializer))
             if info is not None:

@@ -1611,3 +1611,14 @@ def test_keys_added_while_iterating_are_not_visited(make_store: StoreMaker) -> N
     assert sum(1 for key, _ in view.items() if view.__setitem__(key + "-", 0) is None) == 4200
     assert sum(1 for key in reversed(view) if view.__setitem__(key + "~", 0) is None) == 8400
     assert len(view) == 16800
+
+
+def test_a_query_never_reads_documents_added_while_it_runs(make_store: StoreMaker) -> None:
+    """A pushed-down filter (SQL on SQLite and PostgreSQL) is bounded like plain iteration."""
+    coll = make_store().collection("grow")
+    coll.put_many((f"k{i:04d}", {"n": i}) for i in range(1500))
+    seen = 0
+    for key, _ in coll.find("$[?(@.n >= 0)]"):
+        coll.put(key + "+", {"n": 1})
+        seen += 1
+    assert seen == 1500 and len(coll) == 3000

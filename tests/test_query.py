@@ -615,3 +615,10 @@ def test_a_bytes_key_holding_backslash_x_text_is_found_by_name(store: kvlite.Sto
         name = view_key(key)
         path = "$['" + name.replace("\\", "\\\\") + "']"
         assert list(coll.find(path)) == [(owners[name], mapping[name])], path
+
+
+def test_an_int_key_beyond_64_bits_is_found_by_name(store: kvlite.Store) -> None:
+    coll = store.collection("c")
+    coll.put(2**64, {"big": True})
+    assert list(coll.find("$['18446744073709551616']")) == [(2**64, {"big": True})]
+    assert list(coll.find("$['99999999999999999999999']")) == []  # no float equals it: no such key

@@ -401,3 +401,20 @@ def test_unknown_serializer_message_lists_known_names(store: kvlite.Store) -> No
         store.collection("c", serializer="nope")
     assert "'nope'" in str(info.value)
     assert "json" in str(info.value) and "pickle" in str(info.value)
+
+
+def test_a_json_subclass_with_its_own_dumps_gets_every_check(store: kvlite.Store) -> None:
+    class Loose(kvlite.serializers.JSONSerializer):
+        name = "loose-json-subclass"
+
+        def dumps(self, value: Any) -> Any:
+            if value == "ok":
+                return super().dumps(value)
+            return value  # anything else as it is: not JSON text, not even text
+
+    coll = store.collection("c", serializer=Loose())
+    coll.put("k", "ok")
+    for bad in ("\ud800", 42):
+        with pytest.raises(SerializationError):
+            coll.put("k", bad)
+    assert coll.get("k") == "ok"

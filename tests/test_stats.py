@@ -164,3 +164,15 @@ def test_compressed_collections_report_stored_bytes(store: kvlite.Store) -> None
     packed.put("k", doc)
     assert plain.stats()["bytes"] == len(orjson.dumps(doc))
     assert 0 < packed.stats()["bytes"] < plain.stats()["bytes"] // 10
+
+
+def test_store_stats_after_another_store_drops_and_makes_a_collection_again(open_store: Any) -> None:
+    first, second = open_store(), open_store()
+    first.collection("x").put("k", 1)
+    second.drop_collection("x")
+    second.collection("x").put_many({"a": 1, "b": 2})
+    assert first.stats()["collections"]["x"]["rows"] == 2
+    with first.transaction():
+        first.drop_collection("x")
+        first.collection("x").put("c", 3)
+    assert first.stats()["collections"]["x"]["rows"] == 1

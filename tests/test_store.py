@@ -434,3 +434,35 @@ def test_threads_share_one_store(db_path: Path, where: str) -> None:
             assert coll.get_many([f"{t}:{i}" for i in range(n_keys)]) == [[t, i] for i in range(n_keys)]
     finally:
         db.close()
+
+
+def test_a_collection_made_in_a_rolled_back_block_never_reaches_another_collection(store: kvlite.Store) -> None:
+    """Its table id returns to SQLite's sequence with the rollback and the next collection made
+    gets it: the object made in the block raises CollectionDropped instead of reading or writing
+    that other collection (also for a savepoint that rolls back inside a block that commits)."""
+    from kvlite.errors import CollectionDropped
+
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            undone = store.collection("undone")
+            undone.put("secret", 1)
+            raise RuntimeError("roll back")
+    other = store.collection("other")
+    other.put("k", "other's")
+    assert other._table_id == undone._table_id  # the id was given again
+    for call in (lambda: undone.get("k"), lambda: undone.put("x", 1), lambda: list(undone.items()),
+                 lambda: list(undone.find("$.*")), lambda: len(undone)):
+        with pytest.raises(CollectionDropped, match="rolled back"):
+            call()
+    assert list(other.items()) == [("k", "other's")]
+    with store.transaction():
+        with pytest.raises(ValueError):
+            with store.transaction():
+                inner = store.collection("inner")
+                raise ValueError
+        kept = store.collection("kept")
+        kept.put("k", 1)
+    with pytest.raises(CollectionDropped):
+        inner.get("k")
+    assert kept.get("k") == 1 and store.collections() == ["other", "kept"]
+    assert store.collection("undone").get("secret") is None  # made again, empty

@@ -783,8 +783,8 @@ class PostgresCollection(BackendCollection):
         keys in the loop cannot make it endless; an entry changed or deleted
         before the iteration reaches it is read as it is then.
         """
-        after = (1 << 63) - 1 if reverse else -(1 << 63)
         newest = int(self._pg._fetchone(self._sql_newest, {})[0])
+        after = newest + 1 if reverse else -(1 << 63)
         if self._pg._in_block():
             sql += " FOR SHARE"
         while True:
@@ -899,8 +899,8 @@ class PostgresCollection(BackendCollection):
         for cond in where:
             params.update(cond.params)
         conds = " AND ".join(cond.sql for cond in where)
-        sql = (f"SELECT id, key_text, value FROM {self._tname} WHERE id > %(after)s AND {self._live} "
-               f"AND {conds} ORDER BY id LIMIT %(page)s")
+        sql = (f"SELECT id, key_text, value FROM {self._tname} WHERE id > %(after)s AND id <= %(newest)s "
+               f"AND {self._live} AND {conds} ORDER BY id LIMIT %(page)s")
         return sql, params
 
     def explain(self, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
@@ -916,7 +916,7 @@ class PostgresCollection(BackendCollection):
             if not where:
                 continue
             sql, params = self._select(where)
-            run = {**params, "after": -(1 << 63), "now": self.store.now(), "page": _PAGE}
+            run = {**params, "after": -(1 << 63), "newest": (1 << 63) - 1, "now": self.store.now(), "page": _PAGE}
             shown["pushdown"] = [cond.text for cond in where]
             shown["python"] = "jsonpath-ng on each document PostgreSQL lets through (filter re-checked)"
             shown["sql"] = sql

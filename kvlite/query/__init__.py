@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import apsw
 
-from ..errors import KvliteError, QuerySyntaxError
+from ..errors import InvalidKey, KvliteError, QuerySyntaxError
+from ..keys import encode as encode_key
 from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
@@ -64,8 +65,8 @@ def _key_candidates(name: str) -> list[Any]:
         out.append(b"".join(parts) + raw[at:])
     for convert in (int, float):
         try:
-            out.append(convert(name))
-        except (ValueError, OverflowError):
+            out.append(encode_key(convert(name))[0])  # as stored (an int beyond 64 bits is a REAL)
+        except (ValueError, OverflowError, InvalidKey):
             pass
     if name in ("True", "False"):
         out.append(int(name == "True"))
