@@ -384,7 +384,7 @@ class Store:
         try:
             version = migrate.inspect(conn)  # reads only: a foreign file is never modified
             if not self._memory and not self.readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._use_wal(conn)
             conn.execute(f"PRAGMA synchronous = {_DURABILITY[self.durability]}")
             conn.execute("PRAGMA foreign_keys = OFF")
             if version < migrate.latest_version():
@@ -394,6 +394,23 @@ class Store:
                 migrate.upgrade(conn)
         except apsw.Error as exc:
             raise translate_error(exc) from exc
+
+    def _use_wal(self, conn: apsw.Connection) -> None:
+        """Put the file in WAL mode (once: it is recorded in the file).
+
+        Switching needs the file to itself, and SQLite answers "busy" at once, without waiting
+        in its busy handler, while other connections open the new file at the same moment: so
+        it is retried here, up to the store's timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                return
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def now(self) -> float:
         """The store's clock (``time.time`` unless ``clock=`` was given)."""

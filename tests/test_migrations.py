@@ -320,10 +320,12 @@ def test_installed_wheel_ships_migrations_and_opens_a_store(tmp_path: Path) -> N
 
 def test_many_first_opens_of_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
     """Openers racing the first migration of a new file: each reads the file's header and
-    tables in one snapshot, so none sees the tables without the application_id (it did)."""
+    tables in one snapshot, so none sees the tables without the application_id (it did), and
+    the switch to WAL, which SQLite refuses at once while another opener holds the file, is
+    retried (it raised StoreLocked)."""
     import threading
 
-    for round_ in range(15):
+    for round_ in range(40):
         path = tmp_path / f"race-{round_}.db"
         start = threading.Barrier(6)
         errors: list[BaseException] = []
