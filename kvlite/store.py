@@ -163,6 +163,18 @@ def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
     return make(recorded[0], _serializers.stand_in(recorded[1])).stats()  # type: ignore[no-any-return]
 
 
+def validate_settings(durability: object, timeout: object) -> float:
+    """``timeout`` as a float, once both settings every kind of store takes are checked:
+    ``durability`` is ``"normal"`` or ``"full"``, ``timeout`` a finite number of seconds >= 0
+    (else ``ValueError``)."""
+    if durability not in _DURABILITY:
+        raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
+            and math.isfinite(timeout)):
+        raise ValueError("timeout must be a finite number of seconds >= 0")
+    return float(timeout)
+
+
 def validate_collection_name(name: object) -> str:
     """``name`` if it can name a collection; raises :class:`InvalidCollectionName`.
 
@@ -183,6 +195,24 @@ def validate_collection_name(name: object) -> str:
     except UnicodeEncodeError:
         raise InvalidCollectionName("collection names must be valid Unicode text") from None
     return name
+
+
+def _undo(conn: apsw.Connection, sql: str) -> None:
+    """Roll a block (``ROLLBACK``) or a savepoint back with ``sql``, unless SQLite already rolled
+    the transaction back; an error doing so is ignored (there is nothing more to undo)."""
+    if not conn.getautocommit():
+        with contextlib.suppress(apsw.Error):
+            conn.execute(sql)
+
+
+def _finish(conn: apsw.Connection, sql: str, undo: str) -> None:
+    """End a block or savepoint with ``sql`` (``COMMIT``, ``RELEASE``); when that fails, undo it
+    with ``undo`` and raise the kvlite error."""
+    try:
+        conn.execute(sql)
+    except apsw.Error as exc:
+        _undo(conn, undo)
+        raise translate_error(exc) from exc
 
 
 class _Block:
@@ -251,15 +281,11 @@ class Store:
         clock: Callable[[], float] = time.time,
         readonly: bool = False,
     ) -> None:
-        if durability not in _DURABILITY:
-            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
-                and math.isfinite(timeout)):
-            raise ValueError("timeout must be a finite number of seconds >= 0")
+        seconds = validate_settings(durability, timeout)
         self._default_serializer = _serializers.get(serializer)
         self.path = os.fspath(path)
         self.durability = durability
-        self.timeout = float(timeout)
+        self.timeout = seconds
         self.readonly = readonly
         self._clock = clock
         self._memory = self.path == ":memory:"
@@ -451,24 +477,15 @@ class Store:
             try:
                 yield conn
             except BaseException:
-                if not conn.getautocommit():
-                    with contextlib.suppress(apsw.Error):
-                        conn.execute("ROLLBACK")
+                _undo(conn, "ROLLBACK")
                 raise
             if block.lost or conn.getautocommit():
                 # SQLite rolled the whole transaction back after an error inside the block
                 # (disk full, ...) that the block's code caught and went on from.
-                with contextlib.suppress(apsw.Error):
-                    if not conn.getautocommit():
-                        conn.execute("ROLLBACK")
+                _undo(conn, "ROLLBACK")
                 raise block.lost_error()
             block.committing = True
-            try:
-                conn.execute("COMMIT")
-            except apsw.Error as exc:
-                with contextlib.suppress(apsw.Error):
-                    conn.execute("ROLLBACK")
-                raise translate_error(exc) from exc
+            _finish(conn, "COMMIT", "ROLLBACK")
             committed = True
         finally:
             self._local.block = None
@@ -492,19 +509,12 @@ class Store:
             try:
                 yield conn
             except BaseException:
-                if not conn.getautocommit():
-                    with contextlib.suppress(apsw.Error):
-                        conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
+                _undo(conn, "ROLLBACK TO kvlite; RELEASE kvlite")
                 raise
             if conn.getautocommit():  # SQLite rolled back the outer transaction meanwhile
                 block.lost = True
                 raise block.lost_error()
-            try:
-                conn.execute("RELEASE kvlite")
-            except apsw.Error as exc:
-                with contextlib.suppress(apsw.Error):
-                    conn.execute("ROLLBACK TO kvlite; RELEASE kvlite")
-                raise translate_error(exc) from exc
+            _finish(conn, "RELEASE kvlite", "ROLLBACK TO kvlite; RELEASE kvlite")
             released = True
         finally:
             level = block.created.pop()

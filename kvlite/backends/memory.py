@@ -14,7 +14,7 @@ including collections created or dropped in the block.
 
 A dropped collection's entries are gone at once: every call through a
 collection object kept from before the drop raises
-:class:`~kvlite.errors.KvliteError` ("... was dropped"), as on SQLite.
+:class:`~kvlite.errors.CollectionDropped`, as on SQLite.
 
 ``durability="full"`` raises :class:`~kvlite.errors.NotSupported` (nothing is
 ever on disk); ``"normal"`` is accepted.  ``timeout`` bounds how long
@@ -31,7 +31,6 @@ See docs/backends/embedded.md.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 import time
 import weakref
@@ -40,6 +39,7 @@ from typing import Any, Callable, Iterator
 from .. import serializers as _serializers
 from ..collection import MISSING
 from ..errors import NotSupported, StoreLocked
+from ..store import validate_settings
 from .base import BackendCollection, BackendStore
 
 __all__ = ["MemoryStore", "MemoryCollection", "NullStore"]
@@ -59,17 +59,13 @@ class MemoryStore(BackendStore):
     def __init__(self, url: str = "memory://", *, serializer: str | _serializers.Serializer = "json",
                  clock: Callable[[], float] = time.time, readonly: bool = False, durability: str = "normal",
                  timeout: float = 30.0) -> None:
-        if durability not in ("normal", "full"):
-            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
         if durability == "full":
             raise NotSupported(f"{url.split('://')[0]}:// keeps nothing on disk, so durability='full' (every "
                                "committed write survives a crash) cannot be given; use durability='normal'")
-        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
-                and math.isfinite(timeout)):
-            raise ValueError("timeout must be a finite number of seconds >= 0")
+        seconds = validate_settings(durability, timeout)
         super().__init__(url, serializer=serializer, clock=clock, readonly=readonly)
         self.durability = durability
-        self.timeout = float(timeout)
+        self.timeout = seconds
         self._lock = threading.RLock()
         self._registry: dict[str, tuple[dict[Any, _Entry], str]] = {}
         # One dict per open transaction level: {id(data): (data, copy made at first write)}.

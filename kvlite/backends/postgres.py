@@ -84,7 +84,7 @@ locks (``lock_timeout``); past it kvlite raises
 SQLite store does: after another client dropped the collection (and maybe made
 it again, maybe with another serializer: :class:`~kvlite.errors.SerializerMismatch`)
 it gives the current one.  Every call through an object of a dropped
-collection raises :class:`~kvlite.errors.KvliteError` ("... was dropped").
+collection raises :class:`~kvlite.errors.CollectionDropped`.
 
 Queries (:meth:`PostgresCollection.find`): on JSON collections the filters
 of a path (``$[?(@.age > 30 & @.name == "Ada")]``) are pushed down to
@@ -141,6 +141,7 @@ from ..errors import (
     TransactionLost,
 )
 from ..query.jsonpath import field_chain
+from ..store import validate_settings
 from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text
 
 __all__ = ["PostgresStore", "PostgresCollection", "SCHEMA_VERSION"]
@@ -268,7 +269,7 @@ def translate(exc: BaseException) -> BaseException:
                                f"(caught by the code in it); nothing of the block is committed: {exc}")
     if isinstance(exc, pg_errors.UndefinedTable):
         return CollectionDropped("the collection was dropped (by this or another client): "
-                           f"{exc.diag.message_primary or exc}")
+                                 f"{exc.diag.message_primary or exc}")
     if isinstance(exc, (pg_errors.ProgramLimitExceeded, pg_errors.DataError)):
         return SerializationError(f"PostgreSQL refused the data: {exc}")
     if isinstance(exc, psycopg.Error):
@@ -307,14 +308,10 @@ class PostgresStore(BackendStore):
     def __init__(self, url: str, *, serializer: str | _serializers.Serializer = "json",
                  clock: Callable[[], float] = time.time, readonly: bool = False,
                  durability: str = "normal", timeout: float = 30.0) -> None:
-        if durability not in ("normal", "full"):
-            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
-                and math.isfinite(timeout)):
-            raise ValueError("timeout must be a finite number of seconds >= 0")
+        seconds = validate_settings(durability, timeout)
         super().__init__(_redacted(url), serializer=serializer, clock=clock, readonly=readonly)
         self.durability = durability
-        self.timeout = float(timeout)
+        self.timeout = seconds
         conninfo, options = split_url(url)
         self._local = threading.local()
         self._made: weakref.WeakSet[PostgresCollection] = weakref.WeakSet()  # every collection object

@@ -41,14 +41,13 @@ clock.
 
 A dropped collection: every script checks the collection's ``seq`` key first,
 so every call through an old object (reads, writes, ``clear``,
-``purge_expired``) raises :class:`~kvlite.errors.KvliteError` ("... was
-dropped"), as on SQLite; ``store.collection(name)`` reads the registry every
+``purge_expired``) raises :class:`~kvlite.errors.CollectionDropped`, as on
+SQLite; ``store.collection(name)`` reads the registry every
 time and gives the current collection of that name.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +56,7 @@ from typing import Any
 from .. import serializers as _serializers
 from ..collection import MISSING
 from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreFull
+from ..store import validate_settings
 from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text, normalize_key
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
@@ -375,15 +375,11 @@ class RedisStore(BackendStore):
                  readonly: bool = False, durability: str = "normal", timeout: float = 30.0) -> None:
         if _redis is None:
             raise NotSupported("the Redis backend needs redis-py: pip install redis")
-        if durability not in ("normal", "full"):
-            raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
-                and math.isfinite(timeout)):
-            raise ValueError("timeout must be a finite number of seconds >= 0")
+        seconds = validate_settings(durability, timeout)
         client_url, prefix = parse_url(url)
         super().__init__(_redacted(url), serializer=serializer, clock=clock, readonly=readonly)
         self.durability = durability
-        self.timeout = float(timeout)
+        self.timeout = seconds
         self.prefix = prefix
         self._where = f"Redis at {_redacted(client_url)}"
         self._registry = f"{prefix}:registry"
