@@ -341,7 +341,7 @@ class BackendCollection(ABC):
     def _dropped_error(self) -> KvliteError:
         """What every call through this object raises once its collection is gone (as on SQLite)."""
         return CollectionDropped(f"the collection {self.name!r} was dropped (by this or another client); "
-                           "store.collection(name) gives the current one")
+                                 "store.collection(name) gives the current one")
 
     def _encode(self, value: Any) -> Any:
         if self._model is not None:

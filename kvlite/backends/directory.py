@@ -14,7 +14,7 @@ Dropping a collection that other stores (threads, processes) have open is
 safe: the drop first deletes the collection *inside* its file, in a write
 transaction like any other (so every connection that has the file open sees
 it gone, and a call through an old collection object raises
-:class:`~kvlite.errors.KvliteError` "the collection was dropped", as on a
+:class:`~kvlite.errors.CollectionDropped`, as on a
 single-file store), checkpoints the WAL into the file, and only then deletes
 the files: ``-wal``, ``-shm``, then the ``.kvlite`` file.  A folder lock
 (``.kvlite-folder.lock``, POSIX ``flock``) keeps the drop apart from anything
@@ -154,7 +154,7 @@ class _FolderLock:
 
 def _dropped(path: str) -> KvliteError:
     return CollectionDropped(f"the collection was dropped (by this or another client): its file {path!r} "
-                       "was deleted; store.collection(name) gives the current one")
+                             "was deleted; store.collection(name) gives the current one")
 
 
 class _FileStore(Store):
