@@ -576,6 +576,24 @@ class Store:
         """One read snapshot of this thread's connection (the same call on every kind of store)."""
         return self._read(self._conn())
 
+    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
+        """A block in which every read of this thread sees the store as it was when it began.
+
+        Reads made in this thread inside the block (``collections()``, ``collection()``,
+        ``get``, iteration, ``stats()``, ...) all see one committed state of the file: a
+        collection another process drops or creates meanwhile is seen as it was at the start.
+        Writes are not allowed in it (SQLite cannot upgrade the snapshot while another
+        connection has written; they raise :class:`~kvlite.errors.StoreLocked` then).  Inside a
+        ``transaction()`` block it is that block's own view.  Keep it short: a snapshot held
+        open stops SQLite from checkpointing the WAL past it.
+        """
+        return self._snapshot_of_store()
+
+    @contextlib.contextmanager
+    def _snapshot_of_store(self) -> Iterator[Store]:
+        with self._read(self._conn()):
+            yield self
+
     @contextlib.contextmanager
     def _read(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
         """One read snapshot for several statements (inside a transaction: that one)."""
