@@ -399,26 +399,28 @@ class Collection:
         # a str key needs no conversion (the common case, kept to one test).  `last` is the row
         # executemany() took last, so the row a statement failed on can be given to another.
         last: tuple[Any, ...] = ()
+        # `taken` counts the pairs read (zip advances it only after a pair): the rows written, as
+        # each statement below changes exactly one row -- whatever the iterable itself writes.
+        taken = itertools.count()
         rows = ((last := (key, 0, encode(value), now, expires)) if type(key) is str and len(key) <= limit
                 else (last := (*encode_key(key), encode(value), now, expires))
-                for key, value in items)
+                for (key, value), _ in zip(items, taken))
 
         conn = self.store._conn()
         with self.store._write(conn):
             try:
                 # Expired rows go first (cheap, through the partial index), so every key left
                 # is live: each upsert below updates in place or inserts at the end, and
-                # changes exactly one row (which is how the rows written are counted).
+                # changes exactly one row.
                 conn.execute(self._sql_purge, (now,))
                 self._n_expired += conn.changes()
-                before = conn.total_changes()
                 try:
                     # New keys (a bulk load) need no upsert: plain inserts, until a key exists.
                     conn.executemany(self._sql_insert, rows)
                 except apsw.ConstraintError:
                     # That row's insert was undone alone; it and the rest go through the upsert.
                     conn.executemany(self._sql_put, itertools.chain((last,), rows))
-                written = conn.total_changes() - before
+                written = next(taken)
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
         self._n_puts += written

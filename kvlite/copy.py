@@ -68,34 +68,11 @@ def copy(src: Any, dst: Any, *, serializer: str | None = None, collections: list
     source, close_source = _open(src, readonly=True)
     target, close_target = _open(dst, layout=layout)
     try:
-        names = source.collections() if collections is None else list(collections)
-        plan = []
-        for name in names:
-            stored = source.serializer_of(name)
-            if stored is None:
-                raise CollectionNotFound(f"no collection {name!r} in the source store")
-            if stored.split("+")[0] == "pickle" and not trust_pickle:
-                raise UnsafeSerializer(
-                    f"collection {name!r} is stored with {stored!r}; reading it runs code from the file. "
-                    "Pass trust_pickle=True (--trust-pickle) if you trust the source")
-            plan.append((name, stored))
-        try:
-            atomic = target.transaction()
-            atomic.__enter__()
-        except NotSupported:
-            atomic = None
-        counts: dict[str, int] = {}
-        try:
-            for name, stored in plan:
-                counts[name] = _copy_collection(source.collection(name, serializer=stored),
-                                                target.collection(name, serializer=serializer or stored),
-                                                batch, report)
-        except BaseException:
-            if atomic is not None:
-                atomic.__exit__(*sys.exc_info())
-            raise
-        if atomic is not None:
-            atomic.__exit__(None, None, None)
+        # Everything is read in one snapshot of the source where its engine has them: a
+        # collection dropped before the copy began is not copied, one dropped meanwhile is
+        # copied as it was.
+        with source.snapshot():
+            counts = _copy_all(source, target, serializer, collections, trust_pickle, batch, report)
         if report is _terminal_progress:
             sys.stderr.write("\n")
         return counts
@@ -104,6 +81,41 @@ def copy(src: Any, dst: Any, *, serializer: str | None = None, collections: list
             source.close()
         if close_target:
             target.close()
+
+
+def _copy_all(source: Any, target: Any, serializer: str | None, collections: list[str] | None,
+              trust_pickle: bool, batch: int, report: Progress | None) -> dict[str, int]:
+    names = source.collections() if collections is None else list(collections)
+    plan = []
+    for name in names:
+        stored = source.serializer_of(name)
+        if stored is None:
+            if collections is None:
+                continue  # listed, then dropped (an engine without snapshots): not there to copy
+            raise CollectionNotFound(f"no collection {name!r} in the source store")
+        if stored.split("+")[0] == "pickle" and not trust_pickle:
+            raise UnsafeSerializer(
+                f"collection {name!r} is stored with {stored!r}; reading it runs code from the file. "
+                "Pass trust_pickle=True (--trust-pickle) if you trust the source")
+        plan.append((name, stored))
+    try:
+        atomic = target.transaction()
+        atomic.__enter__()
+    except NotSupported:
+        atomic = None
+    counts: dict[str, int] = {}
+    try:
+        for name, stored in plan:
+            counts[name] = _copy_collection(source.collection(name, serializer=stored),
+                                            target.collection(name, serializer=serializer or stored),
+                                            batch, report)
+    except BaseException:
+        if atomic is not None:
+            atomic.__exit__(*sys.exc_info())
+        raise
+    if atomic is not None:
+        atomic.__exit__(None, None, None)
+    return counts
 
 
 def _batches(iterator: Iterator[Any], size: int) -> Iterator[list[Any]]:

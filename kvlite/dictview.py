@@ -33,7 +33,7 @@ from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, Values
 from typing import Any, Iterable, Iterator
 
 from .collection import MISSING, Collection
-from .errors import InvalidKey
+from .errors import InvalidKey, KvliteError
 
 
 class DictView(MutableMapping):  # type: ignore[type-arg]
@@ -210,12 +210,17 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
         return self
 
     def __repr__(self) -> str:
+        """Like ``dict``'s repr, cut after 20 entries; never raises: when the entries cannot be
+        read (store closed, collection dropped, damaged file) it says so instead."""
         shown = []
-        for i, (key, value) in enumerate(self._collection.items()):
-            if i == 20:
-                shown.append("...")
-                break
-            shown.append(f"{key!r}: {value!r}")
+        try:
+            for i, (key, value) in enumerate(self._collection.items()):
+                if i == 20:
+                    shown.append("...")
+                    break
+                shown.append(f"{key!r}: {value!r}")
+        except KvliteError as exc:
+            return f"<kvlite.DictView of collection {self._collection.name!r}: {type(exc).__name__}: {exc}>"
         return "{" + ", ".join(shown) + "}"
 
 

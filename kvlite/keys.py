@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Union
 
-from .errors import InvalidKey
+from .errors import CorruptStore, InvalidKey
 
 Key = Union[str, bytes, int, float, bool]
 
@@ -74,9 +74,17 @@ def encode(key: object) -> tuple[object, int]:
 
 
 def decode(stored: object, key_type: int) -> Key:
-    """The Python key for a stored ``(key, key_type)`` pair."""
-    if key_type == KEY_BOOL:
+    """The Python key for a stored ``(key, key_type)`` pair.
+
+    Raises :class:`~kvlite.errors.CorruptStore` for a pair :func:`encode` never makes (only a
+    damaged or hostile file holds one): a bool that is not 0 or 1, a big int that is not an
+    integral float, an unknown ``key_type``.
+    """
+    if key_type == KEY_PLAIN:
+        return stored  # type: ignore[return-value]
+    if key_type == KEY_BOOL and type(stored) is int and (stored == 0 or stored == 1):
         return bool(stored)
-    if key_type == KEY_BIG_INT:
-        return int(stored)  # type: ignore[call-overload, no-any-return]
-    return stored  # type: ignore[return-value]
+    if key_type == KEY_BIG_INT and type(stored) is float and stored.is_integer():
+        return int(stored)
+    raise CorruptStore(f"a stored key {stored!r} has key type {key_type!r}, which kvlite never writes "
+                       "(the file is damaged or was not written by kvlite)")

@@ -104,11 +104,15 @@ def inspect(conn: apsw.Connection) -> int:
     try:
         registry = {row[0]: (row[1].upper(), row[2]) for row in
                     conn.execute("SELECT name, type, pk FROM pragma_table_info('kvlite_collections')")}
+        strict = conn.execute("SELECT strict FROM pragma_table_list "
+                              "WHERE schema = 'main' AND name = 'kvlite_collections'").fetchone()
     except (apsw.NotADBError, apsw.CorruptError, apsw.SQLError, UnicodeDecodeError) as exc:
         raise CorruptStore(f"damaged kvlite file: {exc}") from exc
     # Collection ids name tables (kv_<id>): only an INTEGER PRIMARY KEY (the rowid) is sure to
-    # hold integers, whatever a hostile file put in its rows.
-    if not {"id", "name", "serializer"} <= set(registry) or registry["id"] != ("INTEGER", 1):
+    # hold integers, whatever a hostile file put in its rows.  Names and serializers are only
+    # sure to be text in a STRICT table that declares them TEXT (as kvlite's schema does).
+    if (strict != (1,) or registry.get("id") != ("INTEGER", 1) or registry.get("name", ("",))[0] != "TEXT"
+            or registry.get("serializer", ("",))[0] != "TEXT"):
         raise CorruptStore("damaged kvlite file: its collection registry (kvlite_collections) is missing or malformed")
     return version
 

@@ -356,6 +356,9 @@ class Store:
         else:
             flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
         flags |= apsw.SQLITE_OPEN_URI if self._memory else 0
+        if not self._memory and os.path.isdir(self.path):
+            raise KvliteError(f"{self.path!r} is a folder, not a kvlite file; open a folder of collection "
+                              "files with kvlite.open(folder, layout='per-collection')")
         if not self._memory and not self.readonly:
             parent = os.path.dirname(os.path.abspath(self.path))
             if not os.path.isdir(parent):
@@ -466,6 +469,9 @@ class Store:
         if block is not None and block.conn is conn:
             yield from self._savepoint(conn, block)
             return
+        if not conn.getautocommit():  # a read snapshot (store.snapshot()) is open on this thread
+            raise ReadOnlyError("cannot write inside store.snapshot(): it is a read-only block "
+                                "(write after it, or use store.transaction())")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
@@ -582,17 +588,25 @@ class Store:
         Reads made in this thread inside the block (``collections()``, ``collection()``,
         ``get``, iteration, ``stats()``, ...) all see one committed state of the file: a
         collection another process drops or creates meanwhile is seen as it was at the start.
-        Writes are not allowed in it (SQLite cannot upgrade the snapshot while another
-        connection has written; they raise :class:`~kvlite.errors.StoreLocked` then).  Inside a
-        ``transaction()`` block it is that block's own view.  Keep it short: a snapshot held
+        Writes in it raise :class:`~kvlite.errors.ReadOnlyError` (a write would have to see the
+        newest state).  Inside a ``transaction()`` block it is that block's own view.  Keep it short: a snapshot held
         open stops SQLite from checkpointing the WAL past it.
         """
         return self._snapshot_of_store()
 
     @contextlib.contextmanager
     def _snapshot_of_store(self) -> Iterator[Store]:
-        with self._read(self._conn()):
+        conn = self._conn()
+        if not conn.getautocommit():  # inside a transaction() block (or a snapshot): its view
             yield self
+            return
+        conn.execute("PRAGMA query_only = 1")  # every write in the block: ReadOnlyError
+        try:
+            with self._read(conn):
+                yield self
+        finally:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("PRAGMA query_only = 0")
 
     @contextlib.contextmanager
     def _read(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
@@ -630,20 +644,26 @@ class Store:
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
         cached = self._collections.get((name, model))
         conn = self._conn()
-        row = self._registry_row(conn, name)  # read every time: another Store may have dropped it
-        if cached is not None and not cached._dropped and row is not None and row[0] == cached._table_id:
-            if cached.serializer.name != wanted.name:
-                raise SerializerMismatch(name, cached.serializer.name, wanted.name)
-            return cached
+        # The registry row and the table it names are read in one snapshot, every time (another
+        # Store may have dropped the collection, or dropped it and made it again, meanwhile).
+        with self._read(conn):
+            row = self._registry_row(conn, name)
+            if cached is not None and not cached._dropped and row is not None and row[0] == cached._table_id:
+                if cached.serializer.name != wanted.name:
+                    raise SerializerMismatch(name, cached.serializer.name, wanted.name)
+                return cached
+            if row is not None:
+                self._check_table(conn, name, row[0])
         if row is None:
             with self._write(conn):
                 row = self._registry_row(conn, name)
                 if row is None:
                     row = self._create_collection(conn, name, wanted)
+                else:  # made by another store meanwhile
+                    self._check_table(conn, name, row[0])
         table_id, stored = row
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
-        self._check_table(conn, name, table_id)
         coll = Collection(self, name, table_id, wanted, model)
         if conn.getautocommit():
             # Inside an open transaction the registry row may still be rolled back:
@@ -655,21 +675,29 @@ class Store:
                 block.made.append(coll)  # turned away from its table if the creation rolls back
         return coll
 
-    _TABLE_COLUMNS = frozenset({"id", "key", "key_type", "value", "created_at", "updated_at", "expires_at"})
+    #: The columns of a collection's table and their declared types: in a STRICT table SQLite
+    #: itself guarantees each value's type (``expires_at`` is a REAL or NULL, never text), so
+    #: reads need not check them row by row.
+    _TABLE_COLUMNS = {"id": "INTEGER", "key": "ANY", "key_type": "INTEGER", "value": "ANY",
+                      "created_at": "REAL", "updated_at": "REAL", "expires_at": "REAL"}
 
     def _check_table(self, conn: apsw.Connection, name: str, table_id: object) -> None:
-        """Raise :class:`CorruptStore` unless collection ``name``'s table ``kv_<id>`` is a table
-        with kvlite's columns (a damaged or hostile file may have dropped it, made it a view,
-        or changed its columns; kvlite's SQL would then fail with raw SQLite errors)."""
+        """Raise :class:`CorruptStore` unless collection ``name``'s table ``kv_<id>`` is a STRICT
+        table with kvlite's columns and their types (a damaged or hostile file may have dropped
+        it, made it a view, or changed its columns or their types; kvlite's SQL would then fail
+        with raw SQLite errors, or hand Python values of the wrong type)."""
         if type(table_id) is not int:
             raise CorruptStore(f"damaged registry: collection {name!r} has table id {table_id!r}")
         table = f"kv_{table_id:d}"
         try:
-            kind = conn.execute("SELECT type FROM sqlite_schema WHERE name = ?", (table,)).fetchone()
-            columns = {row[0] for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+            kind = conn.execute("SELECT type, strict FROM pragma_table_list WHERE schema = 'main' AND name = ?",
+                                (table,)).fetchone()
+            columns = {row[0]: row[1].upper() for row in
+                       conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,))}
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
-        if kind is None or kind[0] != "table" or not self._TABLE_COLUMNS <= columns:
+        if kind != ("table", 1) or any(columns.get(column) != kind_of
+                                       for column, kind_of in self._TABLE_COLUMNS.items()):
             raise CorruptStore(
                 f"collection {name!r}: its table {table} is missing or does not have kvlite's columns "
                 "(the file is damaged or was not written by kvlite)")
@@ -679,7 +707,7 @@ class Store:
             row = conn.execute("SELECT id, serializer FROM kvlite_collections WHERE name = ?", (name,)).fetchone()
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1])  # both typed by the STRICT registry
 
     def _create_collection(self, conn: apsw.Connection, name: str,
                            serializer: _serializers.Serializer) -> tuple[int, str]:
@@ -710,7 +738,7 @@ class Store:
         return None if row is None else row[1]
 
     def collections(self) -> list[str]:
-        """Names of every collection in the file, oldest first."""
+        """Names of every collection in the file, oldest first (one statement: one snapshot)."""
         try:
             return [row[0] for row in self._conn().execute("SELECT name FROM kvlite_collections ORDER BY id")]
         except DB_ERRORS as exc:
@@ -766,22 +794,25 @@ class Store:
         """Per-collection :meth:`Collection.stats` plus totals.
 
         Operation counters count the operations made through this ``Store``
-        object; rows and bytes are read from the file.
+        object; rows and bytes are read from the file, all in one read snapshot: a
+        collection dropped by another process before it began is not in the result, one
+        dropped while it runs is counted as it was.
         """
         from .collection import Collection
 
         per = {}
         conn = self._conn()
-        for name in self.collections():
-            recorded = self._registry_row(conn, name)
-            # Only the open objects of the collection as it is now: another store may have
-            # dropped it and made it again, and a drop inside a block leaves no mark on them.
-            opened = [c for (n, _), c in list(self._collections.items())
-                      if n == name and not c._dropped and recorded is not None and c._table_id == recorded[0]]
-            info = collection_stats(opened, recorded,
-                                    lambda table_id, serializer: Collection(self, name, table_id, serializer))
-            if info is not None:
-                per[name] = info
+        with self._read(conn):
+            for name in self.collections():
+                recorded = self._registry_row(conn, name)
+                # Only the open objects of the collection as it is now: another store may have
+                # dropped it and made it again, and a drop inside a block leaves no mark on them.
+                opened = [c for (n, _), c in list(self._collections.items())
+                          if n == name and not c._dropped and recorded is not None and c._table_id == recorded[0]]
+                info = collection_stats(opened, recorded,
+                                        lambda table_id, serializer: Collection(self, name, table_id, serializer))
+                if info is not None:
+                    per[name] = info
         return store_stats(self.path, per)
 
     # -- life cycle -------------------------------------------------------------------

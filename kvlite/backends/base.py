@@ -219,6 +219,14 @@ class BackendStore(ABC):
     def _read_snapshot(self) -> Iterator[None]:
         yield
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[BackendStore]:
+        """A block whose reads see one state of the store, where the engine has snapshots
+        (``memory://`` holds its lock for the block); on PostgreSQL and Redis each call is its
+        own snapshot.  See :meth:`kvlite.Store.snapshot`."""
+        with self._read_snapshot():
+            yield self
+
     def purge_expired(self) -> int:
         self._check_writable()
         total = 0
@@ -255,7 +263,7 @@ class BackendStore(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<kvlite.{type(self).__name__} {self.url!r}>"
+        return f"<kvlite.{type(self).__name__} {self.url!r}{' closed' if self._closed else ''}>"
 
 
 class BackendCollection(ABC):

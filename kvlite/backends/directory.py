@@ -327,6 +327,12 @@ class DirectoryStore:
     def _read_snapshot(self) -> Iterator[None]:
         yield  # each collection is its own file: reads go through collection.store
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[DirectoryStore]:
+        """No snapshot spans the files of a folder: each collection's reads are their own
+        (``collection.store.snapshot()`` gives one within a collection)."""
+        yield self
+
     def _each_store(self) -> Iterator[_FileStore]:
         for name in self.collections():
             with self._folder_lock.hold(exclusive=False):
@@ -362,4 +368,4 @@ class DirectoryStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<kvlite.DirectoryStore {self.path!r}>"
+        return f"<kvlite.DirectoryStore {self.path!r}{' closed' if self._closed else ''}>"

@@ -610,7 +610,8 @@ class PostgresStore(BackendStore):
                     self._collections.setdefault((coll.name, coll.model), coll)
 
     def __repr__(self) -> str:
-        return f"<kvlite.PostgresStore {self.url!r} schema={getattr(self, 'schema', None)!r}>"
+        state = " closed" if self._closed else ""
+        return f"<kvlite.PostgresStore {self.url!r} schema={getattr(self, 'schema', None)!r}{state}>"
 
 
 # -- collections -----------------------------------------------------------------------------------
