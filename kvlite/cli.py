@@ -37,12 +37,13 @@ import json
 import math
 import os
 import re
+import secrets
 import shlex
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 import orjson
@@ -50,10 +51,10 @@ import orjson
 from . import __version__
 from . import open as open_store
 from .collection import Collection, table_sql_name
-from .errors import KvliteError, QuerySyntaxError, SerializationError
+from .errors import CorruptStore, KvliteError, QuerySyntaxError, SerializationError
 from .keys import Key
 from .serializers import stand_in
-from .store import Store, translate_error, validate_collection_name
+from .store import DB_ERRORS, Store, translate_error, validate_collection_name
 
 __all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "key_from_json", "key_to_json",
            "loads_json", "main"]
@@ -253,53 +254,85 @@ def shown_name(name: str) -> str:
 
 
 def _open(path: str, *, write: bool, create: bool = False,
-          clock: Callable[[], float] = time.time) -> Store:
-    """Open the store at ``path``: read-only unless ``write``; it must exist unless ``create``."""
+          clock: Callable[[], float] = time.time, shown: str | None = None) -> Store:
+    """Open the store at ``path``: read-only unless ``write``; it must exist unless ``create``.
+
+    ``shown``: the name used in error messages (default ``path``; the user's FILE when
+    ``path`` is the temporary file a new store is built in)."""
+    shown = path if shown is None else shown
     if not create and not os.path.exists(path):
-        raise CliError(f"no such file: {path!r}")
+        raise CliError(f"no such file: {shown!r}")
     if os.path.isdir(path):
-        raise CliError(f"{path!r} is a directory, not a kvlite file")
+        raise CliError(f"{shown!r} is a directory, not a kvlite file")
     try:
         return open_store(path, readonly=not write, clock=clock)
     except KvliteError as exc:
-        raise CliError(f"{path}: {exc}") from None
+        raise CliError(f"{shown}: {exc}") from None
 
 
-@contextlib.contextmanager
-def _removed_if_failed(path: str) -> Iterator[None]:
-    """Around a command that may create the store ``path``: when ``path`` did not exist
-    before and the command fails, remove the file it created (with ``-wal``, ``-shm`` and
-    ``-journal``), so a failed ``put``/``import``/``copy`` leaves no empty store behind.
+_T = TypeVar("_T")
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
-    A file that meanwhile holds a collection (another process wrote to it) is kept."""
+
+def _into_new_or_existing(path: str, write: Callable[[str], _T],
+                          again: Callable[[str, str, _T], _T] | None = None) -> _T:
+    """Run ``write(target)``, a command that writes the store ``path`` and creates it when it
+    is missing, so that a file another process may have opened is never removed.
+
+    When ``path`` exists (or is a URL or ``:memory:``), ``write(path)`` writes it directly.
+    Otherwise the new store is built by ``write(temp)`` in a temporary file of the same
+    folder, ``.NAME.<random>.tmp``, which no other process knows; ``write`` closes it (so its
+    WAL is folded in).  Only when it succeeded is it published under ``path`` with a move
+    that never replaces a file (a hard link, then the temporary name is removed).  If
+    ``path`` appeared meanwhile (another process created it), the command is applied to that
+    file instead: ``again(temp, path, result of write(temp))`` (default: ``write(path)`` once
+    more; ``import``, whose input is read, copies the entries it built in ``temp``).  On failure only the temporary
+    file and its ``-wal``/``-shm`` are removed: a failed command leaves no file behind, and
+    ``path`` is only ever written by kvlite, never deleted.
+    """
     if "://" in path or path == ":memory:" or os.path.lexists(path):
-        yield
-        return
+        return write(path)
+    temp = _temp_beside(path)
     try:
-        yield
-    except BaseException:
-        if _holds_no_collection(path):
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path + suffix)
-        raise
-
-
-def _holds_no_collection(path: str) -> bool:
-    """True when ``path`` is a kvlite file without collections, or not (yet) a kvlite file."""
-    try:
-        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
-        return not os.path.isdir(path)
-    try:
-        conn.set_busy_timeout(1000)
-        return bool(conn.execute("SELECT count(*) = 0 FROM kvlite_collections").fetchone()[0])
-    except apsw.BusyError:
-        return False  # someone else is writing it: not ours to remove
-    except apsw.Error:
-        return True   # no registry: kvlite had not finished creating it
+        result = write(temp)
+        if _size(temp + "-wal") > 0:  # closing did not fold the WAL into the file: publish nothing
+            raise CliError(f"{path}: the new store's write-ahead log could not be folded into it; "
+                           "nothing was created")
+        if _publish(temp, path):
+            return result
+        return again(temp, path, result) if again is not None else write(path)
     finally:
-        conn.close()
+        for suffix in ("", *_COMPANIONS):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp + suffix)
+
+
+def _temp_beside(path: str) -> str:
+    """A new, empty file of this process only, next to ``path`` (``.NAME.<random>.tmp``), created
+    with the permissions SQLite gives a new database file (0644 less the umask)."""
+    folder, name = os.path.split(path)
+    if not os.path.isdir(folder or "."):
+        raise CliError(f"{path}: cannot create the store: folder {os.path.abspath(folder)!r} does not exist")
+    while True:
+        temp = os.path.join(folder, f".{name}.{secrets.token_hex(8)}.tmp")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise CliError(f"{path}: cannot create the store: {exc.strerror or exc}") from None
+        return temp
+
+
+def _publish(temp: str, path: str) -> bool:
+    """Give the finished store ``temp`` the name ``path`` unless ``path`` exists; ``True`` when
+    it did.  ``False`` when ``path`` appeared meanwhile (it is left as it is), or when the file
+    system has no hard links (the command is then applied to ``path`` directly)."""
+    try:
+        os.link(temp, path)  # atomic, and fails instead of replacing an existing file
+    except OSError:  # FileExistsError: it appeared meanwhile; any other: no hard links here
+        return False
+    return True
 
 
 def _sql(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -847,9 +880,13 @@ def _run_put(args: argparse.Namespace) -> int:
         raise  # well-formed JSON the json serializer cannot hold, as in the Python API: exit 1
     except ValueError as exc:
         raise UsageError(f"JSON: {exc}") from None
-    with _removed_if_failed(args.file), _open(args.file, write=True, create=True) as store:
-        with store.transaction():  # a refused value does not leave a new, empty collection behind
-            _collection(store, args.collection, values=True, create=True).put(key, value, ttl=args.ttl)
+
+    def put_into(target: str) -> None:
+        with _open(target, write=True, create=True, shown=args.file) as store:
+            with store.transaction():  # a refused value does not leave a new, empty collection behind
+                _collection(store, args.collection, values=True, create=True).put(key, value, ttl=args.ttl)
+
+    _into_new_or_existing(args.file, put_into)
     return 0
 
 
@@ -1048,9 +1085,25 @@ def _setup_import(sub: _Subparsers) -> None:
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    written: dict[str, int] = {}
     progress = _Progress("imported")
-    with _removed_if_failed(args.file), _open(args.file, write=True, create=True) as store:
+
+    def import_again(temp: str, target: str, written: dict[str, int]) -> dict[str, int]:
+        _import_store(temp, target, args.file)
+        return written
+
+    written = _into_new_or_existing(args.file, lambda target: _import_lines(target, args, progress),
+                                    again=import_again)
+    progress.done()
+    total = sum(written.values())
+    where = ", ".join(f"{n} into {name!r}" for name, n in written.items()) or "nothing"
+    sys.stderr.write(f"imported {total} {'entry' if total == 1 else 'entries'}: {where}\n")
+    return 0
+
+
+def _import_lines(target: str, args: argparse.Namespace, progress: _Progress) -> dict[str, int]:
+    """Store the lines of stdin in ``target``, in one transaction; ``{collection: entries}``."""
+    written: dict[str, int] = {}
+    with _open(target, write=True, create=True, shown=args.file) as store:
         collections: dict[str, Collection] = {}
         with store.transaction():
             for number, line in enumerate(sys.stdin.buffer, start=1):
@@ -1066,11 +1119,33 @@ def _run_import(args: argparse.Namespace) -> int:
                     raise CliError(f"stdin line {number}: {exc}; nothing was imported") from None
                 written[name] = written.get(name, 0) + 1
                 progress.step()
-    progress.done()
-    total = sum(written.values())
-    where = ", ".join(f"{n} into {name!r}" for name, n in written.items()) or "nothing"
-    sys.stderr.write(f"imported {total} {'entry' if total == 1 else 'entries'}: {where}\n")
-    return 0
+    return written
+
+
+def _import_store(source_path: str, target: str, shown: str) -> None:
+    """Import what an import built in the new store ``source_path`` into the store ``target``
+    (which another process created meanwhile), as importing the same lines into it would:
+    in one transaction, into its existing collections (``json``/``jsonb`` only) or new
+    ``json`` ones, every entry with the same expiry time."""
+    started = time.time()
+
+    def frozen() -> float:  # both sides measure TTLs at one instant: expiry times are kept
+        return started
+
+    with _open(source_path, write=False, clock=frozen, shown=shown) as source, \
+            _open(target, write=True, create=True, clock=frozen, shown=shown) as store:
+        with store.transaction():
+            for name in source.collections():
+                try:
+                    coll = _collection(store, name, values=True, create=True)
+                    entries = _collection(source, name, values=True)
+                    for chunk in _chunks(entries.items(), 500):
+                        ttls = entries.ttl_many([key for key, _ in chunk])
+                        for (key, value), ttl in zip(chunk, ttls):
+                            coll.put(key, value, ttl=ttl)
+                except (CliError, KvliteError) as exc:
+                    raise CliError(f"{shown} (created by another process meanwhile): {exc}; "
+                                   "nothing was imported") from None
 
 
 def _parse_import_line(line: bytes, collection: str | None) -> tuple[str, Key, Any, float | None]:
@@ -1258,9 +1333,12 @@ def _run_copy(args: argparse.Namespace) -> int:
 
     if "://" not in args.src and not os.path.exists(args.src):
         raise CliError(f"no such file: {args.src!r}")
-    with _removed_if_failed(args.dst):
-        counts = copy(args.src, args.dst, serializer=args.serializer, collections=args.collections,
-                      trust_pickle=args.trust_pickle)
+
+    def copy_into(target: str) -> dict[str, int]:
+        return copy(args.src, target, serializer=args.serializer, collections=args.collections,
+                    trust_pickle=args.trust_pickle)
+
+    counts = _into_new_or_existing(args.dst, copy_into)
     for name, count in counts.items():
         print(f"{shown_name(name)}: {count} {'entry' if count == 1 else 'entries'}")
     return 0

@@ -1,0 +1,209 @@
+"""The command line under a second process and at the limits of what ``put()`` accepts (issue 11).
+
+* A failed ``put`` / ``import`` / ``copy`` into a new file never removes a file
+  another process opened (the command builds the store under a private temporary
+  name and publishes it only when it succeeded).
+
+The concurrency tests race real processes: the command line runs as a subprocess
+(or, for the many-runs loops, in this process) while this process or a churning
+child process (``python test_cli_hardening.py churn ...``) works on the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kvlite
+from test_cli import Cli, cli, ok, one_error_line  # noqa: F401 - cli is a fixture
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _leftovers(folder: Path, name: str) -> list[str]:
+    """Temporary files a command left beside ``name`` (``.name.<random>.tmp`` and companions)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(f".{name}."))
+
+
+# -- 1. a failed command into a new file never removes a file someone else opened --------------------
+
+
+def race_failed_put(cli: Cli, folder: Path, rounds: int, seed: int = 11) -> dict[str, Any]:
+    """Race ``kvlite put NEW.db c k VALUE`` (a real process) with this process, which waits
+    for ``NEW.db`` to appear (or gives up waiting after a random delay and creates it
+    itself), opens it and puts one entry.  Even rounds put a value the store refuses
+    (the command fails), odd rounds a good one (it succeeds).
+
+    Returns the figures: rounds, this process's acknowledged writes, how many of them
+    are not in the file afterwards (lost), how many files are gone, how many times the
+    file was there before this process gave up waiting, commands that exited with an
+    unexpected code, and temporary files left behind.
+    """
+    rng = random.Random(seed)
+    figures: dict[str, Any] = {"rounds": rounds, "acked": 0, "lost": 0, "files_gone": 0, "saw_file": 0,
+                               "bad_exit": [], "cli_lost": 0, "leftovers": [], "b_errors": []}
+    for number in range(rounds):
+        name = f"new{number}.db"
+        path = folder / name
+        fails = number % 2 == 0
+        value = "99999999999999999999999" if fails else '{"good": true}'
+        proc = cli.popen("put", name, "c", "k", value, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Wait for the file the command makes, as another program would; give up after a
+        # random delay (before, during or after the command's own run) and create it.
+        deadline = time.monotonic() + rng.uniform(0.0, 0.5)
+        while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.0005)
+        if path.exists():
+            figures["saw_file"] += 1
+        acked = False
+        try:
+            with kvlite.open(path, timeout=60) as store:
+                store.collection("b").put(f"r{number}", {"round": number})
+            acked = True  # the call returned: the write is acknowledged
+            figures["acked"] += 1
+        except kvlite.errors.KvliteError as exc:  # not acknowledged (so not a loss), still a failure
+            figures["b_errors"].append(f"{type(exc).__name__}: {exc}")
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode != (1 if fails else 0):
+            figures["bad_exit"].append((number, proc.returncode, err.decode().strip()))
+        if not path.exists():
+            figures["files_gone"] += 1
+            figures["lost"] += acked
+            continue
+        with kvlite.open(path) as store:
+            if acked and (store.serializer_of("b") is None
+                          or store.collection("b").get(f"r{number}") != {"round": number}):
+                figures["lost"] += 1
+            if not fails and (store.serializer_of("c") is None or store.collection("c").get("k") != {"good": True}):
+                figures["cli_lost"] += 1
+        figures["leftovers"] += _leftovers(folder, name)
+    return figures
+
+
+def test_a_failed_put_into_a_new_file_never_removes_what_another_process_wrote(cli: Cli,
+                                                                             tmp_path: Path) -> None:
+    figures = race_failed_put(cli, tmp_path, rounds=30)
+    assert figures["lost"] == 0 and figures["files_gone"] == 0 and figures["b_errors"] == [], figures
+    assert figures["bad_exit"] == [] and figures["cli_lost"] == 0 and figures["leftovers"] == [], figures
+    assert figures["acked"] == 30
+
+
+def _published_by_another_process_first(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Make another process create ``path`` (one entry in collection ``theirs``) just before
+    the command publishes its new file: the destination "appeared meanwhile"."""
+    import kvlite.cli as cli_module
+
+    publish = cli_module._publish
+
+    def late(temp: str, target: str) -> bool:
+        subprocess.run([sys.executable, "-c",
+                        "import kvlite, sys; s = kvlite.open(sys.argv[1]); "
+                        "s.collection('theirs').put('t', 1); s.close()", str(path)], check=True)
+        return publish(temp, target)
+
+    monkeypatch.setattr(cli_module, "_publish", late)
+
+
+def _main(*args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
+    """``kvlite.cli.main(args)`` in this process: ``(exit code, stdout, stderr)``."""
+    from kvlite.cli import main
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        sys.stdin = old_stdin
+    out.flush()
+    return code, out.buffer.getvalue(), err.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", ["put", "import", "copy"])
+def test_a_file_that_appears_meanwhile_is_written_into_never_replaced(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "new.db"
+    monkeypatch.chdir(tmp_path)
+    _published_by_another_process_first(monkeypatch, target)
+    if command == "put":
+        code, _, err = _main("put", "new.db", "c", "k", '{"v": 1}')
+    elif command == "import":
+        with kvlite.open(tmp_path / "src.db") as src:
+            src.collection("c").put("k", {"v": 1})
+            src.collection("d").put("k2", [2], ttl=3600)
+        code, _, err = _main("import", "new.db", stdin=b'{"collection": "c", "key": "k", "value": {"v": 0}}\n'
+                                                        b'{"collection": "d", "key": "k2", "value": [2], "ttl": 3600}\n'
+                                                        b'{"collection": "c", "key": "k", "value": {"v": 1}}\n')
+    else:
+        with kvlite.open(tmp_path / "src.db") as src:
+            src.collection("c").put("k", {"v": 1})
+        code, _, err = _main("copy", "src.db", "new.db")
+    assert code == 0, err
+    with kvlite.open(target) as store:
+        assert store.collection("theirs").get("t") == 1            # theirs is kept...
+        assert store.collection("c").get("k") == {"v": 1}          # ...and the command's entry added
+        if command == "import":
+            left = store.collection("d").ttl("k2")
+            assert left is not None and 3500 < left <= 3600
+    assert _leftovers(tmp_path, "new.db") == []
+
+
+@pytest.mark.parametrize("command", ["put", "import"])
+def test_a_failed_command_on_a_file_that_appeared_meanwhile_keeps_it(
+        command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command is applied to the file that appeared; it fails there, and the file stays."""
+    target = tmp_path / "new.db"
+    monkeypatch.chdir(tmp_path)
+    _published_by_another_process_first(monkeypatch, target)
+    # "theirs" is where the command writes: the other process made it a pickle collection meanwhile.
+    import kvlite.cli as cli_module
+
+    publish = cli_module._publish
+
+    def pickled(temp: str, dest: str) -> bool:
+        with kvlite.open(target) as store:
+            store.collection("c", serializer="pickle").put("p", {1})
+        return publish(temp, dest)
+
+    monkeypatch.setattr(cli_module, "_publish", pickled)
+    if command == "put":
+        code, _, err = _main("put", "new.db", "c", "k", "1")
+    else:
+        code, _, err = _main("import", "new.db", "c", stdin=b'{"key": "k", "value": 1}\n')
+    assert code == 1 and "'pickle' serializer" in err, err
+    with kvlite.open(target) as store:
+        assert store.collection("theirs").get("t") == 1
+        assert dict(store.collection("c", serializer="pickle").items()) == {"p": {1}}
+    assert _leftovers(tmp_path, "new.db") == []
+
+
+def test_a_new_file_is_made_with_the_usual_permissions(cli: Cli, tmp_path: Path) -> None:
+    if os.name != "posix":
+        pytest.skip("POSIX permissions")
+    ok(cli("put", "new.db", "c", "k", "1"))
+    with kvlite.open(tmp_path / "plain.db") as store:  # what kvlite itself makes
+        store.collection("c").put("k", 1)
+    assert (tmp_path / "new.db").stat().st_mode == (tmp_path / "plain.db").stat().st_mode
+    assert _leftovers(tmp_path, "new.db") == []
+    assert not (tmp_path / "new.db-wal").exists() or (tmp_path / "new.db-wal").stat().st_size == 0
+
+
+def test_a_new_file_in_a_missing_folder_is_one_error_naming_it(cli: Cli, tmp_path: Path) -> None:
+    line = one_error_line(cli("put", "nowhere/new.db", "c", "k", "1"), 1)
+    assert "nowhere/new.db" in line and ".tmp" not in line
+    assert list(tmp_path.iterdir()) == []
+
+
+if __name__ == "__main__":
+    raise SystemExit("no worker commands yet")
