@@ -19,7 +19,8 @@ collections, with and without expression indexes, and checks that
   applied to an object;
 * with ``order_by``, the answer is the oracle's on the mapping sorted the way
   SQLite orders ``json_extract`` values (NULL, numbers, text; ties in
-  insertion order), computed here independently.
+  insertion order) but with numbers by their exact value (an integer beyond
+  64 bits is not rounded), computed here independently.
 
 Keys are drawn with distinct view keys: ``1``, ``"1"`` and ``b"1"`` share
 the view key ``"1"``, and then the collection is no longer a ``dict`` (see
@@ -402,12 +403,16 @@ _SQLITE = apsw.Connection(":memory:")
 
 
 def sqlite_order_key(document: Any, path: str) -> tuple[int, Any]:
-    """Where SQLite's ``ORDER BY json_extract(value, path)`` puts ``document``, computed here:
-    NULL (missing or null) first, then numbers (``true`` is 1), then text (strings; objects and
-    arrays as their JSON text), each class in its own order (text: code points, as in Python)."""
-    value, kind = _SQLITE.execute("SELECT json_extract(?1, ?2), typeof(json_extract(?1, ?2))",
-                                  (orjson.dumps(document).decode(), path)).fetchone()
+    """Where ``order_by`` puts ``document``, computed here: SQLite's classes of ``json_extract``
+    values -- NULL (missing or null) first, then numbers (``true`` is 1), then text (strings;
+    objects and arrays as their JSON text), text in code point order, as in Python -- with numbers
+    compared by their exact value (``json_extract`` rounds an integer beyond 64 bits to a REAL,
+    which ``order_by`` does not: issue 11)."""
+    value, kind, text = _SQLITE.execute("SELECT json_extract(?1, ?2), typeof(json_extract(?1, ?2)), ?1 -> ?2",
+                                        (orjson.dumps(document).decode(), path)).fetchone()
     rank = {"null": 0, "integer": 1, "real": 1, "text": 2}[kind]
+    if rank == 1:
+        value = orjson.loads(text)  # the number exactly as the document holds it
     return rank, (0 if value is None else value)
 
 

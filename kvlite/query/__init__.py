@@ -21,7 +21,7 @@ import binascii
 import itertools
 import re
 import sys
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import apsw
 
@@ -75,18 +75,56 @@ def _key_candidates(name: str) -> list[Any]:
 
 # -- ordering ------------------------------------------------------------------------------
 
+#: ``json_extract`` gives an integer beyond 64 bits as a rounded REAL (2**64-2, 2**64-1 and the
+#: float 2**64 all as 18446744073709551616.0), so SQL ties numbers that differ.  Every other number
+#: it gives exactly (an INTEGER, or the float the JSON text stands for), and SQLite compares
+#: INTEGER with REAL exactly; so only a number at least this large may be tied wrongly.
+_ROUNDED = float(1 << 63)
 
-def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> tuple[str, str]:
-    """``(ascending, descending)`` ORDER BY clauses for the collection's document order."""
+
+_NUMBERS = (int, float)
+_INT_MIN = -(1 << 63)  # an INTEGER that SQL finds equal to a REAL that may be rounded
+
+
+def _may_be_rounded(value: Any) -> bool:
+    """Whether ``value``, as ``json_extract`` gave it, may stand for several different numbers
+    (or tie with one that does: ``-2**63``)."""
+    return value.__class__ in _NUMBERS and not -_ROUNDED < value < _ROUNDED
+
+
+class _Order(NamedTuple):
+    """A query's document order: ``forward`` and its exact reverse ``backward``, as ORDER BY clauses.
+
+    With ``order_by``, ``column`` is the SQL value they sort on (each ordered row carries it as
+    its last column) and ``key`` the exact order of a ``(key, document)`` entry, the one every
+    other engine sorts by (:func:`kvlite.query.python_source.order_key`): SQL's order is
+    exact except within a run of rows tied on a REAL that may be rounded (see
+    :func:`_may_be_rounded`), which is re-sorted in Python by ``key``.
+    """
+
+    forward: str
+    backward: str
+    column: str | None = None
+    key: Callable[[tuple[Any, Any]], Any] | None = None
+    desc: bool = False
+
+    def descending(self, backward: bool) -> bool:
+        """Whether the clause (``backward`` or not) sorts the values from the largest."""
+        return self.desc != backward
+
+
+def _order_sql(coll: Collection, order_by: str | None, desc: bool) -> _Order:
+    """The collection's document order for ``order_by`` (``None``: insertion order)."""
     if order_by is None:
-        return "id", "id DESC"
+        return _Order("id", "id DESC")
     order_by, desc = _jp.order_direction(order_by, desc)
     expr = f"json_extract(value, '{_jp.plain_field(coll, order_by, 'order_by')}')"
+    key = python_source.order_key(order_by)
     # Ties keep insertion order; the second clause is the exact reverse of the first
     # (ties reversed too), which "$[-1]" and negative slices read from.
     if desc:
-        return f"{expr} DESC, id", f"{expr}, id DESC"
-    return f"{expr}, id", f"{expr} DESC, id DESC"
+        return _Order(f"{expr} DESC, id", f"{expr}, id DESC", expr, key, True)
+    return _Order(f"{expr}, id", f"{expr} DESC, id DESC", expr, key, False)
 
 
 class _Tracker:
@@ -117,10 +155,12 @@ _PLACEHOLDERS = (_NOW, _LAST_ID)
 _SQL_MAX = (1 << 63) - 1
 
 
-def _select(coll: Collection, where: list[_jp.Condition], order: str,
+def _select(coll: Collection, where: list[_jp.Condition], order: _Order, *, backward: bool = False,
             limit: int | None = None, offset: int = 0, sure: bool = False) -> tuple[str, list[Any]]:
-    """SQL for the live rows meeting ``where``, in ``order``.  With ``sure``, a fourth column
-    says whether every condition's ``sure`` part holds (the Python re-check can be skipped)."""
+    """SQL for the live rows meeting ``where``, in ``order`` (its ``backward`` clause with
+    ``backward``).  With ``sure``, a fourth column says whether every condition's ``sure`` part
+    holds (the Python re-check can be skipped); with ``order_by``, the last column is the value
+    ordered on (:func:`_rows` groups the rows it may have tied wrongly)."""
     # "+id": a filter only, never a reason for the planner to walk the table by rowid.
     clauses = [coll._live, "+id <= ?"] + [f"({c.sql})" for c in where]
     columns = f"key, key_type, {coll._value_sql}"
@@ -128,8 +168,11 @@ def _select(coll: Collection, where: list[_jp.Condition], order: str,
     if sure:
         columns += ", " + " AND ".join(f"({c.sure})" for c in where)
         params += [p for c in where for p in c.sure_params]
+    if order.column is not None:
+        columns += f", {order.column}"
     params += [_NOW, _LAST_ID] + [p for c in where for p in c.params]
-    sql = f"SELECT {columns} FROM {coll._table} WHERE {' AND '.join(clauses)} ORDER BY {order}"
+    sql = (f"SELECT {columns} FROM {coll._table} WHERE {' AND '.join(clauses)} "
+           f"ORDER BY {order.backward if backward else order.forward}")
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
         params += [-1 if limit is None else min(limit, _SQL_MAX), min(offset, _SQL_MAX)]
@@ -143,12 +186,9 @@ def _bind(coll: Collection, params: list[Any], tracker: _Tracker | None) -> list
     return [now if p is _NOW else last if p is _LAST_ID else p for p in params]
 
 
-def _rows(coll: Collection, sql: str, params: list[Any],
-          tracker: _Tracker | None = None) -> Iterator[tuple[Any, Any]]:
-    """``(key, document)`` for each row of ``sql``, read from a cursor one at a time
-    (on the query's connection, ``tracker.conn``)."""
-    from ..keys import decode as decode_key
-
+def _cursor(coll: Collection, sql: str, params: list[Any], tracker: _Tracker | None) -> Iterator[Any]:
+    """The rows of ``sql`` as SQLite gives them, read from a cursor one at a time (on the query's
+    connection, ``tracker.conn``); closing the iterator closes the cursor."""
     params = _bind(coll, params, tracker)
     conn = tracker.conn if tracker is not None and tracker.conn is not None else coll.store._conn()
     cursor = conn.cursor()
@@ -157,7 +197,6 @@ def _rows(coll: Collection, sql: str, params: list[Any],
             cursor.execute(sql, params)
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
-        decode = coll._decode_raw  # documents as plain data: the engines walk dicts and lists
         while True:
             try:
                 row = next(cursor, None)
@@ -165,10 +204,109 @@ def _rows(coll: Collection, sql: str, params: list[Any],
                 raise translate_error(exc) from exc
             if row is None:
                 return
+            yield row
+    finally:
+        cursor.close(True)
+
+
+def _runs(rows: Iterator[Any]) -> Iterator[list[Any]]:
+    """``rows`` (ordered on their last column) in runs: each run of rows tied on a value that
+    may be rounded (see :func:`_may_be_rounded`) as one list, every other row alone."""
+    tied: list[Any] = []
+    for row in rows:
+        if tied:
+            if row[-1] == tied[0][-1]:
+                tied.append(row)
+                continue
+            yield tied
+            tied = []
+        if _may_be_rounded(row[-1]):
+            tied.append(row)
+        else:
+            yield [row]
+    if tied:
+        yield tied
+
+
+def _exactly(coll: Collection, order: _Order, backward: bool, run: list[Any]) -> list[tuple[Any, Any]]:
+    """``(row, document or None)`` for a run of :func:`_runs`, in the exact order (stable: equal
+    values keep their SQL order, the insertion order or its reverse)."""
+    if len(run) < 2:
+        return [(row, None) for row in run]
+    key = order.key
+    assert key is not None
+    decode = coll._decode_raw
+    held = [(row, decode(row[2])) for row in run]
+    held.sort(key=lambda item: key((None, item[1])), reverse=order.descending(backward))
+    return held
+
+
+def _reader(coll: Collection, tracker: _Tracker | None, ordered: bool) -> Callable[[Any], Any]:
+    """``one(row, document=None)``: ``(key, document)`` of a row of :func:`_select` (``(key,
+    document, sure)`` when it has the ``sure`` column; ``ordered``: it ends with the order
+    column); the document is decoded unless given."""
+    from ..keys import decode as decode_key
+
+    decode = coll._decode_raw  # documents as plain data: the engines walk dicts and lists
+    flagged = 5 if ordered else 4  # the width of a row with the `sure` column
+
+    def one(row: Any, doc: Any = None) -> Any:
+        if doc is None:
             doc = decode(row[2])
+        if tracker is not None:
+            tracker.current = doc
+        if len(row) == flagged:
+            return decode_key(row[0], row[1]), doc, bool(row[3])
+        return decode_key(row[0], row[1]), doc
+
+    return one
+
+
+def _rows(coll: Collection, sql: str, params: list[Any], tracker: _Tracker | None = None,
+          order: _Order | None = None, backward: bool = False) -> Iterator[Any]:
+    """``(key, document)`` (and the ``sure`` flag, when ``sql`` has it) for each row of ``sql``,
+    read from a cursor and decoded one at a time (on the query's connection, ``tracker.conn``).
+    With an ``order`` by ``order_by`` (``sql`` from :func:`_select` with it), in its exact
+    order: only a run of rows tied on a rounded REAL is held, to be re-sorted (:func:`_runs`)."""
+    from ..keys import decode as decode_key
+
+    exact = order is not None and order.column is not None
+    one = _reader(coll, tracker, exact)
+    decode = coll._decode_raw
+    flagged = 5 if exact else 4
+    params = _bind(coll, params, tracker)
+    conn = tracker.conn if tracker is not None and tracker.conn is not None else coll.store._conn()
+    cursor = conn.cursor()
+    tied: list[Any] = []  # with `exact`: the run of rows tied on a rounded REAL read so far
+    try:
+        try:
+            cursor.execute(sql, params)
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        while True:
+            try:
+                row = next(cursor, None)
+            except DB_ERRORS as exc:  # a damaged file can hold text that is not UTF-8
+                raise translate_error(exc) from exc
+            if exact:  # the same as _runs(), in this loop: one generator less per row
+                if tied:
+                    if row is not None and row[-1] == tied[0][-1]:
+                        tied.append(row)
+                        continue
+                    for held, doc in _exactly(coll, order, backward, tied):  # type: ignore[arg-type]
+                        yield one(held, doc)
+                    tied = []
+                if row is not None:
+                    value = row[-1]  # _may_be_rounded(value), inline: floats first, the common case is cheap
+                    if (value.__class__ is float and not -_ROUNDED < value < _ROUNDED) or value == _INT_MIN:
+                        tied.append(row)
+                        continue
+            if row is None:
+                return
+            doc = decode(row[2])  # one(row), inline: this loop is every query's hot path
             if tracker is not None:
                 tracker.current = doc
-            if len(row) == 4:
+            if len(row) == flagged:
                 yield decode_key(row[0], row[1]), doc, bool(row[3])
             else:
                 yield decode_key(row[0], row[1]), doc
@@ -183,41 +321,40 @@ def _json_where(coll: Collection, step: _jp.Step) -> list[_jp.Condition]:
     return step.where if coll.serializer.json else []
 
 
-def _scan_sql(coll: Collection, step: _jp.Step, order: tuple[str, str]) -> tuple[str, list[Any], bool]:
+def _scan_sql(coll: Collection, step: _jp.Step, order: _Order) -> tuple[str, list[Any], bool]:
     """The statement of a scan step, and whether it carries the ``sure`` column."""
     where = _json_where(coll, step)
-    first = order[0]
-    if first == "id" and where and {c.path for c in where} & set(coll.indexes()):
+    if order.forward == "id" and where and {c.path for c in where} & set(coll.indexes()):
         # "+id": let SQLite narrow through the expression index and sort the
         # (few) hits, instead of walking the whole table in id order.
-        first = "+id"
+        order = order._replace(forward="+id")
     flagged = (bool(where) and step.checkable and step.filter is not None
                and len(where) == len(step.filter.expressions))
-    sql, params = _select(coll, where, first, sure=flagged)
+    sql, params = _select(coll, where, order, sure=flagged)
     return sql, params, flagged
 
 
-def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
+def _run_step(coll: Collection, step: _jp.Step, order: _Order,
               tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     context = None
     if step.kind == "scan":
         sql, params, flagged = _scan_sql(coll, step, order)
         if flagged and step.rest is None:  # `$[?(...)]`: the documents themselves, the hot case
             expressions = step.filter.expressions
-            for key, doc, sure in _rows(coll, sql, params, tracker):
+            for key, doc, sure in _rows(coll, sql, params, tracker, order):
                 if sure or all(expr.find(doc) for expr in expressions):
                     yield key, doc
         elif flagged:
-            for key, doc, sure in _rows(coll, sql, params, tracker):
+            for key, doc, sure in _rows(coll, sql, params, tracker, order):
                 for value in _jp.apply_rest(step, doc, context, sure):
                     yield key, value
         else:
-            for key, doc in _rows(coll, sql, params, tracker):
+            for key, doc in _rows(coll, sql, params, tracker, order):
                 for value in _jp.apply_rest(step, doc, context):
                     yield key, value
     elif step.kind == "descend":
-        sql, params = _select(coll, [], order[0])
-        for key, doc in _rows(coll, sql, params, tracker):
+        sql, params = _select(coll, [], order)
+        for key, doc in _rows(coll, sql, params, tracker, order):
             for value in _jp.descend(step, doc, context):
                 yield key, value
     elif step.kind == "keys":
@@ -242,40 +379,109 @@ def _run_step(coll: Collection, step: _jp.Step, order: tuple[str, str],
         raise AssertionError(step.kind)
 
 
-def _positions(coll: Collection, step: _jp.Step, order: tuple[str, str],
+def _positions(coll: Collection, step: _jp.Step, order: _Order,
                tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     if step.slice is None:
         for index in step.positions:
             if index >= 0:
-                sql, params = _select(coll, [], order[0], 1, index)
+                yield from _window(coll, order, False, index, 1, tracker)
             else:
-                sql, params = _select(coll, [], order[1], 1, -index - 1)
-            yield from _rows(coll, sql, params, tracker)
+                yield from _window(coll, order, True, -index - 1, 1, tracker)
         return
     start, end, stride = step.slice
     if stride == 0:
         raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath")
     if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
         begin = start or 0
-        sql, params = _select(coll, [], order[0], max(0, end - begin), begin)
-        yield from _rows(coll, sql, params, tracker)
+        yield from _window(coll, order, False, begin, max(0, end - begin), tracker)
         return
     count = _count(coll, tracker)
     picked = range(count)[start:end:stride]
     if not picked:
         return
     if picked.step > 0:
-        sql, params = _select(coll, [], order[0], None, picked.start)
+        rows = _window(coll, order, False, picked.start, None, tracker)
     else:
-        sql, params = _select(coll, [], order[1], None, count - 1 - picked.start)
+        rows = _window(coll, order, True, count - 1 - picked.start, None, tracker)
     every = abs(picked.step)
-    rows = _rows(coll, sql, params, tracker)
     for i, row in enumerate(rows):
         if i // every >= len(picked):
             rows.close()
             return
         if i % every == 0:
             yield row
+
+
+def _window(coll: Collection, order: _Order, backward: bool, start: int, count: int | None,
+            tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
+    """``(key, document)`` at positions ``start`` .. ``start + count - 1`` of ``order`` (of its
+    reverse with ``backward``; ``count=None``: to the end), read with LIMIT/OFFSET.
+
+    With ``order_by``, a run of rows tied on a rounded REAL (see :func:`_runs`) that the window
+    cuts, at its first or its last row, is read whole (:func:`_tied_run`) to put it in its exact
+    order, and cut after that; a run inside the window is complete as it is."""
+    if count == 0:
+        return
+    sql, params = _select(coll, [], order, backward=backward, limit=count, offset=start)
+    if order.column is None:
+        yield from _rows(coll, sql, params, tracker)
+        return
+    one = _reader(coll, tracker, True)
+    for row, doc in _window_rows(coll, order, backward, start, count, sql, params, tracker):
+        yield one(row, doc)
+
+
+def _window_rows(coll: Collection, order: _Order, backward: bool, start: int, count: int | None,
+                 sql: str, params: list[Any], tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
+    """``(row, document or None)`` of :func:`_window`, in the exact order."""
+    rows = _cursor(coll, sql, params, tracker)
+    end = None if count is None else start + count
+    at = start  # the position of the run in hand
+    held: list[Any] | None = None  # a run is held until the next one shows it was not the last
+    try:
+        for run in _runs(rows):
+            if held is not None:
+                yield from _cut(coll, order, backward, held, at, start, end, last=False, tracker=tracker)
+                at += len(held)
+            held = run
+        if held is not None:
+            # The last run may go on past the window when the window is full.
+            full = end is not None and at + len(held) == end
+            yield from _cut(coll, order, backward, held, at, start, end, last=full, tracker=tracker)
+    finally:
+        rows.close()
+
+
+def _cut(coll: Collection, order: _Order, backward: bool, run: list[Any], at: int, start: int,
+         end: int | None, last: bool, tracker: _Tracker) -> list[tuple[Any, Any]]:
+    """``run`` (at positions ``at`` ..) in the exact order (as :func:`_exactly` gives it),
+    within ``start`` .. ``end``."""
+    if not _may_be_rounded(run[0][-1]) or not ((at == start and start > 0) or last):
+        return _exactly(coll, order, backward, run)
+    first, whole = _tied_run(coll, order, backward, run[0][-1], tracker)
+    stop = len(whole) if end is None else end - first
+    return _exactly(coll, order, backward, whole)[max(0, start - first):stop]
+
+
+def _tied_run(coll: Collection, order: _Order, backward: bool, value: float,
+              tracker: _Tracker) -> tuple[int, list[Any]]:
+    """The position in ``order`` (or its reverse) of the first row whose order value SQL finds
+    equal to ``value``, and all those rows, in SQL's order (ties by id)."""
+    assert order.column is not None
+    column = order.column
+    if order.descending(backward):  # NULL sorts first, text after every number
+        before = f"{column} > ?"
+    else:
+        before = f"({column} IS NULL OR {column} < ?)"
+    live = f"{coll._live} AND +id <= ?"
+    try:
+        first = tracker.conn.execute(f"SELECT count(*) FROM {coll._table} WHERE {live} AND {before}",
+                                     _bind(coll, [_NOW, _LAST_ID, value], tracker)).fetchone()[0]
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
+    sql = (f"SELECT key, key_type, {coll._value_sql}, {column} FROM {coll._table} WHERE {live} "
+           f"AND {column} = ? ORDER BY id{' DESC' if backward else ''}")
+    return int(first), list(_cursor(coll, sql, [_NOW, _LAST_ID, value], tracker))
 
 
 def _count(coll: Collection, tracker: _Tracker) -> int:
@@ -287,10 +493,10 @@ def _count(coll: Collection, tracker: _Tracker) -> int:
         raise translate_error(exc) from exc
 
 
-def _load(coll: Collection, order: tuple[str, str],
+def _load(coll: Collection, order: _Order,
           tracker: _Tracker) -> tuple[dict[str, Any], dict[str, Any]]:
-    sql, params = _select(coll, [], order[0])
-    rows = _rows(coll, sql, params, tracker)
+    sql, params = _select(coll, [], order)
+    rows = _rows(coll, sql, params, tracker, order)
     return python_source.mapping_of(rows, view_key, tracker)
 
 
@@ -399,7 +605,7 @@ def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
         yield key, (adapter.load(value) if tracker.is_document(value) else value)
 
 
-def _find_jsonpath(coll: Collection, tree: Any, order: tuple[str, str],
+def _find_jsonpath(coll: Collection, tree: Any, order: _Order,
                    tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     plan = _jp.plan(tree)
     for step in plan.steps:
@@ -411,11 +617,11 @@ def _find_jsonpath(coll: Collection, tree: Any, order: tuple[str, str],
             yield from _run_step(coll, step, order, tracker)
 
 
-def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: tuple[str, str],
+def _find_objectpath(coll: Collection, parsed: _op.Parsed, order: _Order,
                      tracker: _Tracker) -> Iterator[tuple[Any, Any]]:
     if parsed.rowwise:
-        sql, params = _select(coll, [], order[0])
-        for key, doc in _rows(coll, sql, params, tracker):
+        sql, params = _select(coll, [], order)
+        for key, doc in _rows(coll, sql, params, tracker, order):
             for value in _op.rowwise(parsed, doc):
                 yield key, value
         return
@@ -442,7 +648,7 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
     steps: list[dict[str, Any]] = []
     if engine == "objectpath":
         parsed = _op.parse(path)
-        sql, params = _select(coll, [], order[0])
+        sql, params = _select(coll, [], order)
         steps.append({
             "kind": "scan" if parsed.rowwise else "fallback",
             "sql": sql,
@@ -470,7 +676,7 @@ def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: 
                 if flagged:
                     info["python"] += "; skipped where SQL already proved the match"
             if step.kind in ("descend", "fallback"):
-                sql, params = _select(coll, [], order[0])
+                sql, params = _select(coll, [], order)
             if step.kind in ("scan", "descend", "fallback"):
                 info["sql"] = sql
                 info["params"] = [p for p in params if p not in _PLACEHOLDERS]

@@ -3,11 +3,13 @@
 The same plans as for SQLite (:func:`kvlite.query.jsonpath.plan`) run over
 the collection's streamed entries (``_raw_items``) instead of SQL cursors:
 no push-down, no indexes, the same answers.  ``order_by`` sorts in Python
-(which loads the collection) with SQLite's order for ``json_extract`` values:
-missing and null first, then numbers (``true``/``false`` as 1/0), then
-strings, arrays and objects together, by their UTF-8 text (arrays and objects
-by their JSON text, as ``json_extract`` gives them); as on SQLite, only JSON
-collections can be ordered (others raise :class:`~kvlite.errors.NotSupported`).
+(which loads the collection) by :func:`order_key`, the order SQLite gives
+too: SQLite's classes of ``json_extract`` values -- missing and null first,
+then numbers (``true``/``false`` as 1/0), then strings, arrays and objects
+together, by their UTF-8 text (arrays and objects by their JSON text, as
+``json_extract`` gives them) -- with numbers by their exact value; as on
+SQLite, only JSON collections can be ordered (others raise
+:class:`~kvlite.errors.NotSupported`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from . import objectpath as _op
 Source = Callable[[bool], Iterator[tuple[Any, Any]]]
 
 
-def _sort_key(path: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
+def order_key(path: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
+    """The sort key of a ``(key, document)`` entry for ``order_by=path``: ``(0, 0)`` for a
+    missing field or ``null``, ``(1, number)`` (``true``/``false`` as 1/0) compared exactly,
+    ``(2, UTF-8 bytes)`` for a string and ``(2, JSON text)`` for an array or an object.  Every
+    engine orders by it (SQLite in SQL, and in Python where SQL ties numbers it rounded)."""
     tree = _jp.parse(path)
 
     def key(entry: tuple[Any, Any]) -> tuple[int, Any]:
@@ -48,7 +54,7 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
         return lambda reverse: coll._raw_items(reverse=reverse)
     order_by, desc = _jp.order_direction(order_by, desc)
     _jp.plain_field(coll, order_by, "order_by")  # the same rule as on SQLite
-    sort_key = _sort_key(order_by)
+    sort_key = order_key(order_by)
 
     def ordered(reverse: bool) -> Iterator[tuple[Any, Any]]:
         entries = list(coll._raw_items())

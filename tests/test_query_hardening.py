@@ -1,0 +1,138 @@
+"""Query hardening (issue 11): the same order on every engine, JSON data only, no SQL text from a
+field name, and no error relabelled as a syntax error.
+
+* ``order_by`` orders numbers by their exact value on every engine: SQLite's
+  ``json_extract`` rounds an integer beyond 64 bits (``2**64-1``) to a REAL
+  and tied it with its neighbours (``2**64-2``, the float ``2**64``), while
+  ``memory://``, PostgreSQL and Redis sort in Python, exactly.  The order
+  checked here is computed independently (:func:`exact_key`): missing and
+  ``null`` first, then numbers by exact value (``true`` is 1), then text
+  (strings; arrays and objects as their JSON text); ties keep insertion
+  order, also with ``desc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from conftest import Clock
+from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401 - fixtures
+from server_redis import redis_url  # noqa: F401 - fixture
+from test_conformance import StoreMaker, new_location
+from test_query_differential import strict
+
+from kvlite.errors import NotSupported
+from kvlite.query import jsonpath as qjp
+from kvlite.query import objectpath as qop
+from kvlite.query import view_key
+
+ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine_store(request: pytest.FixtureRequest, tmp_path: Any, clock: Clock) -> Any:
+    maker = StoreMaker(new_location(request.param, request, tmp_path), clock)
+    yield maker()
+    maker.close_all()
+
+
+# -- order_by: one exact order on every engine ---------------------------------------------------------
+
+#: Inserted in this order; SQLite's json_extract gives 2**63 and 2**63+1 one REAL, and 2**64-2, 2**64-1
+#: and the float 2**64 another.
+NEAR_2_64: list[tuple[str, Any]] = [
+    ("a", {"v": 2**64 - 1}),
+    ("b", {"v": 2.0**64}),
+    ("c", {"v": 2**64 - 2}),
+    ("d", {"v": "text"}),
+    ("e", {}),
+    ("f", {"v": None}),
+    ("g", {"v": 2**63 + 1}),
+    ("h", {"v": 2**63}),
+    ("i", {"v": 2**63 - 1}),
+    ("j", {"v": float(2**63)}),
+    ("k", {"v": True}),
+    ("l", {"v": [2**64 - 1]}),
+    ("m", {"v": -(2**63)}),
+    ("n", {"v": 1}),
+    ("o", {"v": 2**64 - 1}),
+    ("p", {"v": 1.5}),
+    ("q", {"v": 2**64 - 2, "w": 1}),
+    ("r", {"v": 2.0**64, "w": 2}),
+    ("s", {"v": 2**64 - 1, "w": 3}),
+    ("t", {"v": 2**64 - 2, "w": 4}),
+]
+
+
+def exact_key(document: Any, field: str) -> tuple[int, Any]:
+    """Where ``order_by`` puts ``document``: missing/null, then numbers by exact value, then text."""
+    value = document.get(field) if isinstance(document, dict) else None
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (bool, int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value.encode())
+    return (2, orjson.dumps(value))
+
+
+def test_exact_order_of_the_data_itself() -> None:
+    """The expected order, spelled out once (so the key above is checked too)."""
+    ordered = sorted(NEAR_2_64, key=lambda item: exact_key(item[1], "v"))
+    assert "".join(k for k, _ in ordered) == "efmknpihjgcqtaosbrld"
+    ordered = sorted(NEAR_2_64, key=lambda item: exact_key(item[1], "v"), reverse=True)
+    assert "".join(k for k, _ in ordered) == "dlbraoscqtghjipknmef"
+
+
+PATHS = ["$.*", "$[0]", "$[1]", "$[2]", "$[3]", "$[7]", "$[8]", "$[9]", "$[10]", "$[11]", "$[12]", "$[-1]",
+         "$[-3]", "$[-5]", "$[-6]", "$[2:5]", "$[6:12]", "$[10:13]", "$[11:]", "$[:11]", "$[::-1]", "$[1::3]",
+         "$[-8:-2]", "$[?(@.v > 1)]", "$[?(@.w)].w", "$..w", "($[10]) | ($[0])", "$"]
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_order_by_is_exact_and_the_same_on_every_engine(engine_store: Any, indexed: bool) -> None:
+    coll = engine_store.collection("near")
+    if indexed:
+        try:
+            coll.create_index("$.v")
+        except NotSupported:
+            pytest.skip("no indexes on this engine")
+    coll.put_many(NEAR_2_64)
+    mapping = {view_key(k): d for k, d in NEAR_2_64}
+    for desc in (False, True):
+        ordered = dict(sorted(mapping.items(), key=lambda item: exact_key(item[1], "v"), reverse=desc))
+        assert [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc)] == list(ordered)
+        for path in PATHS:
+            expected = [strict(v) for v in qjp.evaluate(qjp.parse(path), ordered)]
+            got = [strict(v) for v in coll.select(path, order_by="$.v", desc=desc)]
+            assert got == expected, (path, desc)
+        for offset, limit in ((0, 1), (2, 1), (10, 3), (11, 4)):
+            got = [k for k, _ in coll.find("$.*", order_by="-$.v" if desc else "$.v", offset=offset, limit=limit)]
+            assert got == list(ordered)[offset:offset + limit]
+        expected = qop.evaluate(qop.parse("$.*[@.w > 1]"), ordered)
+        assert list(coll.select("$.*[@.w > 1]", engine="objectpath", order_by="$.v", desc=desc)) == expected
+    # The first match, and $[n], name the same document on every engine.
+    assert list(coll.find("$[?(@.v > 9223372036854775807)]", order_by="$.v"))[0][0] == "h"
+    assert list(coll.find("$[0]", order_by="-$.v"))[0][0] == "d"
+    assert list(coll.find("$[2]", order_by="-$.v"))[0][0] == "b"
+    assert list(coll.find("$[10]", order_by="$.v"))[0][0] == "c"
+
+
+def test_order_by_long_runs_of_tied_reals(engine_store: Any) -> None:
+    """Many documents on one rounded REAL: every position and slice still follows the exact order."""
+    coll = engine_store.collection("ties")
+    values = [2**64 - 1 - (i * 7) % 5 for i in range(40)] + [2.0**64, 2**64 - 3, 2**63, 5, "x", None]
+    entries = [(f"k{i:02d}", {"v": v}) for i, v in enumerate(values)]
+    coll.put_many(entries)
+    mapping = dict(entries)
+    for desc in (False, True):
+        ordered = dict(sorted(mapping.items(), key=lambda item: exact_key(item[1], "v"), reverse=desc))
+        names = list(ordered)
+        assert [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc)] == names
+        for i in range(-len(names), len(names)):
+            assert [k for k, _ in coll.find(f"$[{i}]", order_by="$.v", desc=desc)] == [names[i]], (i, desc)
+        for start, end in ((3, 9), (0, 1), (20, 45), (44, 46), (-10, -2)):
+            got = [k for k, _ in coll.find(f"$[{start}:{end}]", order_by="$.v", desc=desc)]
+            assert got == names[start:end], (start, end, desc)
