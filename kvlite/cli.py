@@ -459,15 +459,29 @@ def _write_out(data: bytes) -> None:
     _stdout().write(data)
 
 
-def _json_line(obj: Any) -> bytes:
-    """One line of JSON.  orjson writes integers up to 64 bits; a bigger one (an ``int`` key
-    that equals a float, such as ``2**64``) is written exactly by Python's ``json``."""
+def _json(obj: Any) -> bytes:
+    """Compact JSON of ``obj``.  orjson writes integers up to 64 bits and nests up to its
+    depth limit; anything beyond either (an ``int`` key that equals a float, such as
+    ``2**64``; a value nested deeper than orjson goes) is written exactly by Python's ``json``."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(obj)
     except orjson.JSONEncodeError as exc:
-        if "64-bit" not in str(exc):
+        if "64-bit" not in str(exc) and "Recursion limit" not in str(exc):
             raise
-        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _json_line(obj: Any) -> bytes:
+    """One line of JSON: :func:`_json` of ``obj`` and a newline."""
+    return _json(obj) + b"\n"
+
+
+def _record_line(*fields: tuple[bytes, Any]) -> bytes:
+    """One JSON Lines object ``{"name": value, ...}`` whose values are serialized one by one and
+    spliced in: the record adds a level of nesting to the text only, never to a value being
+    serialized, so every value that can be written on its own (every value ``put()`` accepts)
+    can be written in a record too.  ``fields`` are ``(b'"name"', value)``."""
+    return b"{" + b",".join(name + b":" + _json(value) for name, value in fields) + b"}\n"
 
 
 class _Progress:
@@ -1046,12 +1060,12 @@ def _run_export(args: argparse.Namespace) -> int:
         progress = _Progress("exported")
         with store._read(conn):  # one snapshot across every page and collection
             for coll in collections:
-                name = coll.name
+                collection = (b'"collection"', coll.name)
                 for chunk in _chunks(coll.items(), 500):
                     ttls = coll.ttl_many([key for key, _ in chunk])
                     for (key, value), ttl in zip(chunk, ttls):
-                        out.write(_json_line({"collection": name, "key": key_to_json(key),
-                                              "value": value, "ttl": ttl}))
+                        out.write(_record_line(collection, (b'"key"', key_to_json(key)), (b'"value"', value),
+                                               (b'"ttl"', ttl)))
                         progress.step()
         out.flush()
         progress.done()
@@ -1223,7 +1237,7 @@ def _run_find(args: argparse.Namespace) -> int:
         matches = _matches(store, args)
         out = _stdout()
         for key, value in matches:
-            out.write(_json_line({"key": None if key is None else key_to_json(key), "value": value}))
+            out.write(_record_line((b'"key"', None if key is None else key_to_json(key)), (b'"value"', value)))
     return 0
 
 

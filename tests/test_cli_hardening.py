@@ -3,6 +3,7 @@
 * A failed ``put`` / ``import`` / ``copy`` into a new file never removes a file
   another process opened (the command builds the store under a private temporary
   name and publishes it only when it succeeded).
+* Every value ``put()`` accepts is exported, imported back and found.
 
 The concurrency tests race real processes: the command line runs as a subprocess
 (or, for the many-runs loops, in this process) while this process or a churning
@@ -21,10 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import kvlite
-from test_cli import Cli, cli, ok, one_error_line  # noqa: F401 - cli is a fixture
+from test_cli import Cli, cli, json_lines, ok, one_error_line  # noqa: F401 - cli is a fixture
 
 # -- helpers ----------------------------------------------------------------------------------------
 
@@ -203,6 +205,86 @@ def test_a_new_file_in_a_missing_folder_is_one_error_naming_it(cli: Cli, tmp_pat
     line = one_error_line(cli("put", "nowhere/new.db", "c", "k", "1"), 1)
     assert "nowhere/new.db" in line and ".tmp" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 2. everything put() accepts is exported, imported back and found -------------------------------
+
+
+def _nested_list(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _nested_dict(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _deepest_accepted(coll: kvlite.Collection, make: Any, limit: int = 1100) -> int:
+    """The deepest ``make(depth)`` that ``coll.put`` accepts (searched up to ``limit``)."""
+    low, high = 1, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        try:
+            coll.put("probe", make(middle))
+        except kvlite.errors.SerializationError:
+            high = middle - 1
+        else:
+            low = middle
+    coll.delete("probe")
+    return low
+
+
+@pytest.mark.parametrize("serializer", ["json", "jsonb"])
+def test_the_deepest_value_put_accepts_is_exported_imported_and_found(cli: Cli, tmp_path: Path,
+                                                                      serializer: str) -> None:
+    values: dict[str, Any] = {}
+    with kvlite.open(tmp_path / "s.db") as store:
+        coll = store.collection("deep", serializer=serializer)
+        for label, make in (("list", _nested_list), ("dict", _nested_dict)):
+            depth = _deepest_accepted(coll, make)
+            assert depth >= 200
+            values[label] = make(depth)
+            coll.put(label, values[label])
+            assert coll.get(label) == values[label]
+    exported = ok(cli("export", "s.db"))
+    assert len(exported.splitlines()) == 2
+    ok(cli("import", "back.db", stdin=exported.encode()))
+    with kvlite.open(tmp_path / "back.db") as store:
+        assert dict(store.collection("deep").items()) == values
+    assert ok(cli("export", "back.db")) == exported
+
+    def parsed(text: str) -> list[Any]:
+        from kvlite.cli import loads_json
+
+        return [loads_json(line.encode()) for line in text.splitlines()]
+
+    found = parsed(ok(cli("find", "s.db", "deep", "$.*")))
+    assert found == [{"key": "list", "value": values["list"]}, {"key": "dict", "value": values["dict"]}]
+    assert parsed(ok(cli("query", "s.db", "deep", "$.*"))) == [values["list"], values["dict"]]
+    assert parsed(ok(cli("find", "s.db", "deep", "$.dict", "--engine", "objectpath"))) == [
+        {"key": "dict", "value": values["dict"]}]
+    assert parsed(ok(cli("get", "s.db", "deep", "list"))) == [values["list"]]
+
+
+def test_export_lines_stay_compact_json_objects(cli: Cli, tmp_path: Path) -> None:
+    """The record is still one compact object per line, fields in order, keys tagged, 64-bit integers exact."""
+    with kvlite.open(tmp_path / "s.db") as store:
+        coll = store.collection("c")
+        coll.put("k", {"a": [1, 2.5, None, True, "ü\n"]})
+        coll.put(7, "seven", ttl=3600)
+        coll.put("big", [18446744073709551615])
+    lines = ok(cli("export", "s.db")).splitlines()
+    assert lines[0] == '{"collection":"c","key":"k","value":{"a":[1,2.5,null,true,"ü\\n"]},"ttl":null}'
+    second = orjson.loads(lines[1])
+    assert list(second) == ["collection", "key", "value", "ttl"] and second["key"] == {"int": 7}
+    assert 3500 < second["ttl"] <= 3600
+    assert lines[2] == '{"collection":"c","key":"big","value":[18446744073709551615],"ttl":null}'
+    assert json_lines(ok(cli("find", "s.db", "c", "$.k.a[4]"))) == [{"key": "k", "value": "ü\n"}]
 
 
 if __name__ == "__main__":
