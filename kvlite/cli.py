@@ -336,10 +336,19 @@ def _publish(temp: str, path: str) -> bool:
 
 
 def _sql(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Rows of one SQL statement on ``store``'s connection (for inspection commands)."""
+    """Rows of one SQL statement on ``store``'s connection (for inspection commands).
+
+    The inspection commands read kvlite's own tables and the tables the registry names: a
+    missing one means a damaged file, or one that is not a kvlite store (:class:`CorruptStore`),
+    not a dropped collection."""
     try:
         return store._conn().execute(sql, params).fetchall()
-    except apsw.Error as exc:
+    except apsw.SQLError as exc:
+        if "no such table" in str(exc):
+            raise CorruptStore(f"{store.path}: damaged kvlite file, or not a kvlite store: {exc} "
+                               "(a table kvlite needs is missing)") from exc
+        raise translate_error(exc) from exc
+    except DB_ERRORS as exc:
         raise translate_error(exc) from exc
 
 

@@ -4,6 +4,7 @@
   another process opened (the command builds the store under a private temporary
   name and publishes it only when it succeeded).
 * Every value ``put()`` accepts is exported, imported back and found.
+* ``stats`` / ``collections`` on a damaged file say so.
 
 The concurrency tests race real processes: the command line runs as a subprocess
 (or, for the many-runs loops, in this process) while this process or a churning
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import apsw
 import orjson
 import pytest
 
@@ -285,6 +287,32 @@ def test_export_lines_stay_compact_json_objects(cli: Cli, tmp_path: Path) -> Non
     assert 3500 < second["ttl"] <= 3600
     assert lines[2] == '{"collection":"c","key":"big","value":[18446744073709551615],"ttl":null}'
     assert json_lines(ok(cli("find", "s.db", "c", "$.k.a[4]"))) == [{"key": "k", "value": "ü\n"}]
+
+
+# -- 3. a file without kvlite_meta (or a registered table) is damaged, not "dropped" ------------------
+
+
+def _damaged(path: Path, sql: str) -> None:
+    with kvlite.open(path) as store:
+        store.collection("c").put("k", 1)
+    conn = apsw.Connection(str(path))
+    conn.execute(sql)
+    conn.close()
+
+
+def test_stats_on_a_file_without_kvlite_meta_says_it_is_damaged(cli: Cli, tmp_path: Path) -> None:
+    _damaged(tmp_path / "s.db", "DROP TABLE kvlite_meta")
+    line = one_error_line(cli("stats", "s.db"), 1)
+    assert "kvlite_meta" in line and "damaged" in line and "not a kvlite store" in line, line
+    assert "dropped" not in line
+
+
+@pytest.mark.parametrize("command", ["stats", "collections"])
+def test_a_registered_table_that_is_missing_is_damage_not_a_drop(cli: Cli, tmp_path: Path,
+                                                                 command: str) -> None:
+    _damaged(tmp_path / "s.db", "DROP TABLE kv_1")
+    line = one_error_line(cli(command, "s.db"), 1)
+    assert "damaged" in line and "kv_1" in line and "dropped" not in line, line
 
 
 if __name__ == "__main__":
