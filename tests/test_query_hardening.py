@@ -9,6 +9,9 @@ field name, and no error relabelled as a syntax error.
   ``null`` first, then numbers by exact value (``true`` is 1), then text
   (strings; arrays and objects as their JSON text); ties keep insertion
   order, also with ``desc``.
+* ObjectPath's ``.name`` on a string, a number, ``true`` or ``null`` read the
+  Python attribute (``$.ada.name.__class__`` gave ``<class 'str'>``): now no
+  match, on every engine.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from server_redis import redis_url  # noqa: F401 - fixture
 from test_conformance import StoreMaker, new_location
 from test_query_differential import strict
 
-from kvlite.errors import NotSupported
+import kvlite
+from kvlite.errors import NotSupported, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
 from kvlite.query import view_key
@@ -136,3 +140,50 @@ def test_order_by_long_runs_of_tied_reals(engine_store: Any) -> None:
         for start, end in ((3, 9), (0, 1), (20, 45), (44, 46), (-10, -2)):
             got = [k for k, _ in coll.find(f"$[{start}:{end}]", order_by="$.v", desc=desc)]
             assert got == names[start:end], (start, end, desc)
+
+
+# -- ObjectPath sees JSON data only ---------------------------------------------------------------------
+
+ATTRIBUTE_PATHS = ["$.ada.name.__class__", "$.ada.name.upper", "$.ada.name.__len__", "$.ada.name['__class__']",
+                   "$.ada.n.real", "$.ada.n.__class__.__mro__", "$.ada.z.__class__", "$.ada.b.__doc__",
+                   "$.ada.f.hex", "$.ada.l[0].__class__", "$.ada.l[1].upper", "$.*.name.upper", "$.*.name.__class__",
+                   "$.ada.name.x", "$.ada.d.k.__class__", "$.ada.name.__class__.__subclasses__"]
+
+
+def is_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(is_json(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def test_objectpath_does_not_reach_python_attributes(engine_store: Any) -> None:
+    coll = engine_store.collection("people")
+    coll.put("ada", {"name": "Ada", "n": 3, "f": 1.5, "l": [1, "x"], "d": {"k": "v"}, "z": None, "b": True})
+    coll.put("bob", {"name": "Bob"})
+    for path in ATTRIBUTE_PATHS:
+        for run in (lambda: list(coll.select(path, engine="objectpath")),
+                    lambda: list(coll.select(path, engine="objectpath", order_by="$.name"))):
+            try:
+                found = run()
+            except QuerySyntaxError:
+                continue
+            assert found == [], (path, found)
+    # The same selectors on JSON data still work.
+    assert list(coll.select("$.ada.name", engine="objectpath")) == ["Ada"]
+    assert list(coll.select("$.*[@.name is 'Bob'].name", engine="objectpath")) == ["Bob"]
+    assert list(coll.select("$.ada.d.k", engine="objectpath")) == ["v"]
+    assert list(coll.select("$.ada.d['k']", engine="objectpath")) == ["v"]
+    assert list(coll.select("$.ada.l[1]", engine="objectpath")) == ["x"]
+    assert all(is_json(v) for v in coll.select("$..*", engine="objectpath"))
+
+
+def test_objectpath_does_not_reach_attributes_of_pickled_values(tmp_path: Any) -> None:
+    """A pickle collection holds Python objects (a tuple here); a query still reads no attribute."""
+    with kvlite.open(tmp_path / "p.db") as db:
+        pets = db.collection("pets", serializer="pickle")
+        pets.put("rex", {"toys": ("ball", "rope"), "name": "Rex"})
+        for path in ("$.rex.toys.count", "$.rex.toys.__class__", "$.rex.name.upper", "$.*.toys.index"):
+            assert list(pets.select(path, engine="objectpath")) == [], path
+        assert list(pets.select("$.rex.name", engine="objectpath")) == ["Rex"]

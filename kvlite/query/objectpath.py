@@ -8,6 +8,11 @@ order: an expression whose every use of ``$`` is ``$.*`` runs on that list,
 and any other one on the mapping with each ``$.*`` in it replaced by
 ``values($)`` (so ``[$.*[@.age > 30].name, $.u1.name]`` works too).
 
+A second adapter fix: ``.name`` on a value that is not an object (a string,
+a number, ``true``, ``null``) matches nothing.  objectpath read the Python
+attribute ``name`` there (``$.u1.name.__class__``, ``$.u1.name.upper``), or
+gave the value itself when it had none; a query sees JSON data only.
+
 Results: an iterable result (list, generator) gives one match per item;
 ``None`` gives no match; anything else (a number from ``count(...)``, a
 document from ``$.u1``) is one match.
@@ -140,15 +145,28 @@ def _materialize(value: Any) -> Any:
     return value
 
 
+def _no_attribute(value: Any, name: Any) -> None:
+    """objectpath's ``object_getter``: what ``.name`` (or ``['name']``) gives on a value that is
+    not an object (a string, a number, ``true``, ``null``, a tuple): nothing, no match.
+
+    objectpath's default getter returns the value's *Python attribute* ``name``
+    (``$.u1.name.__class__`` gave ``<class 'str'>``, ``$.u1.name.upper`` a bound
+    method) and, when there is none, the value itself (``$.u1.name.x`` gave the
+    name).  A query sees JSON data only.
+    """
+    return None
+
+
 class _ParsedTree(Tree):  # type: ignore[misc]
-    """A ``Tree`` that runs an already parsed (or rewritten) expression.
+    """A ``Tree`` that runs an already parsed (or rewritten) expression, on JSON data only.
 
     objectpath 0.6.1's ``Tree.execute`` fails on a parsed tuple
-    (``UnboundLocalError``), so the parsed tree comes in through ``compile``.
+    (``UnboundLocalError``), so the parsed tree comes in through ``compile``;
+    ``.name`` reads a field of an object and nothing else (:func:`_no_attribute`).
     """
 
     def __init__(self, data: Any, tree: Any) -> None:
-        super().__init__(data)
+        super().__init__(data, {"object_getter": _no_attribute})
         self._parsed = tree
 
     def compile(self, expr: str) -> Any:
