@@ -12,12 +12,15 @@ field name, and no error relabelled as a syntax error.
 * ObjectPath's ``.name`` on a string, a number, ``true`` or ``null`` read the
   Python attribute (``$.ada.name.__class__`` gave ``<class 'str'>``): now no
   match, on every engine.
+* Only a field name that *fully* matches ``[A-Za-z_][A-Za-z0-9_]*`` is written
+  into SQL text: ``re.match`` with a trailing ``$`` also took ``'x\n'``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import apsw
 import orjson
 import pytest
 from conftest import Clock
@@ -187,3 +190,69 @@ def test_objectpath_does_not_reach_attributes_of_pickled_values(tmp_path: Any) -
         for path in ("$.rex.toys.count", "$.rex.toys.__class__", "$.rex.name.upper", "$.*.toys.index"):
             assert list(pets.select(path, engine="objectpath")) == [], path
         assert list(pets.select("$.rex.name", engine="objectpath")) == ["Rex"]
+
+
+# -- only plain identifiers reach SQL text ------------------------------------------------------------------
+
+NEWLINE_DOCS: dict[str, Any] = {"a": {"x\n": 1, "x": 10}, "b": {"x": 1}, "c": {"x\n": 5, "x": 1}, "d": {"x\n": 1},
+                                "e": {"y": {"x\n": 1}}}
+
+
+def test_a_field_name_with_a_trailing_newline_is_not_plain() -> None:
+    for path in ("$['x\n']", "$.y['x\n']", "$['x\n'].y", "$['\nx']", "$['x\n\n']"):
+        assert qjp.sql_path(qjp.parse(path)) is None, path
+    assert qjp.sql_path(qjp.parse("$.y.x_1")) == "$.y.x_1"
+
+
+def test_a_field_name_with_a_trailing_newline_never_reaches_sql(engine_store: Any) -> None:
+    """``'x\\n'`` passed the identifier check (``re.match`` with ``$``) and was written into SQL
+    text: on PostgreSQL its index was built on ``doc #> '{x}'`` (the array literal trims the
+    newline), and a filter through that index lost documents."""
+    coll = engine_store.collection("nl")
+    coll.put_many(NEWLINE_DOCS)
+    refused = []
+    for bad in ("$['x\n']", "$.y['x\n']"):
+        for run in (lambda: coll.create_index(bad), lambda: list(coll.find("$.*", order_by=bad))):
+            try:
+                run()
+            except NotSupported:
+                refused.append(True)
+            else:
+                refused.append(False)
+    for path, keys in (("$[?(@['x\n'] == 1)]", ["a", "d"]), ("$[?(@['x\n'] > 2)]", ["c"]),
+                       ("$[?(@.y['x\n'] == 1)]", ["e"]), ("$[?(@['x\n'])]", ["a", "c", "d"])):
+        assert [k for k, _ in coll.find(path)] == keys, path
+        for step in coll.explain(path)["steps"]:
+            # PostgreSQL pushes the filter down with the name in a bound parameter, never in the SQL.
+            assert "x\n" not in step.get("sql", ""), (path, step)
+    assert refused == [True] * 4  # like any other name that is not a plain identifier
+    assert coll.indexes() == []
+
+
+def test_sqlite_never_sees_the_field_name(tmp_path: Any) -> None:
+    """Every statement SQLite runs, traced: the name with a newline is in none of them (a plain
+    name next to it is, so the trace works)."""
+    statements: list[str] = []
+
+    def trace(cursor: Any, sql: str, bindings: Any) -> bool:
+        statements.append(sql)
+        return True
+
+    def hook(conn: Any) -> None:
+        conn.exec_trace = trace
+
+    apsw.connection_hooks.append(hook)
+    try:
+        with kvlite.open(tmp_path / "nl.db") as db:
+            coll = db.collection("nl")
+            coll.put_many(NEWLINE_DOCS)
+            assert [k for k, _ in coll.find("$[?(@['mark\n'] == 1 & @.mark == 1)]")] == []
+            assert [k for k, _ in coll.find("$[?(@['x\n'] == 1 & @.x == 10)]")] == ["a"]
+            with pytest.raises(NotSupported):
+                coll.create_index("$['mark\n']")
+            with pytest.raises(NotSupported):
+                list(coll.find("$[0]", order_by="$['mark\n']"))
+    finally:
+        apsw.connection_hooks.remove(hook)
+    assert any("'$.mark'" in sql for sql in statements)
+    assert not any("mark\n" in sql for sql in statements)

@@ -197,7 +197,9 @@ def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:
 
 # -- SQL push-down ---------------------------------------------------------------------
 
-_SAFE_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A field name that may be written into SQL text; checked with ``fullmatch`` (``re.match`` with a
+#: trailing ``$`` also accepts the name followed by a newline, ``"x\n"``).
+_SAFE_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def field_chain(node: Any) -> list[str] | None:
@@ -225,12 +227,13 @@ def field_chain(node: Any) -> list[str] | None:
 def sql_path(node: Any) -> str | None:
     """SQLite JSON path (``$.a.b``) for a chain of single plain field names, else ``None``.
 
-    Only names of ``[A-Za-z_][A-Za-z0-9_]*`` qualify, so the result can be
+    Only names made wholly of ``[A-Za-z_][A-Za-z0-9_]*`` qualify (not one
+    more character, not even a trailing newline), so the result can be
     written into SQL as a literal (which an expression index needs) and can
     never carry SQL.
     """
     parts = field_chain(node)
-    if parts is None or not all(_SAFE_FIELD.match(part) for part in parts):
+    if parts is None or not all(_SAFE_FIELD.fullmatch(part) for part in parts):
         return None
     return "$." + ".".join(parts)
 
