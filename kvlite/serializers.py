@@ -43,13 +43,16 @@ from __future__ import annotations
 import enum
 import math
 import pickle
+import threading
+import zlib
 from typing import Any, Callable, ClassVar
 
 import orjson
 
-from .errors import SerializationError, UnknownSerializer
+from .errors import CorruptStore, SerializationError, UnknownSerializer
 
-__all__ = ["Serializer", "JSONSerializer", "JSONBSerializer", "PickleSerializer", "register", "get", "names"]
+__all__ = ["Serializer", "JSONSerializer", "JSONBSerializer", "PickleSerializer", "register", "get", "names",
+           "MAX_DECOMPRESSED_SIZE"]
 
 
 class Serializer:
@@ -196,6 +199,61 @@ class CBORSerializer(Serializer):
         return self._loads(data)
 
 
+#: The most bytes a compressed value holds uncompressed: SQLite's length limit for one string or
+#: BLOB (``SQLITE_MAX_LENGTH``, 1,000,000,000 by default, as in the SQLite that apsw bundles), the
+#: largest value kvlite writes uncompressed.  A compressed serializer refuses to compress more
+#: (:class:`~kvlite.errors.SerializationError`, nothing written), and raises
+#: :class:`~kvlite.errors.CorruptStore` for stored data that would expand beyond it (a compression
+#: bomb in a damaged or hostile file), having decompressed no more than this much.  Read at every
+#: call: lower it to bound the memory one value of an untrusted file can take.
+MAX_DECOMPRESSED_SIZE = 1_000_000_000
+
+# zlib output is produced (and held) in pieces of at most this many bytes, so refusing a bomb
+# needs no more than MAX_DECOMPRESSED_SIZE plus one piece.
+_INFLATE_PIECE = 64 << 20
+
+
+def _too_large(codec: str, limit: int) -> CorruptStore:
+    return CorruptStore(f"a stored {codec} value expands to more than {limit:,} bytes "
+                        "(kvlite.serializers.MAX_DECOMPRESSED_SIZE), more than kvlite writes: "
+                        "the file is damaged or hostile")
+
+
+def _inflate(data: bytes) -> bytes:
+    """``zlib.decompress(data)`` that never produces more than :data:`MAX_DECOMPRESSED_SIZE`
+    bytes: beyond it, :class:`~kvlite.errors.CorruptStore`.  Like ``zlib.decompress``, a
+    truncated stream raises ``zlib.error`` and bytes after the end of the stream are ignored."""
+    limit = MAX_DECOMPRESSED_SIZE
+    inflater = zlib.decompressobj()
+    pieces = []
+    size = 0
+    while True:
+        wanted = min(_INFLATE_PIECE, limit + 1 - size)
+        piece = inflater.decompress(data, wanted)
+        size += len(piece)
+        if size > limit:
+            raise _too_large("zlib", limit)
+        pieces.append(piece)
+        if inflater.eof:
+            break
+        data = inflater.unconsumed_tail
+        if not data and len(piece) < wanted:  # all input used, output not full: the stream stops short
+            raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _Zstd(threading.local):
+    """zstandard's compression and decompression contexts, one pair per thread: a context used
+    by two threads at once corrupts memory (python-zstandard contexts are not thread-safe)."""
+
+    def __init__(self) -> None:
+        import zstandard
+
+        self.frame_content_size = zstandard.frame_content_size
+        self.compress = zstandard.ZstdCompressor(level=3).compress
+        self.decompress = zstandard.ZstdDecompressor().decompress
+
+
 class CompressedSerializer(Serializer):
     """Another serializer's output, compressed: ``"json+zlib"``, ``"pickle+zstd"``, ...
 
@@ -205,23 +263,26 @@ class CompressedSerializer(Serializer):
     gave text (stored as its UTF-8) or ``b`` for bytes, then the compressed
     data; so queries on a compressed collection run in Python (no SQL
     push-down, no expression indexes).
+
+    The inner serializer's output is at most :data:`MAX_DECOMPRESSED_SIZE` bytes (more is a
+    :class:`~kvlite.errors.SerializationError`), and stored data that would decompress to more
+    raises :class:`~kvlite.errors.CorruptStore` without being decompressed beyond it.
     """
 
     json = False
 
     def __init__(self, inner: Serializer, codec: str) -> None:
         if codec == "zlib":
-            import zlib
-
             self._compress: Any = lambda data: zlib.compress(data, 6)
-            self._decompress: Any = zlib.decompress
+            self._decompress: Any = _inflate
         elif codec == "zstd":
             try:
-                import zstandard
+                import zstandard  # noqa: F401
             except ImportError as exc:
                 raise UnknownSerializer("codec 'zstd' needs the zstandard package: pip install zstandard") from exc
-            self._compress = zstandard.ZstdCompressor(level=3).compress
-            self._decompress = zstandard.ZstdDecompressor().decompress
+            self._zstd = _Zstd()
+            self._compress = lambda data: self._zstd.compress(data)
+            self._decompress = self._unzstd
         else:
             raise UnknownSerializer(f"unknown compression codec {codec!r}; known: zlib, zstd")
         if inner.sql_in != "{}" or inner.sql_out != "{}":
@@ -232,13 +293,25 @@ class CompressedSerializer(Serializer):
         self.codec = codec
         self.name = f"{inner.name}+{codec}"  # type: ignore[misc]
 
+    def _unzstd(self, data: bytes) -> bytes:
+        """The first zstd frame of ``data``, decompressed.  kvlite writes the uncompressed size in
+        the frame header; zstandard allocates that size and refuses a frame that holds more or less
+        (and one without a size), so a size over the limit is refused before anything is allocated."""
+        zstd = self._zstd
+        limit = MAX_DECOMPRESSED_SIZE
+        if zstd.frame_content_size(data) > limit:
+            raise _too_large("zstd", limit)
+        return zstd.decompress(data)  # type: ignore[no-any-return]
+
     # The first stored byte says whether the inner serializer gave text or bytes, so loads()
     # hands it back the same type.
     def dumps(self, value: Any) -> bytes:
         data = self.inner.dumps(value)
-        if isinstance(data, str):
-            return b"t" + self._compress(data.encode("utf-8"))
-        return b"b" + self._compress(data)
+        kind, raw = (b"t", data.encode("utf-8")) if isinstance(data, str) else (b"b", data)
+        if len(raw) > MAX_DECOMPRESSED_SIZE:
+            raise ValueError(f"{self.name} keeps values of up to {MAX_DECOMPRESSED_SIZE:,} bytes before "
+                             f"compression (kvlite.serializers.MAX_DECOMPRESSED_SIZE); this one is {len(raw):,}")
+        return kind + self._compress(raw)
 
     def loads(self, data: str | bytes) -> Any:
         kind, raw = bytes(data[:1]), self._decompress(data[1:])

@@ -9,6 +9,11 @@ says) and must give exactly the answers the same data gives uncompressed.
 from __future__ import annotations
 
 import pickle
+import struct
+import subprocess
+import sys
+import textwrap
+import tracemalloc
 import zlib
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +25,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvlite
-from kvlite.errors import NotSupported, SerializationError, SerializerMismatch, UnknownSerializer
+from kvlite.errors import (
+    CorruptStore,
+    KvliteError,
+    NotSupported,
+    SerializationError,
+    SerializerMismatch,
+    UnknownSerializer,
+)
 
 
 def _zstd_available() -> bool:
@@ -169,6 +181,159 @@ def test_ttl_and_typed_collections_work_compressed(store: kvlite.Store, clock: A
     clock.advance(10)
     assert docs.get("d1") is None
     assert list(docs.find("$[?(@.words > 0)]")) == [("d2", Doc("two", 5))]
+
+
+# -- the decompression bound ------------------------------------------------------------------
+
+
+def test_the_bound_is_the_largest_value_sqlite_keeps() -> None:
+    """Compressed values are bounded like uncompressed ones: by SQLite's length limit for one
+    value, which kvlite does not change (the bundled SQLite's default, SQLITE_MAX_LENGTH)."""
+    conn = apsw.Connection(":memory:")
+    try:
+        assert kvlite.serializers.MAX_DECOMPRESSED_SIZE == conn.limit(apsw.SQLITE_LIMIT_LENGTH) == 1_000_000_000
+    finally:
+        conn.close()
+
+
+def _json_text_bomb(codec: str, size: int, *, declared: int | None = None) -> bytes:
+    """A stored value (marker byte, then compressed data) whose JSON text, a string of ``size``
+    bytes, is compressed without ever being built whole.  ``declared``: a zstd frame header
+    that says the content is that long (a lie)."""
+    piece, left = b"a" * (1 << 20), size - 2
+    if codec == "zlib":
+        packer = zlib.compressobj(9)
+        parts = [packer.compress(b'"')]
+        while left:
+            parts.append(packer.compress(piece[:left]))
+            left -= min(left, len(piece))
+        parts.append(packer.compress(b'"') + packer.flush())
+        return b"t" + b"".join(parts)
+    import zstandard
+
+    zpacker = zstandard.ZstdCompressor(level=3).compressobj(size=size)
+    parts = [zpacker.compress(b'"')]
+    while left:
+        parts.append(zpacker.compress(piece[:left]))
+        left -= min(left, len(piece))
+    frame = b"".join(parts) + zpacker.compress(b'"') + zpacker.flush()
+    if declared is not None:  # rewrite the frame header's content size (RFC 8878, 3.1.1.1)
+        descriptor = frame[4]
+        assert descriptor >> 6 == 2, "a 4-byte content size"
+        at = 5 + (0 if descriptor & 0x20 else 1) + (0, 1, 2, 4)[descriptor & 3]  # window byte, dictionary id
+        assert struct.unpack("<I", frame[at:at + 4]) == (size,)
+        frame = frame[:at] + struct.pack("<I", declared) + frame[at + 4:]
+    return b"t" + frame
+
+
+def _store_raw(path: Path, collection: str, key: str, value: bytes) -> None:
+    """Overwrite ``key``'s stored value in the file, as a hostile writer would."""
+    conn = apsw.Connection(str(path))
+    try:
+        table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = ?", (collection,)).fetchone()[0]
+        conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', (value, key))
+    finally:
+        conn.close()
+
+
+def _caused_by(exc: BaseException, cls: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from is a ``cls``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, cls):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+BOMB_LIMIT = 4_000_000
+BOMB_SIZE = 64_000_000
+
+
+@pytest.mark.parametrize("codec, declared", [
+    ("zlib", None),
+    pytest.param("zstd", None, marks=needs_zstd),  # the frame says how large: refused before decoding
+    pytest.param("zstd", 1_000_000, marks=needs_zstd),  # the frame lies: decoding stops at its size
+], ids=["zlib", "zstd", "zstd-header-says-less"])
+def test_a_compression_bomb_is_refused_without_being_decompressed(
+        open_store: Callable[..., kvlite.Store], db_path: Path, monkeypatch: pytest.MonkeyPatch,
+        codec: str, declared: int | None) -> None:
+    """A hostile file's value that expands beyond the bound raises CorruptStore, and reading it
+    takes about the bound in memory at most, not what the value would expand to."""
+    monkeypatch.setattr(kvlite.serializers, "MAX_DECOMPRESSED_SIZE", BOMB_LIMIT, raising=False)
+    coll = open_store().collection("c", serializer=f"json+{codec}")
+    coll.put_many({"bomb": "placeholder", "fine": {"v": 1}})
+    bomb = _json_text_bomb(codec, BOMB_SIZE, declared=declared)
+    assert len(bomb) < BOMB_SIZE // 500
+    _store_raw(db_path, "c", "bomb", bomb)
+    if declared is None:  # the serializer itself says CorruptStore
+        with pytest.raises(CorruptStore, match="MAX_DECOMPRESSED_SIZE"):
+            coll.serializer.loads(bomb)
+    reads: list[Callable[[], Any]] = [lambda: coll.get("bomb"), lambda: list(coll.items()),
+                                      lambda: coll.get_many(["fine", "bomb"]), lambda: list(coll.find("$[?(@.v == 1)]"))]
+    for read in reads:
+        tracemalloc.start()
+        try:
+            with pytest.raises(KvliteError) as info:
+                read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # (Collection wraps what a serializer's loads() raises in SerializationError; the cause is kept.)
+        assert declared is not None or _caused_by(info.value, CorruptStore), info.value
+        assert peak < 3 * BOMB_LIMIT, f"{peak:,} bytes allocated to refuse the value"
+    assert coll.get("fine") == {"v": 1}
+
+
+@pytest.mark.parametrize("codec", ["zlib", pytest.param("zstd", marks=needs_zstd)])
+def test_values_up_to_the_bound_are_written_and_read_and_no_larger(
+        store: kvlite.Store, monkeypatch: pytest.MonkeyPatch, codec: str) -> None:
+    """What a compressed collection accepts, it reads back: dumps() refuses more than the bound."""
+    monkeypatch.setattr(kvlite.serializers, "MAX_DECOMPRESSED_SIZE", 100_000, raising=False)
+    monkeypatch.setattr(kvlite.serializers, "_INFLATE_PIECE", 7_000, raising=False)  # many pieces
+    coll = store.collection("c", serializer=f"json+{codec}")
+    text = "".join(f"{i:x}" for i in range(30_000))[:100_000 - 2]  # its JSON is exactly the bound
+    coll.put("max", text)
+    assert coll.get("max") == text
+    with pytest.raises(SerializationError, match="MAX_DECOMPRESSED_SIZE"):
+        coll.put("max", text + "x")
+    with pytest.raises(SerializationError):
+        coll.put_many({"other": 1, "over": text + "x"})
+    assert coll.get("max") == text and list(coll.keys()) == ["max"]
+
+
+def test_inflating_in_pieces_keeps_zlib_decompress_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kvlite.serializers, "_INFLATE_PIECE", 1_000, raising=False)
+    serializer = kvlite.serializers.get("pickle+zlib")
+    value = [list(range(i)) for i in range(200)]
+    blob = serializer.dumps(value)
+    assert serializer.loads(blob) == value
+    assert serializer.loads(blob + b"trailing bytes") == value  # ignored, as zlib.decompress does
+    for cut in (1, 2, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(zlib.error):  # truncated: zlib.decompress's error
+            serializer.loads(blob[:cut])
+
+
+@needs_zstd
+def test_zstd_collections_can_be_used_from_many_threads(tmp_path: Path) -> None:
+    """python-zstandard contexts are not thread-safe: one shared by every thread crashed the
+    process (segmentation fault or "double free") within a few hundred calls."""
+    script = textwrap.dedent(f"""
+        import os, threading, kvlite
+        store = kvlite.open({str(tmp_path / "z.db")!r})
+        coll = store.collection("c", serializer="pickle+zstd")
+        values = [os.urandom(20_000) * 10 for _ in range(4)]
+        def work(i):
+            for n in range(200):
+                coll.put(i, values[i])
+                assert coll.get(i) == values[i]
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr[-2000:]
 
 
 _DOCS = st.lists(
