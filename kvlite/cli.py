@@ -338,9 +338,9 @@ def _publish(temp: str, path: str) -> bool:
 def _sql(store: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Rows of one SQL statement on ``store``'s connection (for inspection commands).
 
-    The inspection commands read kvlite's own tables and the tables the registry names: a
-    missing one means a damaged file, or one that is not a kvlite store (:class:`CorruptStore`),
-    not a dropped collection."""
+    The inspection commands read kvlite's own tables and the tables the registry names, in
+    one snapshot (``store.snapshot()``): a missing one means a damaged file, or one that is not
+    a kvlite store (:class:`CorruptStore`), never a collection another process dropped."""
     try:
         return store._conn().execute(sql, params).fetchall()
     except apsw.SQLError as exc:
@@ -379,24 +379,22 @@ def _collection(store: Store, name: str, *, values: bool, create: bool = False) 
     ``create``: make a missing collection (as a ``json`` one) instead of failing.
     """
     validate_collection_name(name)
-    serializer = store.serializer_of(name)
-    if serializer is None:
-        if not create:
-            raise CliError(f"no collection named {name!r} in {store.path!r}")
-        return store.collection(name, serializer="json")
-    if values:
-        if serializer not in _VALUE_SERIALIZERS:
-            raise CliError(
-                f"collection {name!r} uses the {serializer!r} serializer; the command line reads and "
-                "writes values of 'json' and 'jsonb' collections only")
-        return store.collection(name, serializer=serializer)
-    conn = store._conn()
-    row = store._registry_row(conn, name)
-    if row is None:  # dropped by another process meanwhile
+    with store.snapshot():  # the registry row and the table it names, read together
+        conn = store._conn()
+        row = store._registry_row(conn, name)
+        if row is not None:
+            table_id, serializer = row
+            if not values:
+                store._check_table(conn, name, table_id)
+                return Collection(store, name, table_id, stand_in(serializer))
+            if serializer not in _VALUE_SERIALIZERS:
+                raise CliError(
+                    f"collection {name!r} uses the {serializer!r} serializer; the command line reads and "
+                    "writes values of 'json' and 'jsonb' collections only")
+            return store.collection(name, serializer=serializer)
+    if not create:
         raise CliError(f"no collection named {name!r} in {store.path!r}")
-    table_id, recorded = row
-    store._check_table(conn, name, table_id)
-    return Collection(store, name, table_id, stand_in(recorded))
+    return store.collection(name, serializer="json")
 
 
 # Typed keys on the command line: each --X-key flag, its pattern (the whole text must match) and
@@ -966,7 +964,7 @@ def _setup_collections(sub: _Subparsers) -> None:
 
 
 def _run_collections(args: argparse.Namespace) -> int:
-    with _open(args.file, write=False) as store:
+    with _open(args.file, write=False) as store, store.snapshot():  # the registry and every table at once
         now = store.now()
         rows = [(shown_name(name), *_counts(store, table_id, now), printable(serializer))
                 for name, table_id, serializer in _registry(store)]
@@ -985,7 +983,7 @@ def _setup_stats(sub: _Subparsers) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    with _open(args.file, write=False) as store:
+    with _open(args.file, write=False) as store, store.snapshot():  # the registry and every table at once
         now = store.now()
         registry = _registry(store)
         live = expired = 0
@@ -1061,21 +1059,21 @@ def _setup_export(sub: _Subparsers) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     started = time.time()
     # A frozen clock: every entry is judged live/expired, and its TTL measured, at one instant.
-    with _open(args.file, write=False, clock=lambda: started) as store:
+    # One snapshot for the registry, every collection it names and every page of them: a
+    # collection dropped before it began is not exported, one dropped meanwhile is, as it was.
+    with _open(args.file, write=False, clock=lambda: started) as store, store.snapshot():
         names = [args.collection] if args.collection is not None else store.collections()
         collections = [_collection(store, name, values=True) for name in names]  # all checked first
-        conn = store._conn()
         out = _stdout()
         progress = _Progress("exported")
-        with store._read(conn):  # one snapshot across every page and collection
-            for coll in collections:
-                collection = (b'"collection"', coll.name)
-                for chunk in _chunks(coll.items(), 500):
-                    ttls = coll.ttl_many([key for key, _ in chunk])
-                    for (key, value), ttl in zip(chunk, ttls):
-                        out.write(_record_line(collection, (b'"key"', key_to_json(key)), (b'"value"', value),
-                                               (b'"ttl"', ttl)))
-                        progress.step()
+        for coll in collections:
+            collection = (b'"collection"', coll.name)
+            for chunk in _chunks(coll.items(), 500):
+                ttls = coll.ttl_many([key for key, _ in chunk])
+                for (key, value), ttl in zip(chunk, ttls):
+                    out.write(_record_line(collection, (b'"key"', key_to_json(key)), (b'"value"', value),
+                                           (b'"ttl"', ttl)))
+                    progress.step()
         out.flush()
         progress.done()
     return 0

@@ -5,6 +5,8 @@
   name and publishes it only when it succeeded).
 * Every value ``put()`` accepts is exported, imported back and found.
 * ``stats`` / ``collections`` on a damaged file say so.
+* ``collections``, ``export`` and ``stats`` read the registry and every collection it
+  names in one snapshot while another process drops and re-creates collections.
 
 The concurrency tests race real processes: the command line runs as a subprocess
 (or, for the many-runs loops, in this process) while this process or a churning
@@ -15,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import apsw
 import orjson
@@ -315,5 +318,160 @@ def test_a_registered_table_that_is_missing_is_damage_not_a_drop(cli: Cli, tmp_p
     assert "damaged" in line and "kv_1" in line and "dropped" not in line, line
 
 
+# -- 4. whole-store reads are one snapshot while another process drops and re-creates collections ----
+
+#: Collections the churning process drops and re-creates, and ones it never touches.
+CHURNED = ("t1", "t2", "t3")
+STEADY = ("s0", "s9")
+#: Entries per collection (each one is written in full by one transaction).
+SIZE = 20
+
+
+def churn(args: dict[str, Any]) -> None:
+    """Drop and re-create the ``CHURNED`` collections until ``args["stop"]`` exists: half the
+    time drop and re-create in one transaction, half the time in separate ones (so there are
+    moments when the collection is missing or empty).  Writes the number of rounds to ``out``."""
+    store = kvlite.open(args["path"], timeout=120.0)
+    stop = Path(args["stop"])
+    Path(args["ready"]).write_text("ready")
+    generation = 0
+    while not stop.exists():
+        for name in CHURNED:
+            generation += 1
+            entries = {f"k{j}": {"gen": generation, "j": j} for j in range(SIZE)}
+            if generation % 2:
+                with store.transaction():
+                    store.drop_collection(name)
+                    store.collection(name).put_many(entries)
+            else:
+                store.drop_collection(name)
+                coll = store.collection(name)
+                coll.put_many(entries)
+    store.close()
+    Path(args["out"]).write_text(json.dumps({"rounds": generation}))
+
+
+@contextlib.contextmanager
+def churning(folder: Path) -> Iterator[Path]:
+    """A store whose ``CHURNED`` collections a child process drops and re-creates meanwhile."""
+    path = folder / "churn.db"
+    with kvlite.open(path) as store:
+        for name in (*STEADY[:1], *CHURNED, *STEADY[1:]):
+            store.collection(name).put_many({f"k{j}": {"gen": 0, "j": j} for j in range(SIZE)})
+    files = {what: folder / f"churn.{what}" for what in ("stop", "ready", "out")}
+    child = subprocess.Popen([sys.executable, __file__, "churn",
+                              json.dumps({"path": str(path), **{k: str(v) for k, v in files.items()}})],
+                             stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not files["ready"].exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the churning process did not start"
+            time.sleep(0.01)
+        yield path
+    finally:
+        files["stop"].write_text("stop")
+        _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err.decode()
+    assert json.loads(files["out"].read_text())["rounds"] > 0
+
+
+def _consistent(command: str, out: bytes) -> str | None:
+    """What is wrong with one command's output under the churn (``None``: nothing)."""
+    text = out.decode()
+    if command == "collections":
+        rows = {line.split()[0]: int(line.split()[1]) for line in text.splitlines()[1:]}
+        if not set(STEADY) <= set(rows) or not set(rows) <= {*STEADY, *CHURNED}:
+            return f"collections listed: {sorted(rows)}"
+        if any(count not in (0, SIZE) for count in rows.values()):
+            return f"counts: {rows}"
+    elif command == "export":
+        seen: dict[str, list[int]] = {}
+        for line in text.splitlines():
+            record = orjson.loads(line)
+            seen.setdefault(record["collection"], []).append(record["value"]["gen"])
+        if not set(STEADY) <= set(seen):
+            return f"collections exported: {sorted(seen)}"
+        for name, generations in seen.items():
+            if len(generations) != SIZE or len(set(generations)) != 1:
+                return f"{name}: {len(generations)} entries of generations {sorted(set(generations))}"
+    else:
+        fields = dict(line.split(":", 1) for line in text.splitlines())
+        collections = int(fields["collections"])
+        live = int(fields["entries"].split()[0].replace(",", ""))
+        if not len(STEADY) <= collections <= len(STEADY) + len(CHURNED) or live % SIZE:
+            return f"stats: {collections} collections, {live} live entries"
+    return None
+
+
+def whole_store_reads_under_churn(folder: Path, runs: int) -> dict[str, dict[str, Any]]:
+    """Run ``collections``, ``export`` and ``stats`` ``runs`` times each (in this process, through
+    ``kvlite.cli.main``) while a child process churns; per command: runs, failed runs (exit code
+    not 0, with the first few messages) and inconsistent outputs."""
+    figures: dict[str, dict[str, Any]] = {}
+    with churning(folder) as path:
+        for command in ("collections", "export", "stats"):
+            failed: list[str] = []
+            inconsistent: list[str] = []
+            for _ in range(runs):
+                code, out, err = _main(command, str(path))
+                if code != 0:
+                    failed.append(err.strip())
+                    continue
+                problem = _consistent(command, out)
+                if problem is not None:
+                    inconsistent.append(problem)
+            figures[command] = {"runs": runs, "failed": len(failed), "inconsistent": len(inconsistent),
+                                "examples": (failed + inconsistent)[:3]}
+    return figures
+
+
+def test_whole_store_reads_are_one_snapshot_under_concurrent_drops(tmp_path: Path) -> None:
+    figures = whole_store_reads_under_churn(tmp_path, runs=150)
+    for command, result in figures.items():
+        assert result["failed"] == 0 and result["inconsistent"] == 0, (command, result)
+
+
+def test_the_command_line_itself_under_concurrent_drops(cli: Cli, tmp_path: Path) -> None:
+    """The same, with the installed ``kvlite`` script as separate processes (fewer runs)."""
+    with churning(tmp_path) as path:
+        for command in ("collections", "export", "stats"):
+            for _ in range(8):
+                result = cli(command, path.name)
+                assert result.returncode == 0, (command, result.stderr.decode())
+                assert _consistent(command, result.stdout) is None, command
+
+
+def test_a_collection_dropped_before_the_export_began_is_not_included(cli: Cli, tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "s.db") as store:
+        store.collection("a").put("k", 1)
+        store.collection("b").put("k", 2)
+        store.drop_collection("a")
+    assert [row["collection"] for row in json_lines(ok(cli("export", "s.db")))] == ["b"]
+    assert "no collection named 'a'" in one_error_line(cli("export", "s.db", "a"), 1)
+
+
+def test_export_reads_a_collection_dropped_while_it_runs_as_it_was(cli: Cli, tmp_path: Path) -> None:
+    """The export began (it wrote its first line, so its snapshot is open, and it now waits for
+    its reader) when this process drops a collection: it still writes every entry of it."""
+    path = tmp_path / "s.db"
+    with kvlite.open(path) as store:
+        for name in ("a", "b"):
+            store.collection(name).put_many((f"k{i}", "x" * 100) for i in range(2000))
+    proc = cli.popen("export", "s.db", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # ~300 KB more wait in a full pipe: the export is blocked mid-way
+    with kvlite.open(path) as store:
+        assert store.drop_collection("b")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    rows = [orjson.loads(line) for line in (first + out).splitlines()]
+    assert [(row["collection"], row["key"]) for row in rows] == [
+        (name, f"k{i}") for name in ("a", "b") for i in range(2000)]
+    with kvlite.open(path) as store:
+        assert store.collections() == ["a"]
+
+
+COMMANDS = {"churn": churn}
+
 if __name__ == "__main__":
-    raise SystemExit("no worker commands yet")
+    COMMANDS[sys.argv[1]](json.loads(sys.argv[2]))
