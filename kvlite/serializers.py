@@ -95,7 +95,7 @@ def _has_non_finite(value: Any) -> bool:
             if not math.isfinite(item):
                 return True
         elif isinstance(item, dict):
-            stack.extend(item.values())
+            stack.extend(dict.values(item))  # what the dict holds, whatever a subclass's values() says
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
         elif isinstance(item, enum.Enum):
@@ -103,12 +103,76 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
+#: orjson refuses a value of more nested dicts and lists than this; :func:`_base_json` refuses the
+#: same depth (and so a deeper ``tuple`` subclass, which orjson would not check).
+_MAX_JSON_DEPTH = 254
+
+
+def _base_json(value: Any, depth: int, done: dict[int, Any]) -> Any:
+    """``value`` (``depth`` containers down) with every subclass of a JSON type made its base
+    type, as JSON stores it: a subclass of ``str``, ``int``, ``float``, ``dict``, ``list`` or
+    ``tuple`` (a ``NamedTuple``) becomes a plain one, a ``str`` subclass dict key a plain
+    ``str``, and an ``enum.Enum`` member its value (as orjson writes it).  Their contents are
+    taken as the base type holds them (``str.__str__``, ``float.__float__``, ``dict.items``,
+    ...), not through methods a subclass may override.  Anything else is left as it is, for
+    orjson to accept or refuse.  ``done`` maps the ``id`` of each container already copied to its
+    copy, so a container that appears many times is walked once.
+
+    :raises ValueError: more than :data:`_MAX_JSON_DEPTH` nested containers (or a cycle).
+    """
+    cls = type(value)
+    if cls is str or cls is int or cls is float or cls is bool or value is None:
+        return value
+    copied = done.get(id(value))
+    if copied is not None:
+        return copied
+    if isinstance(value, enum.Enum):
+        return _base_json(value.value, depth, done)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    if depth >= _MAX_JSON_DEPTH:
+        raise ValueError("Recursion limit reached")  # orjson's words for the same refusal
+    out: Any
+    if isinstance(value, dict):
+        out = done[id(value)] = {}
+        for key, item in dict.items(value):
+            out[str.__str__(key) if type(key) is not str and isinstance(key, str) else key] = \
+                _base_json(item, depth + 1, done)
+        return out
+    items = list.copy(value) if isinstance(value, list) else tuple.__getitem__(value, slice(None))
+    out = done[id(value)] = []
+    for item in items:  # a loop, not a comprehension: one Python frame per level
+        out.append(_base_json(item, depth + 1, done))
+    return out
+
+
+def _orjson_dumps(value: Any, option: int) -> bytes:
+    """``orjson.dumps(value)``, with subclasses of JSON types stored as their base type.
+
+    orjson itself takes subclasses of ``str``, ``int``, ``dict`` and ``list`` but refuses those
+    of ``float`` and ``tuple`` and ``str`` subclasses as dict keys; kvlite has one rule for all
+    (the rule of keys, too): a subclass is stored as its base type.  Only a value orjson refuses
+    is walked (:func:`_base_json`) and encoded again."""
+    try:
+        return orjson.dumps(value, option=option)
+    except TypeError:  # orjson.JSONEncodeError: maybe only a subclass orjson does not take
+        return orjson.dumps(_base_json(value, 0, {}), option=option)
+
+
 class JSONSerializer(Serializer):
     """JSON through orjson, stored as SQLite TEXT.
 
     JSON types are stored (``dict`` with ``str`` keys, ``list``, ``tuple``
     (read back as ``list``), ``str``, ``int`` (64-bit), ``float``, ``bool``,
-    ``None``).  NaN and infinities, sets, bytes, datetimes, dataclasses and
+    ``None``), and their subclasses as the base type (a ``NamedTuple`` as a
+    ``list``, a ``str`` subclass key as ``str``, ``class Price(float)`` as
+    ``float``).  NaN and infinities, sets, bytes, datetimes, dataclasses and
     other objects raise :class:`SerializationError` instead of being silently
     changed.  Two exceptions, because orjson encodes them natively and
     checking every value for them would slow every write: ``uuid.UUID`` is
@@ -121,7 +185,7 @@ class JSONSerializer(Serializer):
     _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
     def dumps(self, value: Any) -> str:
-        text = orjson.dumps(value, option=self._OPTIONS).decode()
+        text = _orjson_dumps(value, self._OPTIONS).decode()
         # orjson writes NaN/Infinity as null; refuse rather than change the value.  (Searching
         # the str is about 2.5x cheaper than searching orjson's bytes, measured on 200-byte documents.)
         if "null" in text and _has_non_finite(value):
@@ -405,6 +469,11 @@ def encoder(serializer: Serializer) -> Callable[[Any], str | bytes]:
     def encode_json(value: Any) -> str | bytes:  # JSONSerializer.dumps, one call frame less
         try:
             text: str = orjson_dumps(value, option=options).decode()
+        except TypeError:  # maybe only a subclass orjson does not take: see _orjson_dumps
+            try:
+                text = orjson_dumps(_base_json(value, 0, {}), option=options).decode()
+            except Exception as exc:
+                raise encode_error(serializer, value, exc) from exc
         except Exception as exc:
             raise encode_error(serializer, value, exc) from exc
         if "null" in text and _has_non_finite(value):

@@ -8,7 +8,7 @@ import decimal
 import enum
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import apsw
 import pytest
@@ -226,6 +226,102 @@ def test_json_stores_uuid_and_enum_as_their_json_form(store: kvlite.Store, value
     coll.put("k", value)
     assert coll.get("k") == stored
     assert type(coll.get("k")) is type(stored)
+
+
+class Price(float):
+    pass
+
+
+class Tag(str):
+    pass
+
+
+class Count(int):
+    pass
+
+
+class Coords(tuple):  # type: ignore[type-arg]
+    pass
+
+
+class Items(list):  # type: ignore[type-arg]
+    pass
+
+
+class Doc(dict):  # type: ignore[type-arg]
+    pass
+
+
+class Sneaky(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:  # json stores what the dict holds (as orjson does), not what methods say
+        return [("not", "this")]
+
+    def values(self) -> Any:
+        return []
+
+
+class Pair(NamedTuple):
+    a: int
+    b: float
+
+
+class Half(float, enum.Enum):
+    HALF = 0.5
+
+
+SUBCLASS_VALUES = [  # (value, what comes back: every subclass as its base type)
+    (Price(1.5), 1.5),
+    (Count(3), 3),
+    (Tag("x"), "x"),
+    (Coords((1, Price(2.0))), [1, 2.0]),
+    (Pair(1, Price(2.5)), [1, 2.5]),
+    ({Tag("k"): {Tag("inner"): Price(1.0)}}, {"k": {"inner": 1.0}}),
+    (Doc(a=Items([Price(0.5), Coords(())])), {"a": [0.5, []]}),
+    ([Price(0.1), {"n": Count(-(2**63))}, Tag("")], [0.1, {"n": -(2**63)}, ""]),
+]
+
+
+@pytest.mark.parametrize("name", ["json", "jsonb", "msgpack", "cbor2"])
+@pytest.mark.parametrize(("value", "stored"), SUBCLASS_VALUES, ids=repr)
+def test_subclasses_of_json_types_are_stored_as_their_base_type(open_store: Callable[..., kvlite.Store],
+                                                               name: str, value: Any, stored: Any) -> None:
+    """One rule for every subclass of a JSON type, as for keys: accepted, stored as the base type.
+    (orjson alone refused float and tuple subclasses and str subclass dict keys, and took the rest.)"""
+    coll = open_store().collection("c", serializer=name)
+    coll.put("put", value)
+    coll.put_many({"put_many": value})
+    coll.setdefault("setdefault", value)
+    coll.dict()["dict"] = value
+    again = open_store().collection("c", serializer=name)
+    for key in ("put", "put_many", "setdefault", "dict"):
+        assert_same_types(again.get(key), stored)
+        assert again.get(key) == stored
+
+
+def test_json_subclass_rules_hold_inside_the_subclasses(store: kvlite.Store) -> None:
+    coll = store.collection("c")
+    coll.put("enum", {"e": Half.HALF, "in a tuple": Coords((Half.HALF,))})
+    assert coll.get("enum") == {"e": 0.5, "in a tuple": [0.5]}
+    coll.put("sneaky", Coords((Sneaky(a=Price(1.0)),)))
+    assert coll.get("sneaky") == [{"a": 1.0}]
+    shared = Coords((Price(1.0),))
+    coll.put("shared", [shared, shared, {"again": shared}])
+    assert coll.get("shared") == [[1.0], [1.0], {"again": [1.0]}]
+    for bad in (Price("nan"), [Coords((Price("inf"),))], {"k": Sneaky(x=float("nan"))}, Coords(({1, 2},)),
+                {Tag("k"): {1: Price(1.0)}}, Pair(1, datetime.date(2024, 1, 1)), Count(2**64)):
+        with pytest.raises(SerializationError):
+            coll.put("bad", bad)
+    deep: Any = Price(1.0)
+    for _ in range(100_000):  # orjson's nesting limit holds for subclasses too (and nothing crashes)
+        deep = Coords((deep,))
+    with pytest.raises(SerializationError, match="Recursion limit"):
+        coll.put("bad", deep)
+    nested: Any = Price(1.0)
+    for _ in range(254):  # orjson's deepest
+        nested = Coords((nested,))
+    coll.put("deepest", nested)
+    assert str(coll.get("deepest")) == "[" * 254 + "1.0" + "]" * 254
+    assert "bad" not in coll
 
 
 def test_serialization_error_writes_nothing_for_any_serializer(store: kvlite.Store) -> None:
