@@ -104,17 +104,19 @@ def test_a_failed_put_into_a_new_file_never_removes_what_another_process_wrote(c
     assert figures["acked"] == 30
 
 
-def _published_by_another_process_first(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    """Make another process create ``path`` (one entry in collection ``theirs``) just before
-    the command publishes its new file: the destination "appeared meanwhile"."""
+def _published_by_another_process_first(monkeypatch: pytest.MonkeyPatch, path: Path, *,
+                                        pickle_c: bool = False) -> None:
+    """Make another process create ``path`` (one entry in collection ``theirs``; with
+    ``pickle_c`` also a ``pickle`` collection ``c``) just before the command publishes its new
+    file: the destination "appeared meanwhile"."""
     import kvlite.cli as cli_module
 
     publish = cli_module._publish
+    script = ("import kvlite, sys; s = kvlite.open(sys.argv[1]); s.collection('theirs').put('t', 1); "
+              + ("s.collection('c', serializer='pickle').put('p', {1}); " if pickle_c else "") + "s.close()")
 
     def late(temp: str, target: str) -> bool:
-        subprocess.run([sys.executable, "-c",
-                        "import kvlite, sys; s = kvlite.open(sys.argv[1]); "
-                        "s.collection('theirs').put('t', 1); s.close()", str(path)], check=True)
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True)
         return publish(temp, target)
 
     monkeypatch.setattr(cli_module, "_publish", late)
@@ -146,9 +148,6 @@ def test_a_file_that_appears_meanwhile_is_written_into_never_replaced(
     if command == "put":
         code, _, err = _main("put", "new.db", "c", "k", '{"v": 1}')
     elif command == "import":
-        with kvlite.open(tmp_path / "src.db") as src:
-            src.collection("c").put("k", {"v": 1})
-            src.collection("d").put("k2", [2], ttl=3600)
         code, _, err = _main("import", "new.db", stdin=b'{"collection": "c", "key": "k", "value": {"v": 0}}\n'
                                                         b'{"collection": "d", "key": "k2", "value": [2], "ttl": 3600}\n'
                                                         b'{"collection": "c", "key": "k", "value": {"v": 1}}\n')
@@ -157,6 +156,8 @@ def test_a_file_that_appears_meanwhile_is_written_into_never_replaced(
             src.collection("c").put("k", {"v": 1})
         code, _, err = _main("copy", "src.db", "new.db")
     assert code == 0, err
+    if command == "import":
+        assert err == "imported 3 entries: 2 into 'c', 1 into 'd'\n"
     with kvlite.open(target) as store:
         assert store.collection("theirs").get("t") == 1            # theirs is kept...
         assert store.collection("c").get("k") == {"v": 1}          # ...and the command's entry added
@@ -172,18 +173,8 @@ def test_a_failed_command_on_a_file_that_appeared_meanwhile_keeps_it(
     """The command is applied to the file that appeared; it fails there, and the file stays."""
     target = tmp_path / "new.db"
     monkeypatch.chdir(tmp_path)
-    _published_by_another_process_first(monkeypatch, target)
-    # "theirs" is where the command writes: the other process made it a pickle collection meanwhile.
-    import kvlite.cli as cli_module
-
-    publish = cli_module._publish
-
-    def pickled(temp: str, dest: str) -> bool:
-        with kvlite.open(target) as store:
-            store.collection("c", serializer="pickle").put("p", {1})
-        return publish(temp, dest)
-
-    monkeypatch.setattr(cli_module, "_publish", pickled)
+    # The other process makes "c", where the command writes, a pickle collection.
+    _published_by_another_process_first(monkeypatch, target, pickle_c=True)
     if command == "put":
         code, _, err = _main("put", "new.db", "c", "k", "1")
     else:
