@@ -285,6 +285,41 @@ def _translated() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+def _executemany(conn: psycopg.Connection[Any], sql: str, rows: list[dict[str, Any]]) -> None:
+    """``executemany(sql, rows)`` in a pipeline that ends cleanly when a row fails; the first
+    error is then raised (a psycopg error, for :func:`_translated`).
+
+    psycopg sends the rows of ``executemany()`` in pipeline mode.  When one fails (the collection
+    was dropped by another client, a lock timed out, PostgreSQL refused a value), the rows already
+    sent after it come back "aborted"; a pipeline left by that error (psycopg's own, in
+    ``executemany()``) cannot sync them, and psycopg logs "error ignored terminating
+    <psycopg.Pipeline ...>: pipeline aborted" on its logger, which a program that configured no
+    logging prints to stderr.  Here the pipeline is this function's: after a failure it is synced
+    inside its block (collecting the aborted results), so it is left without an error to report.
+    """
+    failure: psycopg.Error | None = None
+    try:
+        with conn.pipeline() as pipeline, conn.cursor() as cur:
+            try:
+                cur.executemany(sql, rows)  # rides this pipeline instead of opening its own
+            except psycopg.Error as exc:
+                failure = exc
+                for _ in range(3):  # normally once: the results up to this sync, all aborted
+                    try:
+                        pipeline.sync()
+                        break
+                    except pg_errors.PipelineAborted:
+                        continue
+                    except psycopg.Error:
+                        break  # the connection itself failed: the pool discards it
+    except psycopg.Error:
+        if failure is None:  # an error reported when the pipeline ends (the rows' own, then)
+            raise
+        # else: ending the pipeline failed too, after the row's error: that is the one to raise
+    if failure is not None:
+        raise failure
+
+
 # -- the store -------------------------------------------------------------------------------------
 
 
@@ -731,8 +766,8 @@ class PostgresCollection(BackendCollection):
         if not entries:
             return
         rows = [self._params(key, data, now, expires) for key, data in entries]
-        with self._pg._atomic() as conn, conn.cursor() as cur:
-            cur.executemany(self._sql_put, rows)
+        with self._pg._atomic() as conn:
+            _executemany(conn, self._sql_put, rows)
 
     def _delete(self, key: Any, now: float) -> Any:
         row = self._pg._fetchone(self._sql_delete, {"canon": _canon(key), "now": now})
