@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Tuple
 import apsw
 
 from . import keys as _keys
-from .errors import InvalidKey, InvalidTTL, SerializationError
+from .errors import InvalidKey, InvalidTTL
 from .models import ModelAdapter
-from .serializers import Serializer, encoder
+from .serializers import Serializer, decode, decode_error, encoder
 from .store import DB_ERRORS, STATEMENT_ERRORS, translate_error
 
 if TYPE_CHECKING:
@@ -213,10 +213,7 @@ class Collection:
 
     def _decode_raw(self, data: str | bytes) -> Any:
         """The stored value as the serializer gives it back (a dict, for typed collections)."""
-        try:
-            return self.serializer.loads(data)
-        except Exception as exc:
-            raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+        return decode(self.serializer, data)
 
     def _decode(self, data: str | bytes) -> Any:
         value = self._decode_raw(data)
@@ -295,7 +292,7 @@ class Collection:
             try:
                 return self._loads(data)
             except Exception as exc:
-                raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+                raise decode_error(self.serializer, exc) from exc
         return self._decode(data)
 
     def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
@@ -574,8 +571,7 @@ class Collection:
                 try:
                     value = loads(data)
                 except Exception as exc:
-                    raise SerializationError(
-                        f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+                    raise decode_error(self.serializer, exc) from exc
                 yield (stored if key_type == 0 else _keys.decode(stored, key_type)), value
 
     def values(self, *, reverse: bool = False) -> Iterator[Any]:

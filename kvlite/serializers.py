@@ -49,7 +49,7 @@ from typing import Any, Callable, ClassVar
 
 import orjson
 
-from .errors import CorruptStore, SerializationError, UnknownSerializer
+from .errors import CorruptStore, KvliteError, SerializationError, UnknownSerializer
 
 __all__ = ["Serializer", "JSONSerializer", "JSONBSerializer", "PickleSerializer", "register", "get", "names",
            "MAX_DECOMPRESSED_SIZE"]
@@ -457,6 +457,23 @@ def names() -> list[str]:
 def encode_error(serializer: Serializer, value: Any, exc: Exception) -> SerializationError:
     """The :class:`SerializationError` for ``serializer.dumps(value)`` having raised ``exc``."""
     return SerializationError(f"{serializer.name} cannot encode a value of type {type(value).__name__}: {exc}")
+
+
+def decode_error(serializer: Serializer, exc: Exception) -> KvliteError:
+    """What a failed ``serializer.loads(data)`` raises: a kvlite error it raised itself (a
+    compressed value past :data:`MAX_DECOMPRESSED_SIZE` is :class:`CorruptStore`) as it is,
+    anything else as :class:`SerializationError` (the one "cannot decode" error)."""
+    if isinstance(exc, KvliteError):
+        return exc
+    return SerializationError(f"{serializer.name} cannot decode a stored value: {exc}")
+
+
+def decode(serializer: Serializer, data: str | bytes) -> Any:
+    """``serializer.loads(data)``, with any failure as :func:`decode_error` gives it."""
+    try:
+        return serializer.loads(data)
+    except Exception as exc:  # a serializer may raise anything for bad data
+        raise decode_error(serializer, exc) from exc
 
 
 def encoder(serializer: Serializer) -> Callable[[Any], str | bytes]:

@@ -357,10 +357,7 @@ class BackendCollection(ABC):
         return _serializers.encode(self.serializer, value)
 
     def _decode_raw(self, data: Any) -> Any:
-        try:
-            return self.serializer.loads(data)
-        except Exception as exc:
-            raise SerializationError(f"{self.serializer.name} cannot decode a stored value: {exc}") from exc
+        return _serializers.decode(self.serializer, data)
 
     def _decode(self, data: Any) -> Any:
         value = self._decode_raw(data)
