@@ -23,6 +23,19 @@ Commands:
 ``readonly-check``
     Drops root privileges if it has them, then reports what kvlite does with a
     store in a read-only directory.
+``fork-zygote``
+    Like ``crash-zygote``, for any command: forks one child per request line
+    that runs the request's ``command`` (a real, separate process that skips the
+    interpreter's start-up).
+``folder-victim`` (forked by ``fork-zygote``)
+    Writes into a collection of a per-collection folder, then drops (or makes)
+    a collection and stops (to be SIGKILLed) right before the ``kill_at``-th
+    file-system or SQLite call of that.
+``snapshot-holder`` (forked by ``fork-zygote``)
+    Holds a ``find()`` snapshot of a collection open until told to let go.
+``collection-creator``
+    Creates collections (long names too) in a per-collection folder for a
+    bounded time, listing each in a report once its call returned.
 """
 
 from __future__ import annotations
@@ -342,6 +355,173 @@ def readonly_check(args: dict[str, Any]) -> None:
     print(json.dumps(report))
 
 
+# -- per-collection folders: drops killed at every step, creations watched ---------------
+
+
+def fork_zygote(args: dict[str, Any]) -> None:
+    """Fork one child per request line on stdin, running ``COMMANDS[request["command"]](request)``.
+
+    The same protocol as :func:`crash_zygote`: prints ``{"pid": ...}`` once the
+    child is forked, then ``{"signal": ...}`` or ``{"exit": ...}`` when it died.
+    """
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                COMMANDS[request["command"]](request)
+            except BaseException:  # noqa: BLE001 - report any failure of the child, then exit
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            print(json.dumps({"signal": os.WTERMSIG(status)}), flush=True)
+        else:
+            print(json.dumps({"exit": os.WEXITSTATUS(status)}), flush=True)
+
+
+class ForkZygote:
+    """The parent's side of ``fork-zygote``: ``start(request)`` forks a child, ``end()`` waits for its death."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "fork-zygote", "{}"], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def start(self, request: dict[str, Any]) -> int:
+        """Fork a child running ``request["command"]``; returns its pid."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return int(self.end()["pid"])
+
+    def end(self) -> dict[str, Any]:
+        """The zygote's next line: ``{"signal": n}`` or ``{"exit": n}`` once the child died."""
+        assert self.proc.stdout
+        line = self.proc.stdout.readline()
+        assert line, "the fork zygote died"
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:  # noqa: BLE001 - never leave it running
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def drop_value(key: str, version: int) -> dict[str, Any]:
+    """The value of ``key`` written by version ``version`` of the drop tests' collection."""
+    return {"key": key, "version": version, "pad": "v" * (97 * version + len(key))}
+
+
+def _is_step(func: Any) -> bool:
+    """Whether a C function is a step the drop tests kill before: a file-system call or an SQLite one."""
+    if getattr(func, "__module__", None) in ("posix", "fcntl"):
+        return True
+    owner = getattr(func, "__self__", None)
+    return owner is not None and type(owner).__module__ == "apsw"
+
+
+def folder_victim(args: dict[str, Any]) -> None:
+    """Write into collection ``args["name"]`` of a per-collection folder, then drop it (or make it).
+
+    First overwrites each key of ``args["keys"]`` with version ``args["version"]``
+    (none: nothing is written).  Then, for ``action`` ``"drop"``,
+    ``drop_collection(name)``; for ``"create"``, ``collection(name).put("made", 1)``.
+    With ``open_in_action``, opening the folder is part of the action (it is
+    opened after the writes otherwise), so it may be killed too.
+    Report lines: ``acked`` once every put returned; ``stop <k> <call>`` right
+    before the action's ``k``-th file-system or SQLite call (``k`` = ``kill_at``),
+    after which the process waits to be SIGKILLed; ``done <result> <steps>``
+    if the action returned first.
+    """
+    report = os.open(args["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def say(line: str) -> None:
+        os.write(report, (line + "\n").encode())
+
+    store = None
+    if not args.get("open_in_action"):
+        store = kvlite.open(args["path"], layout="per-collection", timeout=args["timeout"])
+    if args["keys"]:
+        assert store is not None, "writes need the folder opened first"
+        coll = store.collection(args["name"])
+        for key in args["keys"]:
+            coll.put(key, drop_value(key, args["version"]))
+    say("acked")
+    kill_at = args["kill_at"]
+    steps = 0
+
+    def profile(frame: Any, event: str, func: Any) -> None:
+        nonlocal steps
+        if event == "c_call" and _is_step(func):
+            steps += 1
+            if steps == kill_at:
+                sys.setprofile(None)
+                say(f"stop {steps} {getattr(func, '__qualname__', func)}")
+                time.sleep(60)  # the parent SIGKILLs this process now
+                os._exit(3)
+
+    sys.setprofile(profile)
+    try:
+        if store is None:  # opening the folder is part of the action (it cleans up after crashes)
+            store = kvlite.open(args["path"], layout="per-collection", timeout=args["timeout"])
+        if args["action"] == "drop":
+            result = store.drop_collection(args["name"])
+        else:
+            store.collection(args["name"]).put("made", 1)
+            result = True
+    finally:
+        sys.setprofile(None)
+    say(f"done {result} {steps}")
+    os._exit(0)  # no clean close either: the test only wants to know what the action left
+
+
+def snapshot_holder(args: dict[str, Any]) -> None:
+    """Hold a ``find()`` read snapshot of collection ``args["name"]`` until ``args["release"]`` exists."""
+    store = kvlite.open(args["path"], layout="per-collection", timeout=120.0)
+    matches = store.collection(args["name"]).find("$.*")
+    next(matches)  # the query's snapshot is open now, and stays open while it is suspended
+    Path(args["ready"]).write_text("ready")
+    wait_for(Path(args["release"]))
+    matches.close()
+    store.close()
+
+
+def collection_creator(args: dict[str, Any]) -> None:
+    """Create collections in folder ``args["path"]`` for ``args["seconds"]`` (or ``args["count"]`` of them).
+
+    Names alternate between short ones and ones too long for a file name (hashed
+    files).  Each is created with one entry; after the calls returned, the name
+    is appended to the report file.  Never drops anything.
+    """
+    store = kvlite.open(args["path"], layout="per-collection", timeout=120.0)
+    report = os.open(args["report"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    Path(args["ready"]).write_text("ready")
+    wait_for(Path(args["go"]))
+    deadline = time.monotonic() + args["seconds"]
+    made = 0
+    while time.monotonic() < deadline and made < args["count"]:
+        name = creator_name(args["tag"], made)
+        store.collection(name).put("k", made)
+        os.write(report, (json.dumps(name) + "\n").encode())
+        made += 1
+    store.close()
+
+
+def creator_name(tag: str, i: int) -> str:
+    """The ``i``-th collection name :func:`collection_creator` makes (odd ones get a hashed file)."""
+    return f"{tag}-{i}" + ("-" + "long" * 60 if i % 2 else "")
+
+
 COMMANDS = {
     "crash-writer": crash_writer,
     "crash-zygote": crash_zygote,
@@ -349,6 +529,10 @@ COMMANDS = {
     "stream-writer": stream_writer,
     "stream-reader": stream_reader,
     "readonly-check": readonly_check,
+    "fork-zygote": fork_zygote,
+    "folder-victim": folder_victim,
+    "snapshot-holder": snapshot_holder,
+    "collection-creator": collection_creator,
 }
 
 if __name__ == "__main__":

@@ -8,24 +8,43 @@ deletes its file.
 File names: the collection name, percent-encoded (UTF-8) so any name is a
 safe file name, plus ``.kvlite``; a name whose encoded form would be too long
 for a file system gets a hash-based file name instead.  Each file is an
-ordinary kvlite store holding that one collection.
+ordinary kvlite store holding that one collection.  The folder's own files
+(the lock, tombstones) start with a dot: never a
+collection's file name.
 
-Dropping a collection that other stores (threads, processes) have open is
-safe: the drop first deletes the collection *inside* its file, in a write
-transaction like any other (so every connection that has the file open sees
-it gone, and a call through an old collection object raises
-:class:`~kvlite.errors.CollectionDropped`, as on a
-single-file store), checkpoints the WAL into the file, and only then deletes
-the files: ``-wal``, ``-shm``, then the ``.kvlite`` file.  A folder lock
-(``.kvlite-folder.lock``, POSIX ``flock``) keeps the drop apart from anything
-that opens a collection file: a drop waits for them and they wait for the drop
-(up to ``timeout``, then :class:`~kvlite.errors.StoreLocked`), so nobody opens
-a file half deleted or picks up an old WAL.  A store that had the old file
-open never writes into it after the drop: a new connection (another thread)
-checks that the path still is the file it opened, and ``collection(name)``
-opens the new file when the name was made again.  The folder lock needs a
-local file system with ``flock`` (Linux, macOS, BSD); elsewhere (Windows, some
-network file systems) kvlite opens and drops without it.
+Dropping a collection is one step that a crash leaves either done or not
+done.  Under the folder lock (below), the drop takes the file's write lock,
+deletes the collection *inside* the file (so every connection that has the
+file open sees it gone, and a call through an old collection object raises
+:class:`~kvlite.errors.CollectionDropped`, as on a single-file store), and
+before committing that, creates the file's tombstone ``.<file name>-dropped``:
+that is the drop's atomic step.  From then on the collection is dropped: not
+listed, ``serializer_of()`` is ``None``, its file is never opened as a
+collection again.  Then ``-wal``, ``-shm`` and the file are deleted, and last
+the tombstone.  No checkpoint is needed (nothing waits for a reader's
+snapshot), and a WAL is only deleted once its file is dropped: the WAL of a
+collection that is still there is never deleted.  (The file is not renamed to
+a tombstone name instead: SQLite finds a file's WAL by the file's name, so the
+renamed file would be cut off from its WAL.)  A crash before the tombstone
+leaves the collection as it was (SQLite rolls the uncommitted delete back).  A
+crash after it leaves a dropped collection whose files are deleted later: by
+the next drop in the folder, by ``collection(name)`` (which finishes the drop
+first, deleting the collection inside the file again while its WAL is there,
+so that clients still holding the file see it gone, then makes the name
+anew), or when the folder is next opened (if its lock is free at once).  With
+``durability="full"`` the folder is also fsynced after the tombstone is made
+and before it is removed.
+
+A folder lock (``.kvlite-folder.lock``, POSIX ``flock``) keeps drops apart
+from anything that opens a collection file: a drop waits for them and
+they wait for the drop (up to ``timeout``, then
+:class:`~kvlite.errors.StoreLocked`), so nobody opens a file half deleted or
+picks up an old WAL.  A store that had the old file open never writes into it
+after the drop: a new connection (another thread) checks that the path still
+is the file it opened and has no tombstone, and ``collection(name)`` opens the
+new file when the name was made again.  The folder lock needs a local file
+system with ``flock`` (Linux, macOS, BSD); elsewhere (Windows, some network
+file systems) kvlite opens and drops without it.
 
 What differs from a single-file store: ``transaction()`` on the folder raises
 :class:`~kvlite.errors.NotSupported` (a transaction cannot span files); use
@@ -46,7 +65,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .. import serializers as _serializers
-from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreClosed, StoreLocked
+from ..errors import (CollectionDropped, CorruptStore, KvliteError, NotSupported, ReadOnlyError, StoreClosed,
+                      StoreLocked)
 from ..store import Store, store_stats, validate_collection_name
 
 try:
@@ -64,6 +84,8 @@ SUFFIX = ".kvlite"
 #: The folder lock (not a collection: it does not end in ``.kvlite``).
 LOCK_FILE = ".kvlite-folder.lock"
 _MAX_ENCODED = 180
+#: ``.<file name>-dropped``: the tombstone of a dropped collection's file, until the file is deleted.
+_TOMBSTONE = "-dropped"
 
 
 _PLAIN = frozenset(string.ascii_lowercase + string.digits + "-_")
@@ -92,6 +114,30 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _tombstone(path: str) -> str:
+    """The tombstone of the collection file at ``path``: while it exists, that file is dropped."""
+    folder, base = os.path.split(path)
+    return os.path.join(folder, "." + base + _TOMBSTONE)
+
+
+def _is_collection_file(path: str) -> bool:
+    """Whether a (complete) collection file is at ``path``, not dropped."""
+    return os.path.exists(path) and not os.path.exists(_tombstone(path))
+
+
+def _leftover(entry: str) -> tuple[str, str] | None:
+    """``("tombstone", file name)`` for a folder entry a drop of collection file ``file name`` leaves
+    while it runs (or after a crash cut it off); else ``None``."""
+    if not entry.startswith("."):
+        return None
+    base, suffix, tail = entry[1:].partition(SUFFIX)  # an encoded name has no dot: the first is the suffix's
+    if not base or not suffix:
+        return None
+    if tail == _TOMBSTONE:
+        return "tombstone", base + SUFFIX
+    return None
+
+
 class _FolderLock:
     """``flock`` on the folder's lock file: shared while a file is opened, exclusive while one is
     deleted.  Each hold opens the lock file anew, so threads of one process exclude each other too."""
@@ -113,36 +159,41 @@ class _FolderLock:
             return None  # a read-only folder nobody wrote to: nothing can be dropped in it by kvlite
 
     @contextlib.contextmanager
-    def hold(self, *, exclusive: bool) -> Iterator[None]:
+    def hold(self, *, exclusive: bool, wait: bool = True) -> Iterator[bool]:
+        """Hold the lock for the block; it yields whether it is held.  With ``wait=False`` the block
+        runs without the lock (``False``) unless it is granted at once; else it waits up to the timeout."""
         held = getattr(self._held, "mode", None)
         if fcntl is None or held == "exclusive" or (held == "shared" and not exclusive):
-            yield  # no flock here, or this thread already holds enough of it
+            yield True  # no flock here, or this thread already holds enough of it
             return
         fd = self._open()
         if fd is None:
-            yield
+            yield True
             return
         try:
-            self._acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            if not self._acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, wait):
+                yield False
+                return
             self._held.mode = "exclusive" if exclusive else "shared"
             try:
-                yield
+                yield True
             finally:
                 self._held.mode = held
         finally:
             os.close(fd)  # releases the lock
 
-    def _acquire(self, fd: int, mode: int) -> None:
+    def _acquire(self, fd: int, mode: int, wait: bool) -> bool:
         deadline = time.monotonic() + self.timeout
         delay = 0.0005
         while True:
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                return
+                return True
             except BlockingIOError:
-                pass
+                if not wait:
+                    return False
             except OSError:  # a file system without flock: go on without it
-                return
+                return True
             if time.monotonic() >= deadline:
                 what = "dropping a collection" if mode & fcntl.LOCK_EX else "opening a collection file"
                 raise StoreLocked(f"{what} in {os.path.dirname(self.path)!r}: the folder lock was not "
@@ -169,11 +220,12 @@ class _FileStore(Store):
     def __init__(self, path: str, folder_lock: _FolderLock, **options: Any) -> None:
         self._folder_lock = folder_lock
         self._identity: tuple[int, int] | None = None
+        self._tombstone = _tombstone(path)
         super().__init__(path, **options)
 
     def _connect(self) -> Any:
         with self._folder_lock.hold(exclusive=False):
-            if self._identity is not None and _identity(self.path) != self._identity:
+            if self._identity is not None and not self.is_current():
                 raise _dropped(self.path)
             conn = super()._connect()
             if self._identity is None:
@@ -182,7 +234,8 @@ class _FileStore(Store):
 
     def is_current(self) -> bool:
         """Whether the path still is the file this store opened (not dropped, not made again)."""
-        return self._identity is not None and _identity(self.path) == self._identity
+        return (self._identity is not None and _identity(self.path) == self._identity
+                and not os.path.exists(self._tombstone))
 
     def collection(self, name: str, **options: Any) -> Collection:
         # Through collection.store too: never make a collection again in a dropped file.
@@ -221,6 +274,8 @@ class DirectoryStore:
         self._retired: weakref.WeakSet[_FileStore] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
+        if not readonly:
+            self._clean_up()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -229,9 +284,13 @@ class DirectoryStore:
     def _file(self, name: str) -> str:
         return os.path.join(self.path, file_name(name))
 
-    def _store(self, name: str, *, create: bool) -> _FileStore | None:
-        """The store of collection ``name``'s current file (the caller holds the folder lock);
-        ``None`` when there is no file and ``create`` is false."""
+    def _store(self, name: str, *, create: bool,
+               serializer: str | _serializers.Serializer | None = None) -> _FileStore | None:
+        """The store of collection ``name``'s current file (the caller holds the folder lock).
+
+        ``None`` when there is no file and ``create`` is false, or when the file is
+        dropped but not deleted yet (a crash cut its drop off: see :meth:`_finish_drop`).
+        """
         self._check_open()
         path = self._file(name)
         with self._lock:
@@ -241,10 +300,28 @@ class DirectoryStore:
             if store is not None:  # its file was dropped (maybe made again) by another client
                 del self._stores[name]
                 self._retired.add(store)
-            if not create and not os.path.exists(path):
+            if os.path.exists(_tombstone(path)):
                 return None
+            if not os.path.exists(path):
+                if not create:
+                    return None
             store = self._stores[name] = _FileStore(path, self._folder_lock, **self._options)
             return store
+
+    def _sync_folder(self) -> None:
+        """With ``durability="full"``: ``fsync`` the folder, so that a file made or deleted in it
+        stays so after a power loss (skipped where a folder cannot be opened, as on Windows)."""
+        if self.durability != "full":
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def now(self) -> float:
         return self._clock()
@@ -254,12 +331,20 @@ class DirectoryStore:
         """The collection ``name`` in its own file (created on first use)."""
         validate_collection_name(name)
         self._check_open()
-        with self._folder_lock.hold(exclusive=False):
-            if self.readonly and not os.path.exists(self._file(name)):
-                raise ReadOnlyError(f"collection {name!r} does not exist and the store is read-only")
-            store = self._store(name, create=True)
-            assert store is not None
-            return store.collection(name, serializer=serializer, model=model)
+        path = self._file(name)
+        while True:
+            with self._folder_lock.hold(exclusive=False):
+                if self.readonly and not _is_collection_file(path):
+                    raise ReadOnlyError(f"collection {name!r} does not exist and the store is read-only")
+                store = self._store(name, create=True, serializer=serializer)
+                if store is not None:
+                    return store.collection(name, serializer=serializer, model=model)
+            # The name's old file is dropped but not deleted (a crash cut the drop off): finish that
+            # drop before the name is made anew.
+            with self._folder_lock.hold(exclusive=True):
+                if not self._finish_drop(path):
+                    raise KvliteError(f"collection {name!r} cannot be made again yet: the file {path!r} of the "
+                                      "dropped one could not be deleted")
 
     def serializer_of(self, name: str) -> str | None:
         """The serializer recorded for collection ``name`` (``None`` if it does not exist)."""
@@ -274,9 +359,13 @@ class DirectoryStore:
         self._check_open()
         names = []
         with self._folder_lock.hold(exclusive=False):
-            for entry in sorted(os.listdir(self.path)):
-                if not entry.endswith(SUFFIX):
-                    continue
+            entries = sorted(os.listdir(self.path))
+            present = set(entries)
+            for entry in entries:
+                if not entry.endswith(SUFFIX) or entry.startswith("."):
+                    continue  # the folder's own files (lock, tombstones) start with a dot
+                if "." + entry + _TOMBSTONE in present:
+                    continue  # dropped; a crash cut the drop off before the file was deleted
                 stem = entry[: -len(SUFFIX)]
                 if stem.startswith("~"):
                     with Store(os.path.join(self.path, entry), readonly=True) as store:
@@ -293,25 +382,108 @@ class DirectoryStore:
             raise ReadOnlyError("the store was opened read-only")
         path = self._file(name)
         with self._folder_lock.hold(exclusive=True):
+            self._remove_leftovers()  # what crashes left, this name's cut-off drop too
             store = self._store(name, create=False)
-            if store is not None:
-                if not store._conn().getautocommit():
-                    raise KvliteError(f"cannot drop collection {name!r} inside a transaction() block of "
-                                      "its own file: the file is deleted, which cannot be rolled back")
-                # First inside the file, like any write: every connection that has it open sees the
-                # collection gone.  Then the WAL goes into the file, so deleting -wal first loses nothing.
-                store.drop_collection(name)
-                with contextlib.suppress(Exception):
-                    store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            existed = os.path.exists(path)
-            for suffix in ("-wal", "-shm", ""):  # never a WAL left next to a missing (or new) file
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path + suffix)
+            if store is None:
+                return False
+            if not store._conn().getautocommit():
+                raise KvliteError(f"cannot drop collection {name!r} inside a transaction() block of "
+                                  "its own file: the file is deleted, which cannot be rolled back")
+            self._drop_in_file(store)
             with self._lock:
-                if store is not None and self._stores.get(name) is store:
+                if self._stores.get(name) is store:
                     del self._stores[name]
                     self._retired.add(store)  # its old collection objects now raise "dropped"
-        return existed
+            self._bury(path)
+        return True
+
+    def _drop_in_file(self, store: _FileStore) -> None:
+        """The drop's one step (the caller holds the folder lock exclusively): in one write
+        transaction on the file, delete its collection, and create its tombstone before committing.
+
+        The write lock is held from the delete to the commit, so no other client writes into the
+        file between the tombstone and the commit.  A crash before the tombstone leaves the
+        collection as it was (the delete is rolled back); after it, the collection is dropped
+        (:meth:`_finish_drop` deletes it inside the file again if the commit did not happen).
+        """
+        tombstone = store._tombstone
+        names: list[str] = []
+        made = False
+        try:
+            with store.transaction():
+                # First inside the file, like any write: every connection that has it open sees
+                # the collection gone.
+                names = store.collections()
+                for name in names:
+                    store.drop_collection(name)
+                os.close(os.open(tombstone, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644))
+                made = True
+                self._sync_folder()
+        except BaseException as exc:
+            if made:
+                try:
+                    rolled_back = set(names) <= set(store.collections())
+                except BaseException:  # noqa: BLE001 - unknown: the tombstone stands, the drop is done
+                    rolled_back = False
+                if rolled_back:  # the drop did not happen: nor does its tombstone
+                    with contextlib.suppress(OSError):
+                        os.remove(tombstone)
+            if isinstance(exc, OSError):
+                raise KvliteError(f"cannot drop the collection of {store.path!r}: {exc}") from exc
+            raise
+
+    def _bury(self, path: str) -> bool:
+        """Delete the files of the dropped collection file ``path``: ``-wal``, ``-shm``, the file,
+        and last its tombstone, which stays if a file could not be deleted (tried again later)."""
+        try:
+            for suffix in ("-wal", "-shm", ""):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path + suffix)
+            self._sync_folder()  # the files are gone before their tombstone is
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(_tombstone(path))
+        except OSError:
+            return False
+        return True
+
+    def _finish_drop(self, path: str) -> bool:
+        """Finish the drop of the file ``path`` if its tombstone stands (the caller holds the folder
+        lock exclusively); ``False`` if its files could not all be deleted.
+
+        A crash cut the drop off: the collection is dropped, but the file may still hold it
+        (when the crash came before the drop's commit), with a WAL and other processes'
+        connections to it.  While its WAL is there the collection is deleted inside the file
+        (again), so that they see it gone; then the files are deleted.
+        """
+        if not os.path.exists(_tombstone(path)):
+            return True
+        if os.path.exists(path) and os.path.exists(path + "-wal"):
+            try:
+                with Store(path, **self._options) as dropped:
+                    for name in dropped.collections():
+                        dropped.drop_collection(name)
+            except CorruptStore:
+                pass  # a damaged file: nobody can use it, it only goes
+        return self._bury(path)
+
+    def _remove_leftovers(self) -> None:
+        """Finish the drops crashes cut off (the caller holds the folder lock exclusively).  Errors
+        leave them for later."""
+        for entry in os.listdir(self.path):
+            leftover = _leftover(entry)
+            if leftover is None:
+                continue
+            with contextlib.suppress(KvliteError, OSError):
+                self._finish_drop(os.path.join(self.path, leftover[1]))
+
+    def _clean_up(self) -> None:
+        """On opening: remove what crashes left (see :meth:`_remove_leftovers`), if there is any and
+        the folder lock is free at once (else a later drop does it)."""
+        if not any(_leftover(entry) for entry in os.listdir(self.path)):
+            return
+        with self._folder_lock.hold(exclusive=True, wait=False) as held:
+            if held:
+                self._remove_leftovers()
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
              model: type | None = None) -> DictView:
