@@ -1,6 +1,7 @@
 """The per-collection layout under SIGKILL and under concurrent processes.
 
-A drop is one step that a crash leaves either done or not done:
+A drop is one step that a crash leaves either done or not done, and a
+collection being made is not visible before it is complete:
 
 * ``test_a_drop_killed_at_any_step_is_done_or_not_done``: a process overwrites
   every key of a collection with a newer version (each put returned), then drops
@@ -14,15 +15,27 @@ A drop is one step that a crash leaves either done or not done:
   at all (done): not listed, ``serializer_of()`` is ``None``, ``kvlite.copy``
   skips it, and ``collection(name)`` makes it again empty, never with older
   values.  Once something drops again, nothing of it is left in the folder.
+* ``test_a_creation_killed_at_any_step_is_never_half_visible``: the same for
+  ``collection(name)`` making a new collection (a short name and a name long
+  enough for a hashed file name): killed at any step, it is either absent or
+  complete, and ``collections()`` never raises.
+* ``test_collections_never_fails_while_another_process_creates``: one process
+  keeps making collections (every other one with a hashed file name) while this
+  one lists them: no ``collections()`` call raises, and every name listed is a
+  complete collection.
 
-``KVLITE_DROP_RECOVERY_SEED`` changes the random steps of the second kills.
+``KVLITE_DROP_RECOVERY_SEED`` changes the random steps of the second kills;
+``KVLITE_CREATE_ROUNDS`` runs the last test for more rounds.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -40,6 +53,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "
 NAME = "c"
 KEEP = "keep"
 KEYS = [f"k{i}" for i in range(30)]
+LONG_NAME = "long-" + "x" * 200  # its file name is hashed
 SEED = os.environ.get("KVLITE_DROP_RECOVERY_SEED", "drop-recovery")
 
 
@@ -187,3 +201,125 @@ def test_a_drop_killed_at_any_step_is_done_or_not_done(tmp_path: Path, pinned: b
           f"(every step of a {steps}-step drop, then a second kill at a random step) outcomes={dict(outcomes)}")
     assert not failures, f"{len(failures)} of {k} kills left a broken drop:\n" + "\n".join(failures)
     assert outcomes.get("kept") and outcomes.get("dropped")
+
+
+def observe_creation(folder: Path, name: str) -> str:
+    """``"absent"`` or ``"made"`` (complete: listed, serializer recorded, usable); else what is wrong."""
+    try:
+        with kvlite.open(folder, layout="per-collection") as store:
+            names = store.collections()
+            serializer = store.serializer_of(name)
+            if name in names:
+                if serializer != "json":
+                    return f"half-made: listed, serializer_of() is {serializer!r}"
+                if store.collection(name).get("made") not in (1, None):
+                    return "wrong value"
+                state = "made"
+            elif serializer is not None:
+                return f"half-made: not listed, serializer_of() is {serializer!r}"
+            else:
+                state = "absent"
+            if sorted(names) != sorted([KEEP, name] if state == "made" else [KEEP]):
+                return f"collections() is {names}"
+        copied = kvlite.copy(str(folder), "memory://", progress=False)
+    except kvlite.KvliteError as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+    if set(copied) != ({KEEP, name} if state == "made" else {KEEP}):
+        return f"kvlite.copy copied {copied}"
+    return state
+
+
+@pytest.mark.parametrize("name", [NAME, LONG_NAME], ids=["short-name", "hashed-file-name"])
+def test_a_creation_killed_at_any_step_is_never_half_visible(tmp_path: Path, name: str) -> None:
+    victims = hp.ForkZygote()
+    report = tmp_path / "report.txt"
+    outcomes: Counter[str] = Counter()
+    failures: list[str] = []
+    steps = None
+    try:
+        k = 0
+        while steps is None:
+            k += 1
+            folder = tmp_path / f"f{k}"
+            with kvlite.open(folder, layout="per-collection") as store:
+                store.collection(KEEP).put_many(_values(1))
+            line = run_victim(victims, report, path=str(folder), name=name, keys=[], version=0,
+                              action="create", kill_at=k)
+            if line.startswith("done "):
+                steps = int(line.split()[2])
+            seen = observe_creation(folder, name)
+            problem = None if seen in ("absent", "made") else seen
+            if problem is None:
+                with kvlite.open(folder, layout="per-collection") as store:
+                    store.collection(name).put("made", 2)  # made now (or again), and dropped: nothing is left
+                    if store.drop_collection(name) is not True:
+                        problem = "could not be dropped"
+                if problem is None and _leftovers(folder):
+                    problem = f"left in the folder: {_leftovers(folder)}"
+            outcomes[seen if problem is None else problem.split(":")[0]] += 1
+            if problem is not None:
+                failures.append(f"killed before step {k} ({line}): {problem}")
+    finally:
+        victims.close()
+    print(f"\n[creation crash, {'hashed' if name == LONG_NAME else 'short'} name] kills={k} "
+          f"(every step of a {steps}-step collection(name).put()) outcomes={dict(outcomes)}")
+    assert not failures, f"{len(failures)} of {k} kills left a half-made collection:\n" + "\n".join(failures)
+    assert outcomes.get("absent") and outcomes.get("made")
+
+
+def _list_while_creating(folder: Path, seconds: float) -> tuple[int, list[str], list[str]]:
+    """Call ``collections()`` while another process makes collections in ``folder`` for up to ``seconds``.
+
+    Returns the number of calls, their errors, and the names listed before they were complete."""
+    report, ready, go = folder / "made.txt", folder / "ready", folder / "go"
+    folder.mkdir()
+    data = folder / "data"
+    with kvlite.open(data, layout="per-collection") as store:
+        store.collection(KEEP).put("k", 1)
+    args = {"path": str(data), "report": str(report), "ready": str(ready), "go": str(go),
+            "seconds": seconds, "count": 300, "tag": "n"}
+    creator = subprocess.Popen([sys.executable, str(Path(hp.__file__).resolve()), "collection-creator",
+                                json.dumps(args)])
+    calls, errors, half = 0, [], []
+    complete: set[str] = {KEEP}
+    try:
+        hp.wait_for(ready, 60)
+        go.write_text("go")
+        with kvlite.open(data, layout="per-collection") as store:
+            while creator.poll() is None:
+                calls += 1
+                try:
+                    names = store.collections()
+                except kvlite.KvliteError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                for name in set(names) - complete:
+                    # Nothing drops here: a listed collection is complete, now and later.
+                    if store.serializer_of(name) == "json":
+                        complete.add(name)
+                    else:
+                        half.append(name)
+            made = [json.loads(line) for line in report.read_text().splitlines()]
+            final = store.collections()
+    finally:
+        if creator.poll() is None:
+            creator.kill()
+        creator.wait()
+    assert creator.returncode == 0
+    assert sorted(final) == sorted([KEEP, *made]) and len(made) > 20
+    return calls, errors, half
+
+
+def test_collections_never_fails_while_another_process_creates(tmp_path: Path) -> None:
+    """``KVLITE_CREATE_ROUNDS`` (default 1) runs more rounds of up to 4 s (300 collections) each."""
+    calls, errors, half = 0, [], []
+    rounds = int(os.environ.get("KVLITE_CREATE_ROUNDS", "1"))
+    for round_ in range(rounds):
+        more_calls, more_errors, more_half = _list_while_creating(tmp_path / f"round-{round_}", 4.0)
+        calls += more_calls
+        errors += more_errors
+        half += more_half
+    print(f"\n[collections() during creation] rounds={rounds} calls={calls} errors={len(errors)} "
+          f"listed before complete={len(half)}")
+    assert not errors, f"{len(errors)} of {calls} collections() calls failed, e.g. {errors[:3]}"
+    assert not half, f"{len(half)} listed names were not complete collections, e.g. {half[:3]}"

@@ -9,8 +9,16 @@ File names: the collection name, percent-encoded (UTF-8) so any name is a
 safe file name, plus ``.kvlite``; a name whose encoded form would be too long
 for a file system gets a hash-based file name instead.  Each file is an
 ordinary kvlite store holding that one collection.  The folder's own files
-(the lock, tombstones) start with a dot: never a
+(the lock, tombstones, files being made) start with a dot: never a
 collection's file name.
+
+Making a collection: its file is made under a temporary name
+(``.<file name>-new-<random>``), with the collection registered in it and its
+WAL checkpointed into it and closed, and only then moved to its file name (a
+hard link, so a file another client made there meanwhile is never replaced:
+that one is used; a rename where there are no hard links).  Nothing half made
+is ever under a collection file name: ``collections()`` does not list a
+collection before it is complete, and never opens a half-made file.
 
 Dropping a collection is one step that a crash leaves either done or not
 done.  Under the folder lock (below), the drop takes the file's write lock,
@@ -32,14 +40,15 @@ the next drop in the folder, by ``collection(name)`` (which finishes the drop
 first, deleting the collection inside the file again while its WAL is there,
 so that clients still holding the file see it gone, then makes the name
 anew), or when the folder is next opened (if its lock is free at once).  With
-``durability="full"`` the folder is also fsynced after the tombstone is made
-and before it is removed.
+``durability="full"`` the folder is also fsynced after the tombstone is made,
+before it is removed, and after a new file is moved into place.
 
 A folder lock (``.kvlite-folder.lock``, POSIX ``flock``) keeps drops apart
-from anything that opens a collection file: a drop waits for them and
+from anything that opens or makes a collection file: a drop waits for them and
 they wait for the drop (up to ``timeout``, then
 :class:`~kvlite.errors.StoreLocked`), so nobody opens a file half deleted or
-picks up an old WAL.  A store that had the old file open never writes into it
+picks up an old WAL, and leftovers of a crash are only removed while nobody
+is making a file.  A store that had the old file open never writes into it
 after the drop: a new connection (another thread) checks that the path still
 is the file it opened and has no tombstone, and ``collection(name)`` opens the
 new file when the name was made again.  The folder lock needs a local file
@@ -86,6 +95,8 @@ LOCK_FILE = ".kvlite-folder.lock"
 _MAX_ENCODED = 180
 #: ``.<file name>-dropped``: the tombstone of a dropped collection's file, until the file is deleted.
 _TOMBSTONE = "-dropped"
+#: ``.<file name>-new-<random>``: a collection's file while it is made, before it is moved into place.
+_NEW = "-new-"
 
 
 _PLAIN = frozenset(string.ascii_lowercase + string.digits + "-_")
@@ -126,8 +137,8 @@ def _is_collection_file(path: str) -> bool:
 
 
 def _leftover(entry: str) -> tuple[str, str] | None:
-    """``("tombstone", file name)`` for a folder entry a drop of collection file ``file name`` leaves
-    while it runs (or after a crash cut it off); else ``None``."""
+    """``("tombstone", file name)`` or ``("new", file name)`` for a folder entry a drop or the making of
+    collection file ``file name`` leaves while it runs (or after a crash cut it off); else ``None``."""
     if not entry.startswith("."):
         return None
     base, suffix, tail = entry[1:].partition(SUFFIX)  # an encoded name has no dot: the first is the suffix's
@@ -135,6 +146,8 @@ def _leftover(entry: str) -> tuple[str, str] | None:
         return None
     if tail == _TOMBSTONE:
         return "tombstone", base + SUFFIX
+    if tail.startswith(_NEW):
+        return "new", base + SUFFIX
     return None
 
 
@@ -290,6 +303,7 @@ class DirectoryStore:
 
         ``None`` when there is no file and ``create`` is false, or when the file is
         dropped but not deleted yet (a crash cut its drop off: see :meth:`_finish_drop`).
+        With ``create`` a missing file is made, the collection in it (see :meth:`_make_file`).
         """
         self._check_open()
         path = self._file(name)
@@ -305,11 +319,49 @@ class DirectoryStore:
             if not os.path.exists(path):
                 if not create:
                     return None
+                self._make_file(name, path, serializer)
             store = self._stores[name] = _FileStore(path, self._folder_lock, **self._options)
             return store
 
+    def _make_file(self, name: str, path: str, serializer: str | _serializers.Serializer | None) -> None:
+        """Make the file of collection ``name`` at ``path`` (the caller holds the folder lock shared).
+
+        It is made complete under a temporary name that is no collection file name:
+        migrated, the collection registered in it, and closed, which checkpoints its
+        WAL into it and deletes the WAL.  Then it is hard-linked to ``path``, which
+        never replaces a file another client made there meanwhile (that one is used).
+        A crash meanwhile leaves only the temporary file, which the next drop in the
+        folder (or the next opening of the folder) deletes.
+        """
+        folder, base = os.path.split(path)
+        temp = os.path.join(folder, f".{base}{_NEW}{os.urandom(8).hex()}")
+        try:
+            with Store(temp, **self._options) as fresh:
+                fresh.collection(name, serializer=serializer)
+            wal = temp + "-wal"
+            if os.path.exists(wal) and os.path.getsize(wal) > 0:  # never moved away from its WAL
+                raise KvliteError(f"cannot make collection {name!r}: SQLite left its WAL {wal!r} on closing")
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                return  # made by another client meanwhile
+            except OSError:  # a file system without hard links
+                if os.path.exists(path):
+                    return
+                try:
+                    os.rename(temp, path)  # (a small window: made meanwhile by another client, it is replaced)
+                except FileExistsError:  # Windows: made meanwhile
+                    return
+            self._sync_folder()
+        except OSError as exc:
+            raise KvliteError(f"cannot make the file of collection {name!r} in {folder!r}: {exc}") from exc
+        finally:
+            for suffix in ("-wal", "-shm", "-journal", ""):
+                with contextlib.suppress(OSError):
+                    os.remove(temp + suffix)
+
     def _sync_folder(self) -> None:
-        """With ``durability="full"``: ``fsync`` the folder, so that a file made or deleted in it
+        """With ``durability="full"``: ``fsync`` the folder, so that a file made, moved or deleted in it
         stays so after a power loss (skipped where a folder cannot be opened, as on Windows)."""
         if self.durability != "full":
             return
@@ -363,7 +415,7 @@ class DirectoryStore:
             present = set(entries)
             for entry in entries:
                 if not entry.endswith(SUFFIX) or entry.startswith("."):
-                    continue  # the folder's own files (lock, tombstones) start with a dot
+                    continue  # the folder's own files (lock, tombstones, files being made) start with a dot
                 if "." + entry + _TOMBSTONE in present:
                     continue  # dropped; a crash cut the drop off before the file was deleted
                 stem = entry[: -len(SUFFIX)]
@@ -467,14 +519,17 @@ class DirectoryStore:
         return self._bury(path)
 
     def _remove_leftovers(self) -> None:
-        """Finish the drops crashes cut off (the caller holds the folder lock exclusively).  Errors
-        leave them for later."""
+        """Finish the drops crashes cut off, and delete files a crash left half made (the caller
+        holds the folder lock exclusively, so nobody is making one now).  Errors leave them for later."""
         for entry in os.listdir(self.path):
             leftover = _leftover(entry)
             if leftover is None:
                 continue
             with contextlib.suppress(KvliteError, OSError):
-                self._finish_drop(os.path.join(self.path, leftover[1]))
+                if leftover[0] == "tombstone":
+                    self._finish_drop(os.path.join(self.path, leftover[1]))
+                else:
+                    os.remove(os.path.join(self.path, entry))
 
     def _clean_up(self) -> None:
         """On opening: remove what crashes left (see :meth:`_remove_leftovers`), if there is any and
