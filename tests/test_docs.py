@@ -30,6 +30,14 @@ Rules for writing examples:
 * Other languages (```` ```sh ```` for install commands, ```` ```json ````,
   ...) are not run.  The README's ``sh`` commands are run by CI (.ci/run),
   which the last test here checks.
+* A user may run an example twice: each file's examples also run a second
+  time in the same folder, as a new program would (a fresh namespace, the
+  serializers the first run registered forgotten, its files still there),
+  and must pass again.  Make an example idempotent (it clears the
+  collections it is about to fill, saying so in a comment) or, where it
+  needs a fresh file, say so and remove its own file first; a console
+  session's output must match on both runs (``[...]`` only for what really
+  differs between them).
 
 Only files with at least one runnable example are collected; a failing
 example is reported at its own line in the Markdown file.
@@ -42,6 +50,7 @@ import re
 import shutil
 import subprocess
 import sys
+import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,19 +130,23 @@ def _runnable(path: Path) -> list[Block]:
 EXAMPLE_FILES = [p for p in DOC_FILES if _runnable(p)]
 
 
-@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=_doc_id)
-def test_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = _runnable(path)
-    monkeypatch.chdir(tmp_path)
+def _run_examples(path: Path, blocks: list[Block], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run ``blocks`` of ``path`` in order in ``cwd`` (already the working directory), in a fresh
+    namespace; returns why blocks were not run (``line N: reason``)."""
     # A real module in sys.modules, so examples may define dataclasses and pickle their classes.
     module = types.ModuleType("kvlite_docs_example")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace: dict[str, Any] = module.__dict__
     skipped: list[str] = []
+    # A run is a program of its own: the serializers it registers are forgotten after it (as
+    # when a new process runs it again), so the next run may register them again.
+    registry = kvlite.serializers._registry
+    lazy = kvlite.serializers._lazy
+    saved = dict(registry), dict(lazy)
     try:
         for block in blocks:
             if block.language == "console":
-                reason = run_console(block, path, tmp_path)
+                reason = run_console(block, path, cwd)
                 if reason:
                     skipped.append(f"line {block.line}: {reason}")
                 continue
@@ -144,11 +157,54 @@ def test_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         for value in list(namespace.values()):
             if isinstance(value, kvlite.Store):
                 value.close()
+        registry.clear()
+        registry.update(saved[0])
+        lazy.clear()
+        lazy.update(saved[1])
+    return skipped
+
+
+def _skip_or_fail(path: Path, skipped: list[str]) -> None:
     if skipped:
         message = f"{_doc_id(path)}: every other example passed; not run: {'; '.join(skipped)}"
         if os.environ.get("CI") == "true":  # .ci/run installs jq: in CI every example runs
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=_doc_id)
+def test_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _skip_or_fail(path, _run_examples(path, _runnable(path), tmp_path, monkeypatch))
+
+
+def _markdown_line(error: BaseException, path: Path) -> int | None:
+    """The line of ``path`` (an example's Markdown file) where ``error`` was raised, if it was."""
+    line = None
+    for frame, lineno in traceback.walk_tb(error.__traceback__):
+        if frame.f_code.co_filename == str(path):
+            line = lineno
+    return line
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=_doc_id)
+def test_examples_run_twice(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who runs an example again in the same folder sees it work again: every file's
+    examples run a second time in the same directory (a fresh namespace, the files of the first
+    run still there), and pass."""
+    blocks = _runnable(path)
+    monkeypatch.chdir(tmp_path)
+    first = _run_examples(path, blocks, tmp_path, monkeypatch)
+    try:
+        second = _run_examples(path, blocks, tmp_path, monkeypatch)
+    except pytest.fail.Exception as error:  # a console block: its message names path:line
+        pytest.fail(f"the second run in the same folder failed:\n{error.msg}", pytrace=False)
+    except Exception as error:
+        where = f"{path}:{_markdown_line(error, path) or '?'}"
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__)[-6:])
+        pytest.fail(f"{where}: the second run in the same folder failed: {type(error).__name__}: {error}\n"
+                    f"{detail}", pytrace=False)
+    _skip_or_fail(path, first or second)
 
 
 def test_the_docs_have_examples() -> None:
