@@ -13,11 +13,19 @@ field name, and no error relabelled as a syntax error.
   Python attribute (``$.ada.name.__class__`` gave ``<class 'str'>``): now no
   match, on every engine.
 * Only a field name that *fully* matches ``[A-Za-z_][A-Za-z0-9_]*`` is written
-  into SQL text: ``re.match`` with a trailing ``$`` also took ``'x\n'``.
+  into SQL text: ``re.match`` with a trailing ``$`` also took ``'x\\n'``.
+* Only the engine's own error while evaluating is translated (into
+  ``QuerySyntaxError`` "could not evaluate it"); an exception of the caller
+  (a signal handler, the objects of a pickle collection, one thrown into the
+  iterator), kvlite's own errors and ``KeyboardInterrupt`` come out
+  unchanged; Python's recursion limit on deep documents is ``NotSupported``.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+import time
 from typing import Any
 
 import apsw
@@ -30,11 +38,12 @@ from test_conformance import StoreMaker, new_location
 from test_query_differential import strict
 
 import kvlite
-from kvlite.errors import NotSupported, QuerySyntaxError
+from kvlite.errors import KvliteError, NotSupported, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
 from kvlite.query import view_key
 
+STDLIB = sys.stdlib_module_names
 ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
 
 
@@ -256,3 +265,140 @@ def test_sqlite_never_sees_the_field_name(tmp_path: Any) -> None:
         apsw.connection_hooks.remove(hook)
     assert any("'$.mark'" in sql for sql in statements)
     assert not any("mark\n" in sql for sql in statements)
+
+
+# -- only the engine's own errors are translated ----------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """The caller's own exception (raised by its signal handler, or thrown into the iterator)."""
+
+
+class Touchy:
+    """A pickled value whose comparison raises the caller's own exception."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+
+    def __gt__(self, other: Any) -> bool:
+        raise self.error("the caller's own comparison failed")
+
+    __lt__ = __ge__ = __le__ = __gt__
+
+
+def test_an_exception_thrown_in_by_the_consumer_passes_through(engine_store: Any) -> None:
+    coll = engine_store.collection("people")
+    coll.put_many({f"k{i}": {"num": i} for i in range(5)})
+    for path, engine in (("$.*", "jsonpath"), ("$[?(@.num > 1)]", "jsonpath"), ("$.*[@.num > 1]", "objectpath"),
+                         ("$..num", "jsonpath"), ("$[1:]", "jsonpath"), ("$.*.num", "objectpath")):
+        for error in (Interrupted("mine"), ValueError("mine"), KeyboardInterrupt()):
+            matches = coll.find(path, engine=engine)
+            next(matches)
+            with pytest.raises(type(error)) as info:
+                matches.throw(error)
+            assert info.value is error, (path, engine, info.value)
+
+
+def test_the_callers_exception_from_a_signal_handler_passes_through(tmp_path: Any) -> None:
+    """SIGALRM lands while queries run (kvlite's query code, SQL, the engines): its handler's
+    exception comes out of ``find`` as it is, wherever it landed.
+
+    The handler raises only when it interrupts kvlite's query code, an engine or the standard
+    library they call; elsewhere it sets the alarm again: in kvlite's decoding (out of this
+    file's scope) and in a weakref callback run by the garbage collector, whose exceptions
+    Python itself ignores."""
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no setitimer")
+    docs = {f"k{i}": {"n": i, "deep": {"a": [{"b": i}, {"c": [1, 2, {"d": "x" * 50}]}]}} for i in range(3000)}
+    landed: list[str] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        name = frame.f_globals.get("__name__", "") if frame is not None else ""
+        ours = name.startswith(("kvlite.query", "jsonpath_ng", "objectpath"))
+        if (ours or name.partition(".")[0] in STDLIB) and name not in ("_weakrefset", "weakref"):
+            landed.append(name)
+            raise Interrupted("alarm")
+        signal.setitimer(signal.ITIMER_REAL, 0.0005)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        for target in (tmp_path / "s.db", "memory://"):
+            with kvlite.open(target) as db:
+                coll = db.collection("c")
+                coll.put_many(docs)
+                for path, engine in (("$..d", "jsonpath"), ("$[?(@.n > 10)].deep.a[*]", "jsonpath"),
+                                     ("$.*.deep.a", "objectpath"), ("$.*", "jsonpath"), ("$..b", "objectpath")):
+                    # Parsed once first: ply swallows any exception while it builds jsonpath-ng's
+                    # parser (the first jsonpath query of a process), a library's own behaviour.
+                    coll.explain(path, engine=engine)
+                    for delay in (0.003, 0.011, 0.029):
+                        deadline = time.monotonic() + 30
+                        signal.setitimer(signal.ITIMER_REAL, delay)
+                        try:
+                            with pytest.raises(Interrupted):
+                                while time.monotonic() < deadline:  # until the alarm: whole queries
+                                    for _ in coll.find(path, engine=engine):
+                                        pass
+                        finally:
+                            signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    # The alarms landed inside kvlite's query code and the engines.
+    assert any(name.startswith(("jsonpath_ng", "objectpath")) for name in landed), landed
+    assert any(name.startswith("kvlite.query") for name in landed), landed
+
+
+@pytest.mark.parametrize("error", [Interrupted, ValueError, TypeError])
+def test_the_callers_objects_raise_their_own_errors(tmp_path: Any, error: type[Exception]) -> None:
+    """In a pickle collection the engine compares the caller's objects; what their methods raise is
+    theirs: it is neither relabelled nor taken for "incomparable" (no match)."""
+    with kvlite.open(tmp_path / "p.db") as db:
+        coll = db.collection("objects", serializer="pickle")
+        coll.put("a", {"v": Touchy(error)})
+        # (A float or string literal: with an int literal the engine compares int(value), and
+        # int() of such an object fails in the engine: incomparable, no match.)
+        for path in ("$[?(@.v > 1.5)]", "$[?(@.v < 1.5)]", "$[?(@.v >= 'a')]", "$.*[?(@ > 0.5)]"):
+            with pytest.raises(error, match="the caller's own"):
+                list(coll.find(path))
+        assert list(coll.find("$[?(@.v > 1)]")) == []
+
+
+def test_engine_errors_are_still_query_errors_on_every_engine(engine_store: Any) -> None:
+    """An error of the engine itself while evaluating is a QuerySyntaxError "could not evaluate it"
+    everywhere (PostgreSQL's push-down path let jsonpath-ng's TypeError out)."""
+    coll = engine_store.collection("mixed")
+    coll.put_many({"a": {"tags": [1, "x", None]}, "b": {"tags": ["y"]}})
+    for path, engine in (("$.a.tags.`sorted`", "jsonpath"), ("$.*.tags.`sorted`", "jsonpath"),
+                         ("$[?(@.tags)].tags.`sorted`", "jsonpath"), ("coun($.*)", "objectpath")):
+        with pytest.raises(QuerySyntaxError, match="could not evaluate it") as info:
+            list(coll.find(path, engine=engine))
+        assert info.value.engine == engine and info.value.path == path
+
+
+def test_a_kvlite_error_while_a_query_runs_stays_itself(tmp_path: Any) -> None:
+    with kvlite.open(tmp_path / "s.db") as db:
+        coll = db.collection("c")
+        coll.put_many({"a": {"n": 1}, "b": {"n": 2}})
+        conn = db._conn()
+        table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
+        conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', ("{not json", "b"))
+        for path in ("$.*", "$[?(@.n > 0)]", "$..n", "$[1]"):
+            with pytest.raises(KvliteError) as info:
+                list(coll.find(path))
+            assert not isinstance(info.value, QuerySyntaxError), (path, info.value)
+
+
+def test_python_s_recursion_limit_on_deep_documents_is_not_a_syntax_error(tmp_path: Any) -> None:
+    """A document nested deeper than the engines can walk (a file written by other means) is no
+    fault of the path: NotSupported, not QuerySyntaxError."""
+    deep = '{"a":' * 1000 + '{"x":1}' + "}" * 1000
+    with kvlite.open(tmp_path / "s.db") as db:
+        coll = db.collection("c")
+        coll.put("shallow", {"x": 2})
+        conn = db._conn()
+        table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
+        conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', (deep, "shallow"))
+        for path, engine in (("$..x", "jsonpath"), ("$..x", "objectpath")):
+            with pytest.raises(NotSupported, match="recursion limit"):
+                list(coll.find(path, engine=engine))
+        assert list(coll.select("$.*.a.a.a.a", limit=1)) != []

@@ -104,9 +104,9 @@ from __future__ import annotations
 import contextlib
 import decimal
 import hashlib
-import itertools
 import json
 import math
+import sys
 import threading
 import time
 import urllib.parse
@@ -890,7 +890,9 @@ class PostgresCollection(BackendCollection):
         matches = self._run(steps, tracker)
         if self._model is not None:
             matches = _q._as_models(self, matches, tracker)
-        return itertools.islice(matches, offset, None if limit is None else offset + limit)
+        # As on every backend: the engine's own errors become QuerySyntaxError, others pass through.
+        stop = None if limit is None or offset + limit > sys.maxsize else offset + limit
+        return _q._guarded(matches, path, engine, min(offset, sys.maxsize), stop)
 
     def _where(self, step: Any) -> list[PgCondition]:
         """The pushed-down conditions of a plan step (empty: none)."""

@@ -31,6 +31,7 @@ from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import python_source
+from .failures import engine_failure, evaluation_error
 
 if TYPE_CHECKING:
     from ..collection import Collection
@@ -554,18 +555,18 @@ def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str, offset:
     early and dropping it) closes the SQLite cursor and ends its read snapshot at once.
 
     An engine's own error while evaluating (jsonpath-ng's `parent` of the root, `sorted` over
-    mixed types, a bad regex in ``=~``, ...) is raised as :class:`QuerySyntaxError`; kvlite's
-    errors (and SQLite's) pass through unchanged."""
+    mixed types, a bad regex in ``=~``, ...) is raised as :class:`QuerySyntaxError` (see
+    :mod:`kvlite.query.failures`); every other exception -- kvlite's, SQLite's, the caller's
+    (a signal handler, an exception thrown in by the consumer) -- passes through unchanged."""
     try:
         if offset or stop is not None:
             yield from itertools.islice(matches, offset, stop)
         else:
             yield from matches
-    except (KvliteError, apsw.Error):
-        raise
     except Exception as exc:
-        raise QuerySyntaxError(f"{engine} could not evaluate it: {type(exc).__name__}: {exc}",
-                               path=path, engine=engine) from exc
+        if not engine_failure(exc):
+            raise
+        raise evaluation_error(engine, path, exc) from exc
     finally:
         close = getattr(matches, "close", None)
         if close is not None:
@@ -611,7 +612,7 @@ def _find_jsonpath(coll: Collection, tree: Any, order: _Order,
     for step in plan.steps:
         if step.kind == "fallback":
             mapping, originals = _load(coll, order, tracker)
-            for match in step.tree.find(mapping):
+            for match in _jp.matches(step.tree, mapping):
                 yield _owner(match, mapping, originals), match.value
         else:
             yield from _run_step(coll, step, order, tracker)

@@ -38,6 +38,7 @@ from jsonpath_ng.ext import filter as jp_filter
 from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 
 from ..errors import QuerySyntaxError
+from .failures import engine_failure
 
 __all__ = ["parse", "evaluate", "plan", "Plan", "sql_path"]
 
@@ -46,12 +47,16 @@ __all__ = ["parse", "evaluate", "plan", "Plan", "sql_path"]
 
 
 class _SafeExpression(jp_filter.Expression):
-    """A filter comparison that is false, not an error, for incomparable operands."""
+    """A filter comparison that is false, not an error, for incomparable operands (the engine's
+    own ``TypeError`` and the like; an exception of other code, such as a signal handler or a
+    pickled object's ``__lt__``, passes through)."""
 
     def find(self, datum: Any) -> list[Any]:
         try:
             return super().find(datum)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):  # int(inf): OverflowError
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:  # int(inf): OverflowError
+            if not engine_failure(exc):
+                raise
             return []
 
 
@@ -158,6 +163,8 @@ def parse(path: str) -> Any:
                 _parser = ExtendedJsonPathParser()
             tree = _parser.parse(path)
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # ply raises plain Exception too
+        if not engine_failure(exc):  # not the parser's: a signal handler's, say
+            raise
         raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc), path)) from None
     try:
         _check_implemented(tree, path)
@@ -192,7 +199,23 @@ def _position(message: str, path: str) -> int | None:
 
 def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:
     """The reference answer: matched values of ``tree`` on ``mapping`` (in memory)."""
-    return [match.value for match in tree.find(mapping)]
+    return [match.value for match in matches(tree, mapping)]
+
+
+def matches(tree: Any, data: Any) -> Iterator[Any]:
+    """jsonpath-ng's matches (``DatumInContext``) of ``tree`` on ``data``.
+
+    `parent` of the root makes jsonpath-ng return ``None`` as a match; that is
+    the engine's evaluation error, raised here (so it is reported as one, see
+    :mod:`kvlite.query.failures`) rather than in the code reading the match."""
+    for match in tree.find(data):
+        if match is None:
+            _above_the_root()
+        yield match
+
+
+def _above_the_root() -> None:
+    raise ValueError("`parent` of the root: there is nothing above it")
 
 
 # -- SQL push-down ---------------------------------------------------------------------
@@ -457,9 +480,13 @@ def apply_rest(step: Step, document: Any, context: Any, sure: bool = False) -> I
         yield document
         return
     for match in step.rest.find(jp.DatumInContext(document, context=context)):
+        if match is None:  # matches(), inline: this runs for every document
+            _above_the_root()
         yield match.value
 
 
 def descend(step: Step, document: Any, context: Any) -> Iterator[Any]:
     for match in step.tree.find(jp.DatumInContext(document, context=context)):
+        if match is None:  # matches(), inline
+            _above_the_root()
         yield match.value

@@ -33,6 +33,7 @@ from objectpath import Tree
 from objectpath.core.parser import parse as _op_parse
 
 from ..errors import QuerySyntaxError
+from .failures import engine_failure, evaluation_error
 
 __all__ = ["parse", "evaluate", "rowwise", "normalize"]
 
@@ -82,6 +83,8 @@ def parse(source: str) -> Parsed:
         with _lock:
             tree = _op_parse(source)
     except Exception as exc:  # objectpath raises SyntaxError, ProgrammingError, StopIteration, ...
+        if not engine_failure(exc):  # not the parser's: a signal handler's, say
+            raise
         raise QuerySyntaxError(str(exc) or type(exc).__name__, path=source, engine="objectpath") from None
     if isinstance(tree, str) and tree == source and not source.strip():
         raise QuerySyntaxError("empty expression", path=source, engine="objectpath")
@@ -174,11 +177,15 @@ class _ParsedTree(Tree):  # type: ignore[misc]
 
 
 def _execute(data: Any, tree: Any, source: str) -> list[Any]:
+    """The matches of ``tree`` on ``data``; objectpath's own error while evaluating is a
+    :class:`QuerySyntaxError` ("could not evaluate it"), any other passes through
+    (see :mod:`kvlite.query.failures`)."""
     try:
         return normalize(_ParsedTree(data, tree).execute("kvlite-parsed"))
     except Exception as exc:
-        raise QuerySyntaxError(f"objectpath could not evaluate it: {type(exc).__name__}: {exc}",
-                               path=source, engine="objectpath") from None
+        if not engine_failure(exc):
+            raise
+        raise evaluation_error("objectpath", source, exc) from exc
 
 
 def evaluate(parsed: Parsed, mapping: dict[str, Any]) -> list[Any]:

@@ -87,7 +87,7 @@ def run(coll: Any, plan_steps: list[_jp.Step], src: Source, tracker: Any,
     for step in plan_steps:
         if step.kind == "fallback":
             mapping, originals = mapping_of(src(False), view_key, tracker)
-            for match in step.tree.find(mapping):
+            for match in _jp.matches(step.tree, mapping):
                 yield owner(match, mapping, originals), match.value
             continue
         for key, doc in _documents(coll, step, src, view_key, key_candidates):
