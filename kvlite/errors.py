@@ -24,7 +24,9 @@ __all__ = [
     "SerializationError",
     "SerializerMismatch",
     "UnknownSerializer",
+    "QueryError",
     "QuerySyntaxError",
+    "QueryEvaluationError",
     "NotSupported",
     "ValidationError",
     "UnsafeSerializer",
@@ -106,7 +108,17 @@ class UnknownSerializer(KvliteError, ValueError):
     """No serializer is registered under that name (or its optional package is missing)."""
 
 
-class QuerySyntaxError(KvliteError, ValueError):
+class QueryError(KvliteError, ValueError):
+    """A query kvlite cannot answer: it does not parse (:class:`QuerySyntaxError`) or its engine
+    fails while evaluating it (:class:`QueryEvaluationError`).  ``path`` and ``engine`` say which."""
+
+    def __init__(self, message: str, *, path: str = "", engine: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.engine = engine
+
+
+class QuerySyntaxError(QueryError):
     """A JSONPath or ObjectPath expression that does not parse.
 
     ``position`` is the 0-based offset in ``path`` where parsing failed, when
@@ -115,10 +127,18 @@ class QuerySyntaxError(KvliteError, ValueError):
 
     def __init__(self, message: str, *, path: str = "", engine: str = "", position: int | None = None) -> None:
         where = f" at position {position}" if position is not None else ""
-        super().__init__(f"invalid {engine or 'query'} path {path!r}{where}: {message}")
-        self.path = path
-        self.engine = engine
+        super().__init__(f"invalid {engine or 'query'} path {path!r}{where}: {message}", path=path, engine=engine)
         self.position = position
+
+
+class QueryEvaluationError(QueryError):
+    """A path that parsed, whose engine failed while evaluating it on the stored documents
+    (``sorted`` over values of mixed types, a regular expression that does not compile, an
+    ObjectPath function that does not exist, ``parent`` of the root).  Nothing was changed."""
+
+    def __init__(self, message: str, *, path: str = "", engine: str = "") -> None:
+        super().__init__(f"{engine or 'the query engine'} could not evaluate {path!r}: {message}",
+                         path=path, engine=engine)
 
 
 class NotSupported(KvliteError):

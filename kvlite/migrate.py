@@ -26,7 +26,7 @@ from .errors import CorruptStore, IncompatibleVersion
 #: SQLite ``application_id`` of a kvlite file: the bytes ``kvlt``.
 APPLICATION_ID = 0x6B766C74
 
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def migrations() -> tuple[Migration, ...]:
     folder = _folder()
     found = []
     for entry in folder.iterdir():
-        match = _NAME.match(entry.name)
+        match = _NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)

@@ -44,7 +44,7 @@ What is checked on each backend:
   the backends whose documentation says so;
 * ``kvlite.copy`` from every backend to every other, preserving values, key
   types, remaining TTLs and order, changing the serializer on the way;
-* also: value fidelity per serializer, ``order_by`` (SQLite's order, JSON
+* also: value fidelity per serializer, ``order_by`` (one exact order on every engine, JSON
   collections only), read-only stores, typed (model) collections, stats,
   dropped collections, closed stores, and collection changes undone by a
   rolled-back transaction.

@@ -2,7 +2,9 @@
 
 Whatever text a caller passes as a path, ``find``/``select``/``count``/
 ``explain`` (both engines), ``order_by=`` and ``create_index``/``drop_index``
-either work or raise :class:`~kvlite.errors.QuerySyntaxError` (``order_by``
+either work or raise a :class:`~kvlite.errors.QueryError` (``QuerySyntaxError``
+for a path that does not parse, ``QueryEvaluationError`` for one whose engine
+fails on the documents; ``order_by``
 and index paths may also raise :class:`~kvlite.errors.NotSupported` for a
 valid path they cannot use).  Nothing else escapes: not the engines' own
 exceptions (``TypeError``, ``KeyError``, ``NotImplementedError``,
@@ -24,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvlite
-from kvlite.errors import NotSupported, QuerySyntaxError
+from kvlite.errors import NotSupported, QueryError
 
 EXAMPLES = int(os.environ.get("KVLITE_FUZZ_EXAMPLES", "0")) or None
 
@@ -89,12 +91,12 @@ def collections(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     store.close()
 
 
-def outcome(run: Callable[[], Any], allowed: tuple[type[BaseException], ...] = (QuerySyntaxError,)) -> str:
+def outcome(run: Callable[[], Any], allowed: tuple[type[BaseException], ...] = (QueryError,)) -> str:
     """Run ``run``; any exception outside ``allowed`` fails the test (hypothesis shrinks the path)."""
     try:
         run()
     except allowed as exc:
-        if isinstance(exc, QuerySyntaxError):
+        if isinstance(exc, QueryError):
             assert exc.engine in ("jsonpath", "objectpath")
         return type(exc).__name__
     return "ok"
@@ -124,7 +126,7 @@ def test_find_count_explain_raise_only_query_syntax_error(collections: dict[str,
 @SETTINGS
 @given(path=PATHS, desc=st.booleans())
 def test_order_by_and_index_paths(collections: dict[str, kvlite.Collection], path: str, desc: bool) -> None:
-    allowed = (QuerySyntaxError, NotSupported)
+    allowed = (QueryError, NotSupported)
     for coll in collections.values():
         outcome(lambda coll=coll: list(coll.find("$.*", order_by=path, desc=desc)), allowed)
         outcome(lambda coll=coll: coll.explain("$[0]", order_by=path), allowed)

@@ -15,7 +15,7 @@ field name, and no error relabelled as a syntax error.
 * Only a field name that *fully* matches ``[A-Za-z_][A-Za-z0-9_]*`` is written
   into SQL text: ``re.match`` with a trailing ``$`` also took ``'x\\n'``.
 * Only the engine's own error while evaluating is translated (into
-  ``QuerySyntaxError`` "could not evaluate it"); an exception of the caller
+  ``QueryEvaluationError``: a path that parsed is no syntax error); an exception of the caller
   (a signal handler, the objects of a pickle collection, one thrown into the
   iterator), kvlite's own errors and ``KeyboardInterrupt`` come out
   unchanged; Python's recursion limit on deep documents is ``NotSupported``.
@@ -38,7 +38,7 @@ from test_conformance import StoreMaker, new_location
 from test_query_differential import strict
 
 import kvlite
-from kvlite.errors import KvliteError, NotSupported, QuerySyntaxError
+from kvlite.errors import KvliteError, NotSupported, QueryError, QueryEvaluationError, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
 from kvlite.query import view_key
@@ -113,8 +113,9 @@ def test_order_by_is_exact_and_the_same_on_every_engine(engine_store: Any, index
     if indexed:
         try:
             coll.create_index("$.v")
-        except NotSupported:
-            pytest.skip("no indexes on this engine")
+        except NotSupported:  # an engine without indexes says so (memory://, Redis): nothing to order by
+            assert coll.indexes() == []
+            return
     coll.put_many(NEAR_2_64)
     mapping = {view_key(k): d for k, d in NEAR_2_64}
     for desc in (False, True):
@@ -179,7 +180,7 @@ def test_objectpath_does_not_reach_python_attributes(engine_store: Any) -> None:
                     lambda: list(coll.select(path, engine="objectpath", order_by="$.name"))):
             try:
                 found = run()
-            except QuerySyntaxError:
+            except QueryError:  # objectpath reads n and f as null and false: null.real fails
                 continue
             assert found == [], (path, found)
     # The same selectors on JSON data still work.
@@ -364,14 +365,16 @@ def test_the_callers_objects_raise_their_own_errors(tmp_path: Any, error: type[E
 
 
 def test_engine_errors_are_still_query_errors_on_every_engine(engine_store: Any) -> None:
-    """An error of the engine itself while evaluating is a QuerySyntaxError "could not evaluate it"
-    everywhere (PostgreSQL's push-down path let jsonpath-ng's TypeError out)."""
+    """An error of the engine itself while evaluating is a QueryEvaluationError ("could not
+    evaluate"), not a syntax error, everywhere (PostgreSQL's push-down path let jsonpath-ng's
+    TypeError out)."""
     coll = engine_store.collection("mixed")
     coll.put_many({"a": {"tags": [1, "x", None]}, "b": {"tags": ["y"]}})
     for path, engine in (("$.a.tags.`sorted`", "jsonpath"), ("$.*.tags.`sorted`", "jsonpath"),
                          ("$[?(@.tags)].tags.`sorted`", "jsonpath"), ("coun($.*)", "objectpath")):
-        with pytest.raises(QuerySyntaxError, match="could not evaluate it") as info:
+        with pytest.raises(QueryEvaluationError, match="could not evaluate") as info:
             list(coll.find(path, engine=engine))
+        assert not isinstance(info.value, QuerySyntaxError)
         assert info.value.engine == engine and info.value.path == path
 
 

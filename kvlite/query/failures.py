@@ -8,7 +8,7 @@ and the standard library under any of them.  Only an error of the engine
 itself while it evaluates a path that parsed -- ``sorted`` over values of
 mixed types, a regular expression that does not compile, objectpath's "no
 such function" -- is kvlite's to translate, into
-:class:`~kvlite.errors.QuerySyntaxError` ("could not evaluate it"); Python's
+:class:`~kvlite.errors.QueryEvaluationError` ("could not evaluate"); Python's
 recursion limit reached there (documents, or a path, nested too deeply) is
 no fault of the path's syntax and becomes
 :class:`~kvlite.errors.NotSupported`.  Every other exception passes through
@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..errors import KvliteError, NotSupported, QuerySyntaxError
+from ..errors import KvliteError, NotSupported, QueryEvaluationError
 
 __all__ = ["engine_failure", "evaluation_error"]
 
@@ -75,5 +75,4 @@ def evaluation_error(engine: str, path: str, exc: BaseException) -> KvliteError:
     if isinstance(exc, RecursionError):
         return NotSupported(f"{engine} cannot evaluate {path!r} on these documents: they (or the path) nest "
                             "deeper than Python's recursion limit allows")
-    return QuerySyntaxError(f"{engine} could not evaluate it: {type(exc).__name__}: {exc}", path=path,
-                            engine=engine)
+    return QueryEvaluationError(f"{type(exc).__name__}: {exc}", path=path, engine=engine)

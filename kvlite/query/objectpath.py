@@ -178,7 +178,7 @@ class _ParsedTree(Tree):  # type: ignore[misc]
 
 def _execute(data: Any, tree: Any, source: str) -> list[Any]:
     """The matches of ``tree`` on ``data``; objectpath's own error while evaluating is a
-    :class:`QuerySyntaxError` ("could not evaluate it"), any other passes through
+    :class:`~kvlite.errors.QueryEvaluationError`, any other passes through
     (see :mod:`kvlite.query.failures`)."""
     try:
         return normalize(_ParsedTree(data, tree).execute("kvlite-parsed"))
