@@ -46,7 +46,7 @@ from jsonpath_ng import jsonpath as jp
 from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 
 import kvlite
-from kvlite.errors import QuerySyntaxError
+from kvlite.errors import QueryError, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
 from kvlite.query import view_key
@@ -491,8 +491,8 @@ def objectpaths(draw: Any) -> str:
 def _op_outcome(run: Any) -> Any:
     try:
         return "ok", [strict(v) for v in run()]
-    except QuerySyntaxError as exc:
-        return "error", exc.engine
+    except QueryError as exc:  # a syntax error, or the engine failing on these documents
+        return "error", type(exc).__name__, exc.engine
 
 
 @settings(max_examples=EXAMPLES or 200, deadline=None,
