@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from . import errors
 from .collection import Collection
 from .copy import copy
@@ -21,6 +19,7 @@ from .keyvalue import KeyValue
 from .serializers import Serializer
 from .serializers import register as register_serializer
 from .store import Store, open
+from .version import __version__
 
 __all__ = [
     "Collection",

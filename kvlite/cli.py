@@ -48,16 +48,17 @@ from typing import Any, TypeVar
 import apsw
 import orjson
 
-from . import __version__
+from . import keys as _keys
 from . import open as open_store
 from .collection import Collection, table_sql_name
 from .errors import CorruptStore, KvliteError, QuerySyntaxError, SerializationError
 from .keys import Key
 from .serializers import stand_in
-from .store import DB_ERRORS, Store, translate_error, validate_collection_name
+from .version import __version__
+from .names import validate_collection_name
+from .store import DB_ERRORS, Store, translate_error
 
-__all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "key_from_json", "key_to_json",
-           "loads_json", "main"]
+__all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "loads_json", "main"]
 
 PROG = "kvlite"
 
@@ -95,54 +96,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- keys in JSON --------------------------------------------------------------------
-
-_KEY_TAGS = "a string, or one of {\"int\": N}, {\"bytes\": \"HEX\"}, {\"float\": \"REPR\"}, {\"bool\": B}"
-
-
-def key_to_json(key: Key) -> Any:
-    """The JSON form of a key: ``str`` as itself, other types tagged.
-
-    ``5 -> {"int": 5}``, ``b"\\x00\\xff" -> {"bytes": "00ff"}``,
-    ``1.5 -> {"float": "1.5"}`` (``repr``, so ``inf`` and ``-0.0`` survive),
-    ``True -> {"bool": true}``.  :func:`key_from_json` is its exact inverse.
-    """
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return {"bool": key}
-    if isinstance(key, int):
-        return {"int": key}
-    if isinstance(key, bytes):
-        return {"bytes": key.hex()}
-    if isinstance(key, float):
-        return {"float": repr(key)}
-    raise TypeError(f"not a kvlite key: {type(key).__name__}")
-
-
-def key_from_json(obj: Any) -> Key:
-    """The key for a JSON form made by :func:`key_to_json`; ``ValueError`` for anything else."""
-    if isinstance(obj, str):
-        return obj
-    if isinstance(obj, dict) and len(obj) == 1:
-        ((tag, value),) = obj.items()
-        if tag == "int" and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if tag == "bool" and isinstance(value, bool):
-            return value
-        if tag == "bytes" and isinstance(value, str):
-            try:
-                return bytes.fromhex(value)
-            except ValueError:
-                raise ValueError(f"key {{\"bytes\": {value!r}}} is not hex") from None
-        if tag == "float" and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise ValueError(f"key {{\"float\": {value!r}}} is not a float") from None
-        if tag == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    raise ValueError(f"a key must be {_KEY_TAGS}; got {orjson.dumps(obj).decode()}")
-
 
 # -- JSON in ----------------------------------------------------------------------------
 
@@ -427,7 +380,7 @@ def _key(text: str, args: argparse.Namespace) -> Key:
         return text == "true"
     if kind == "json":
         try:
-            return key_from_json(loads_json(text.encode("utf-8")))
+            return _keys.from_json(loads_json(text.encode("utf-8")))
         except ValueError as exc:
             raise UsageError(f"--json-key: {exc}") from None
     raise UsageError(f"--{kind}-key: {text!r} is not {_KEY_TYPES[kind]}")
@@ -947,7 +900,7 @@ def _run_keys(args: argparse.Namespace) -> int:
             keys = itertools.islice(keys, args.limit)
         out = _stdout()
         for key in keys:
-            out.write(_json_line(key_to_json(key)))
+            out.write(_json_line(_keys.to_json(key)))
     return 0
 
 
@@ -1071,7 +1024,7 @@ def _run_export(args: argparse.Namespace) -> int:
             for chunk in _chunks(coll.items(), 500):
                 ttls = coll.ttl_many([key for key, _ in chunk])
                 for (key, value), ttl in zip(chunk, ttls):
-                    out.write(_record_line(collection, (b'"key"', key_to_json(key)), (b'"value"', value),
+                    out.write(_record_line(collection, (b'"key"', _keys.to_json(key)), (b'"value"', value),
                                            (b'"ttl"', ttl)))
                     progress.step()
         out.flush()
@@ -1185,7 +1138,7 @@ def _parse_import_line(line: bytes, collection: str | None) -> tuple[str, Key, A
     ttl = record.get("ttl")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
         raise ValueError(f"\"ttl\" must be a number of seconds or null, not {orjson.dumps(ttl).decode()}")
-    return name, key_from_json(record["key"]), record["value"], ttl
+    return name, _keys.from_json(record["key"]), record["value"], ttl
 
 
 # -- queries -------------------------------------------------------------------------------------
@@ -1244,7 +1197,7 @@ def _run_find(args: argparse.Namespace) -> int:
         matches = _matches(store, args)
         out = _stdout()
         for key, value in matches:
-            out.write(_record_line((b'"key"', None if key is None else key_to_json(key)), (b'"value"', value)))
+            out.write(_record_line((b'"key"', None if key is None else _keys.to_json(key)), (b'"value"', value)))
     return 0
 
 

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import math
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Tuple
 
 import apsw
 
 from . import keys as _keys
-from .errors import InvalidKey, InvalidTTL
+from .errors import InvalidKey
+from .backends.base import MISSING, entry_pairs
 from .models import ModelAdapter
 from .serializers import Serializer, decode, decode_error, encoder
 from .store import DB_ERRORS, STATEMENT_ERRORS, translate_error
+from .ttl import expiry
 
 if TYPE_CHECKING:
     from .dictview import DictView
@@ -40,15 +41,6 @@ __all__ = ["Collection", "MISSING"]
 _PURGE_EVERY = 1024
 _MAX_KEY = _keys.MAX_KEY_LENGTH
 _PAGE = 1000
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: Sentinel for "no default given".
-MISSING: Any = _Missing()
 
 
 #: The table a Collection object made in a rolled-back block is pointed at: it never exists.
@@ -77,47 +69,7 @@ def create_table_sql(table_id: int) -> str:
     """
 
 
-def expiry(ttl: object, now: float) -> float | None:
-    """The ``expires_at`` for a ``ttl`` (seconds from ``now``); ``None`` = never.
-
-    A TTL is a positive, finite ``int``/``float`` or a positive
-    ``datetime.timedelta``; anything else raises :class:`InvalidTTL`.
-    """
-    if ttl is None:
-        return None
-    if isinstance(ttl, datetime.timedelta):
-        ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-        raise InvalidTTL(f"ttl must be a number of seconds or None, not {type(ttl).__name__}")
-    try:
-        seconds = float(ttl)
-    except OverflowError:  # an int too large for a float
-        raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidTTL(f"ttl must be a positive, finite number of seconds, not {ttl!r}")
-    return now + seconds
-
-
 Entry = Tuple[Any, Any]
-
-
-def key_list(keys: Iterable[Any], method: str) -> list[Any]:
-    """The stored form of each key of a ``_many`` call's ``keys`` (an iterable of keys: a single
-    ``str`` or ``bytes`` key would be read as its characters or byte values, so it is refused)."""
-    if isinstance(keys, (str, bytes)):
-        raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
-                         f"use {method}([key])")
-    return [_keys.encode(key)[0] for key in keys]
-
-
-def entry_pairs(entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Iterable[Any]:
-    """The ``(key, value)`` pairs of what ``put_many`` accepts: a mapping, an object with
-    ``keys()`` and ``[]`` (the same duck-typing as ``dict.update``), or an iterable of pairs."""
-    if isinstance(entries, Mapping):
-        return entries.items()
-    if hasattr(entries, "keys"):
-        return ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
-    return entries
 
 
 class Collection:
@@ -366,7 +318,7 @@ class Collection:
 
     def get_many(self, keys: Iterable[Any], default: Any = None) -> list[Any]:
         """Values for ``keys``, in the same positions (``default`` where missing); one read snapshot."""
-        encoded = key_list(keys, "get_many")
+        encoded = _keys.encode_many(keys, "get_many")
         conn = self.store._conn()
         now = self.store._clock()
         out: list[Any] = []
@@ -426,7 +378,7 @@ class Collection:
 
     def delete_many(self, keys: Iterable[Any]) -> int:
         """Remove every key in ``keys`` in one transaction; returns how many live entries were removed."""
-        encoded = key_list(keys, "delete_many")
+        encoded = _keys.encode_many(keys, "delete_many")
         conn = self.store._conn()
         removed = 0
         with self.store._write(conn):
@@ -442,7 +394,7 @@ class Collection:
 
     def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
         """:meth:`ttl` for each key, in the same positions; one read snapshot."""
-        encoded = key_list(keys, "ttl_many")
+        encoded = _keys.encode_many(keys, "ttl_many")
         conn = self.store._conn()
         now = self.store._clock()
         out: list[float | None] = []

@@ -9,6 +9,13 @@ INTEGER and REAL apart and compares INTEGER with REAL by value, exactly as
 Python compares ``int`` with ``float``.  ``bool`` is stored as INTEGER with
 ``key_type = 1`` so it comes back as ``bool``.
 
+Every form of a key lives here: :func:`encode`/:func:`decode` (the stored
+``(key, key_type)`` pair of the SQLite engines), :func:`normalize` (the form
+every engine's primitives get), :func:`canonical_text` and
+:func:`tagged_text` (text forms for engines that key by text),
+:func:`to_json`/:func:`from_json` (the command line's JSON form) and
+:func:`view` (how the query languages see a key).
+
 Supported: ``str``, ``bytes``, ``int`` (-2**63 .. 2**63-1, and beyond that the
 ints a ``float`` equals exactly, such as ``2**64``, stored as that float with
 ``key_type = 2``), ``float`` (not NaN), ``bool``.  Subclasses (``enum.StrEnum``, ``enum.IntEnum``, ...) are
@@ -19,7 +26,9 @@ stored as their base type and come back as it.  Keys are limited to
 from __future__ import annotations
 
 import math
-from typing import Union
+from typing import Any, Iterable, Union
+
+import orjson
 
 from .errors import CorruptStore, InvalidKey
 
@@ -88,3 +97,141 @@ def decode(stored: object, key_type: int) -> Key:
         return int(stored)
     raise CorruptStore(f"a stored key {stored!r} has key type {key_type!r}, which kvlite never writes "
                        "(the file is damaged or was not written by kvlite)")
+
+
+# -- the forms other modules need -------------------------------------------------------------
+
+
+def normalize(key: object) -> Key:
+    """``key`` validated (:class:`InvalidKey`) and as its base type (a ``StrEnum`` member becomes
+    its ``str``, an ``IntEnum`` member its ``int``); a ``str`` must be valid Unicode text.
+
+    This is the form every engine's primitives get: Python's equality still holds (``1``,
+    ``1.0`` and ``True`` are one key)."""
+    stored, key_type = encode(key)
+    if type(stored) is str:
+        try:
+            stored.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidKey("str key is not valid Unicode text") from None
+    return decode(stored, key_type)
+
+
+def encode_many(keys: Iterable[Any], method: str) -> list[Any]:
+    """The stored form (:func:`encode`) of each key of a ``_many`` call's ``keys``: an iterable of
+    keys; a single ``str`` or ``bytes`` key would be read as its characters or byte values, so it
+    is refused (:class:`InvalidKey`)."""
+    if isinstance(keys, (str, bytes)):
+        raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
+                         f"use {method}([key])")
+    return [encode(key)[0] for key in keys]
+
+
+def normalize_many(keys: Iterable[Any], method: str) -> list[Key]:
+    """:func:`normalize` of each key of a ``_many`` call's ``keys`` (one ``str``/``bytes`` key is
+    refused, as by :func:`encode_many`)."""
+    if isinstance(keys, (str, bytes)):
+        raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
+                         f"use {method}([key])")
+    return [normalize(key) for key in keys]
+
+
+def canonical_text(key: Key) -> str:
+    """A text form equal for keys that Python finds equal (``1``, ``1.0``, ``True`` -> ``"n:1"``):
+    for engines that look keys up by text (Redis, PostgreSQL).  ``key`` is normalised."""
+    if isinstance(key, str):
+        return "s:" + key
+    if isinstance(key, bytes):
+        return "b:" + key.hex()
+    if isinstance(key, float):
+        if math.isfinite(key) and key == int(key):
+            return f"n:{int(key)}"
+        return f"n:{key!r}"
+    return f"n:{int(key)}"
+
+
+def tagged_text(key: Key) -> str:
+    """An exact text form of a normalised key, its type included; :func:`from_tagged_text` is its
+    inverse."""
+    if isinstance(key, str):
+        return "s:" + key
+    if isinstance(key, bytes):
+        return "b:" + key.hex()
+    if isinstance(key, bool):
+        return "B:" + ("1" if key else "0")
+    if isinstance(key, int):
+        return f"i:{key}"
+    return f"f:{key!r}"
+
+
+def from_tagged_text(text: str) -> Key:
+    """The key :func:`tagged_text` made ``text`` from."""
+    kind, _, body = text.partition(":")
+    if kind == "s":
+        return body
+    if kind == "b":
+        return bytes.fromhex(body)
+    if kind == "B":
+        return body == "1"
+    if kind == "i":
+        return int(body)
+    return float(body)
+
+
+_JSON_TAGS = "a string, or one of {\"int\": N}, {\"bytes\": \"HEX\"}, {\"float\": \"REPR\"}, {\"bool\": B}"
+
+
+def to_json(key: Key) -> Any:
+    """The JSON form of a key (the command line's): ``str`` as itself, other types tagged.
+
+    ``5 -> {"int": 5}``, ``b"\\x00\\xff" -> {"bytes": "00ff"}``,
+    ``1.5 -> {"float": "1.5"}`` (``repr``, so ``inf`` and ``-0.0`` survive),
+    ``True -> {"bool": true}``.  :func:`from_json` is its exact inverse.
+    """
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return {"bool": key}
+    if isinstance(key, int):
+        return {"int": key}
+    if isinstance(key, bytes):
+        return {"bytes": key.hex()}
+    if isinstance(key, float):
+        return {"float": repr(key)}
+    raise TypeError(f"not a kvlite key: {type(key).__name__}")
+
+
+def from_json(obj: Any) -> Key:
+    """The key for a JSON form made by :func:`to_json`; ``ValueError`` for anything else."""
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, dict) and len(obj) == 1:
+        ((tag, value),) = obj.items()
+        if tag == "int" and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if tag == "bool" and isinstance(value, bool):
+            return value
+        if tag == "bytes" and isinstance(value, str):
+            try:
+                return bytes.fromhex(value)
+            except ValueError:
+                raise ValueError(f"key {{\"bytes\": {value!r}}} is not hex") from None
+        if tag == "float" and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"key {{\"float\": {value!r}}} is not a float") from None
+        if tag == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    raise ValueError(f"a key must be {_JSON_TAGS}; got {orjson.dumps(obj).decode()}")
+
+
+def view(key: Key) -> str:
+    """How a key appears to the query languages, whose root object has text keys: a ``str`` as it
+    is; ``int``/``float``/``bool`` as ``str(key)`` (``1`` -> ``"1"``); ``bytes`` decoded as UTF-8
+    (invalid bytes as ``\\xNN`` escapes)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return str(key)

@@ -65,7 +65,7 @@ import orjson
 from .collection import Collection
 from .errors import CollectionDropped, InvalidCollectionName, InvalidTTL, SerializationError
 from .serializers import CompressedSerializer, JSONSerializer, Serializer
-from .store import MAX_COLLECTION_NAME
+from .names import MAX_COLLECTION_NAME
 from .store import open as open_store
 
 __all__ = ["KeyValue", "DEFAULT_COLLECTION", "LONG_NAME_PREFIX", "NAMES_COLLECTION", "check_key", "check_value",

@@ -22,6 +22,7 @@ from typing import Any
 import apsw
 
 from .errors import CorruptStore, IncompatibleVersion
+from .version import __version__
 
 #: SQLite ``application_id`` of a kvlite file: the bytes ``kvlt``.
 APPLICATION_ID = 0x6B766C74
@@ -132,8 +133,6 @@ def upgrade(conn: apsw.Connection) -> int:
                 (migration.version, migration.name, time.time()),
             )
         if current < latest_version():
-            from . import __version__
-
             conn.execute(
                 "INSERT INTO kvlite_meta(key, value) VALUES ('created_by', ?) ON CONFLICT(key) DO NOTHING",
                 (__version__,),

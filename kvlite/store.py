@@ -12,7 +12,6 @@ instead of failing half-way); nested blocks are savepoints.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 import time
@@ -24,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import apsw
 
 from . import migrate
+from .backends.base import collection_stats, store_stats, validate_settings
 from . import serializers as _serializers
+from .names import MAX_COLLECTION_NAME, validate_collection_name  # noqa: F401 - kvlite.store.MAX_COLLECTION_NAME was public
 from .errors import (
     CollectionDropped,
     CorruptStore,
-    InvalidCollectionName,
     InvalidKey,
     KvliteError,
     NotSupported,
@@ -46,9 +46,6 @@ if TYPE_CHECKING:
     from .dictview import DictView
 
 __all__ = ["Store", "open", "translate_error"]
-
-#: Longest collection name, in characters.
-MAX_COLLECTION_NAME = 255
 
 _DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 
@@ -130,71 +127,6 @@ def _needs_wal_index(exc: BaseException) -> bool:
         return True
     return isinstance(cause, apsw.ReadOnlyError) and getattr(cause, "extendedresult", None) in (
         apsw.SQLITE_READONLY_DIRECTORY, apsw.SQLITE_READONLY_CANTINIT)
-
-
-#: The numbers every ``stats()`` reports, summed over collections in ``Store.stats()["totals"]``.
-STAT_COUNTERS = ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows", "expired_pending", "bytes")
-
-
-def store_stats(path: str, per: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``Store.stats()``'s result from each collection's ``stats()``."""
-    totals = {counter: sum(info[counter] for info in per.values()) for counter in STAT_COUNTERS}
-    return {"path": path, "collections": per, "totals": totals}
-
-
-def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
-                     make: Callable[[Any, _serializers.Serializer], Any]) -> dict[str, Any] | None:
-    """One collection's figures for ``Store.stats()``: the counters of every view of it open in
-    this store, summed; when none is open, the figures of ``make(handle, serializer)`` for its
-    registry entry ``recorded = (handle, serializer name)`` (``None``: dropped meanwhile).
-
-    ``make`` gets a stand-in serializer carrying the recorded name: sizes need no decoding, so
-    a collection whose serializer is not available in this process still counts.
-    """
-    if opened:
-        info: dict[str, Any] = opened[0].stats()
-        for other in opened[1:]:
-            extra = other.stats()
-            for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
-                info[counter] += extra[counter]
-        return info
-    if recorded is None:
-        return None
-    return make(recorded[0], _serializers.stand_in(recorded[1])).stats()  # type: ignore[no-any-return]
-
-
-def validate_settings(durability: object, timeout: object) -> float:
-    """``timeout`` as a float, once both settings every kind of store takes are checked:
-    ``durability`` is ``"normal"`` or ``"full"``, ``timeout`` a finite number of seconds >= 0
-    (else ``ValueError``)."""
-    if durability not in _DURABILITY:
-        raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
-    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
-            and math.isfinite(timeout)):
-        raise ValueError("timeout must be a finite number of seconds >= 0")
-    return float(timeout)
-
-
-def validate_collection_name(name: object) -> str:
-    """``name`` if it can name a collection; raises :class:`InvalidCollectionName`.
-
-    Any non-empty Unicode text up to :data:`MAX_COLLECTION_NAME` characters
-    without NUL is accepted: names are stored as data and never reach SQL as
-    text (tables are named ``kv_<number>``).
-    """
-    if not isinstance(name, str):
-        raise InvalidCollectionName(f"collection names are str, not {type(name).__name__}")
-    if not name:
-        raise InvalidCollectionName("collection names cannot be empty")
-    if len(name) > MAX_COLLECTION_NAME:
-        raise InvalidCollectionName(f"collection names are at most {MAX_COLLECTION_NAME} characters")
-    if "\x00" in name:
-        raise InvalidCollectionName("collection names cannot contain NUL")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidCollectionName("collection names must be valid Unicode text") from None
-    return name
 
 
 def _undo(conn: apsw.Connection, sql: str) -> None:

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import kvlite
 from kvlite import errors, keys, migrate
-from kvlite.store import MAX_COLLECTION_NAME
+from kvlite.names import MAX_COLLECTION_NAME
 
 # -- helpers -----------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kvlite
-from kvlite.cli import key_from_json, key_to_json
+from kvlite.keys import from_json as key_from_json
+from kvlite.keys import to_json as key_to_json
 
 
 def _console_script() -> str:

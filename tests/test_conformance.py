@@ -122,7 +122,7 @@ from kvlite.errors import (
 )
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
-from kvlite.query import view_key
+from kvlite.keys import view as view_key
 
 BACKENDS = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
 #: Backends whose data outlives the store object (a second ``open`` of the same target sees it).
@@ -310,6 +310,33 @@ def test_many_forms_keep_positions(store: Any) -> None:
     assert c.delete_many(["a", "zz", "a", "b"]) == 2  # a duplicate counts once, a missing key not at all
     assert c.delete_many([]) == 0
     assert list(c.keys()) == ["c", "d", "e", "k1", "k2", "f", "t"]
+
+
+@pytest.mark.parametrize("one", ["ab", b"ab"])
+def test_many_methods_refuse_one_str_or_bytes_key(make_store: StoreMaker, one: Any) -> None:
+    """``get_many("ab")`` would read the characters (or byte values) of one key as keys: every
+    engine refuses it with InvalidKey and changes nothing (memory://, null://, PostgreSQL and
+    Redis deleted keys "a" and "b")."""
+    with kvlite.open("null://") as null:
+        stores = [(make_store(), [1, 2, 3, 4]), (null, [None] * 4)]
+        for store, kept in stores:
+            c = store.collection("c")
+            c.put_many({"a": 1, "b": 2, 97: 3, 98: 4})
+            for method in (c.get_many, c.delete_many, c.ttl_many):
+                with pytest.raises(InvalidKey, match=f"{method.__name__}\\(\\[key\\]\\)"):
+                    method(one)
+            assert c.get_many(["a", "b", 97, 98]) == kept
+
+
+@pytest.mark.parametrize("bad", [{"timeout": -1}, {"timeout": float("nan")}, {"timeout": True},
+                                 {"timeout": "30"}, {"durability": "bogus"}])
+def test_bad_settings_are_refused_at_open_on_every_engine(make_store: StoreMaker, bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        make_store(**bad)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        kvlite.open("null://", **bad)
+    if make_store.backend == "per-collection":  # refused before the folder is made
+        assert not os.path.exists(make_store.location.target)
 
 
 def test_pop_popitem_setdefault(store: Any) -> None:

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 import kvlite
 from kvlite import errors
-from kvlite.store import MAX_COLLECTION_NAME
+from kvlite.names import MAX_COLLECTION_NAME
 
 # -- a pickle that runs code ---------------------------------------------------------------
 

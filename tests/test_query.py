@@ -22,7 +22,7 @@ import kvlite
 from kvlite.errors import KvliteError, NotSupported, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
-from kvlite.query import view_key
+from kvlite.keys import view as view_key
 from kvlite.serializers import JSONSerializer
 
 PEOPLE: dict[str, Any] = {

@@ -49,7 +49,7 @@ import kvlite
 from kvlite.errors import QueryError, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
-from kvlite.query import view_key
+from kvlite.keys import view as view_key
 
 EXAMPLES = int(os.environ.get("KVLITE_DIFF_EXAMPLES", "0")) or None
 

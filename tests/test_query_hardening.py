@@ -41,7 +41,7 @@ import kvlite
 from kvlite.errors import KvliteError, NotSupported, QueryError, QueryEvaluationError, QuerySyntaxError
 from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
-from kvlite.query import view_key
+from kvlite.keys import view as view_key
 
 STDLIB = sys.stdlib_module_names
 ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]

@@ -25,74 +25,90 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..collection import MISSING, entry_pairs, expiry
 from ..errors import (
     CollectionDropped,
     InvalidKey,
     KvliteError,
     NotSupported,
     ReadOnlyError,
-    SerializationError,
     SerializerMismatch,
     StoreClosed,
 )
 from ..models import ModelAdapter
-from ..store import collection_stats, store_stats, validate_collection_name
+from ..names import validate_collection_name
+from ..ttl import expiry
 
 if TYPE_CHECKING:
     from ..dictview import DictView
 
-__all__ = ["BackendStore", "BackendCollection", "canonical_key", "key_to_text", "key_from_text", "normalize_key"]
+__all__ = ["BackendStore", "BackendCollection", "MISSING", "entry_pairs", "validate_settings", "store_stats",
+           "collection_stats"]
 
 
-def normalize_key(key: Any) -> Any:
-    """``key`` validated (:class:`InvalidKey`) and as its base type."""
-    stored, key_type = _keys.encode(key)
-    if isinstance(stored, str):
-        try:
-            stored.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidKey("str key is not valid Unicode text") from None
-    return _keys.decode(stored, key_type)
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
 
 
-def canonical_key(key: Any) -> str:
-    """A text form equal for keys that Python finds equal (``1``, ``1.0``, ``True`` -> ``"n:1"``)."""
-    if isinstance(key, str):
-        return "s:" + key
-    if isinstance(key, bytes):
-        return "b:" + key.hex()
-    if isinstance(key, float):
-        if math.isfinite(key) and key == int(key):
-            return f"n:{int(key)}"
-        return f"n:{key!r}"
-    return f"n:{int(key)}"
+#: Sentinel: "no entry" from a primitive, "no default given" in the public API.
+MISSING: Any = _Missing()
 
 
-def key_to_text(key: Any) -> str:
-    """An exact text form of a normalised key (type included)."""
-    if isinstance(key, str):
-        return "s:" + key
-    if isinstance(key, bytes):
-        return "b:" + key.hex()
-    if isinstance(key, bool):
-        return "B:" + ("1" if key else "0")
-    if isinstance(key, int):
-        return f"i:{key}"
-    return f"f:{key!r}"
+def entry_pairs(entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Iterable[Any]:
+    """The ``(key, value)`` pairs of what ``put_many`` accepts: a mapping, an object with
+    ``keys()`` and ``[]`` (the same duck-typing as ``dict.update``), or an iterable of pairs."""
+    if isinstance(entries, Mapping):
+        return entries.items()
+    if hasattr(entries, "keys"):
+        return ((k, entries[k]) for k in entries.keys())  # type: ignore[index]
+    return entries
 
 
-def key_from_text(text: str) -> Any:
-    kind, _, body = text.partition(":")
-    if kind == "s":
-        return body
-    if kind == "b":
-        return bytes.fromhex(body)
-    if kind == "B":
-        return body == "1"
-    if kind == "i":
-        return int(body)
-    return float(body)
+_DURABILITY = ("normal", "full")
+
+
+def validate_settings(durability: object, timeout: object) -> float:
+    """``timeout`` as a float, once both settings every kind of store takes are checked:
+    ``durability`` is ``"normal"`` or ``"full"``, ``timeout`` a finite number of seconds >= 0
+    (else ``ValueError``)."""
+    if durability not in _DURABILITY:
+        raise ValueError(f"durability must be 'normal' or 'full', not {durability!r}")
+    if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout >= 0
+            and math.isfinite(timeout)):
+        raise ValueError("timeout must be a finite number of seconds >= 0")
+    return float(timeout)
+
+
+#: The numbers every ``stats()`` reports, summed over collections in ``Store.stats()["totals"]``.
+STAT_COUNTERS = ("gets", "hits", "misses", "puts", "deletes", "expirations", "rows", "expired_pending", "bytes")
+
+
+def store_stats(path: str, per: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``Store.stats()``'s result from each collection's ``stats()``."""
+    totals = {counter: sum(info[counter] for info in per.values()) for counter in STAT_COUNTERS}
+    return {"path": path, "collections": per, "totals": totals}
+
+
+def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
+                     make: Callable[[Any, _serializers.Serializer], Any]) -> dict[str, Any] | None:
+    """One collection's figures for ``Store.stats()``: the counters of every view of it open in
+    this store, summed; when none is open, the figures of ``make(handle, serializer)`` for its
+    registry entry ``recorded = (handle, serializer name)`` (``None``: dropped meanwhile).
+
+    ``make`` gets a stand-in serializer carrying the recorded name: sizes need no decoding, so
+    a collection whose serializer is not available in this process still counts.
+    """
+    if opened:
+        info: dict[str, Any] = opened[0].stats()
+        for other in opened[1:]:
+            extra = other.stats()
+            for counter in ("gets", "hits", "misses", "puts", "deletes", "expirations"):
+                info[counter] += extra[counter]
+        return info
+    if recorded is None:
+        return None
+    return make(recorded[0], _serializers.stand_in(recorded[1])).stats()  # type: ignore[no-any-return]
+
 
 
 class BackendStore(ABC):
@@ -368,7 +384,7 @@ class BackendCollection(ABC):
     def get(self, key: Any, default: Any = None) -> Any:
         """See :meth:`kvlite.Collection.get`."""
         self._check_read()
-        found = self._get(normalize_key(key), self.store.now())
+        found = self._get(_keys.normalize(key), self.store.now())
         self._n_gets += 1
         if found is None:
             return default
@@ -377,7 +393,7 @@ class BackendCollection(ABC):
 
     def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
         """See :meth:`kvlite.Collection.put`."""
-        key = normalize_key(key)
+        key = _keys.normalize(key)
         now = self.store.now()
         expires = expiry(ttl, now)
         data = self._encode(value)
@@ -386,7 +402,7 @@ class BackendCollection(ABC):
         self._n_puts += 1
 
     def delete(self, key: Any) -> bool:
-        key = normalize_key(key)
+        key = _keys.normalize(key)
         self._check_write()
         deleted = self._delete(key, self.store.now()) is not MISSING
         self._n_deletes += deleted
@@ -395,21 +411,21 @@ class BackendCollection(ABC):
     def ttl(self, key: Any) -> float | None:
         self._check_read()
         now = self.store.now()
-        found = self._get(normalize_key(key), now)
+        found = self._get(_keys.normalize(key), now)
         if found is None or found[1] is None:
             return None
         return found[1] - now
 
     def __contains__(self, key: Any) -> bool:
         try:
-            key = normalize_key(key)
+            key = _keys.normalize(key)
         except InvalidKey:
             return False
         self._check_read()
         return self._get(key, self.store.now()) is not None
 
     def get_many(self, keys: Iterable[Any], default: Any = None) -> list[Any]:
-        normalized = [normalize_key(k) for k in keys]
+        normalized = _keys.normalize_many(keys, "get_many")
         self._check_read()
         now = self.store.now()
         with self.store._read_snapshot():  # one consistent view where the engine offers one
@@ -427,21 +443,21 @@ class BackendCollection(ABC):
         encoded = []
         for pair in items:
             key, value = pair
-            encoded.append((normalize_key(key), self._encode(value)))
+            encoded.append((_keys.normalize(key), self._encode(value)))
         self._check_write()
         self._put_all(encoded, now, expires)
         self._n_puts += len(encoded)
         return len(encoded)
 
     def delete_many(self, keys: Iterable[Any]) -> int:
-        normalized = [normalize_key(k) for k in keys]
+        normalized = _keys.normalize_many(keys, "delete_many")
         self._check_write()
         removed = self._delete_all(normalized, self.store.now())
         self._n_deletes += removed
         return removed
 
     def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
-        normalized = [normalize_key(k) for k in keys]
+        normalized = _keys.normalize_many(keys, "ttl_many")
         self._check_read()
         now = self.store.now()
         with self.store._read_snapshot():
@@ -450,7 +466,7 @@ class BackendCollection(ABC):
 
     def pop(self, key: Any, default: Any = MISSING) -> Any:
         try:
-            key = normalize_key(key)
+            key = _keys.normalize(key)
         except InvalidKey:
             if default is MISSING:
                 raise KeyError(key) from None
@@ -473,7 +489,7 @@ class BackendCollection(ABC):
         return found[0], self._decode(found[1])
 
     def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
-        key = normalize_key(key)
+        key = _keys.normalize(key)
         now = self.store.now()
         expires = expiry(ttl, now)
         data = self._encode(default)

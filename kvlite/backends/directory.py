@@ -76,7 +76,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from .. import serializers as _serializers
 from ..errors import (CollectionDropped, CorruptStore, KvliteError, NotSupported, ReadOnlyError, StoreClosed,
                       StoreLocked)
-from ..store import Store, store_stats, validate_collection_name
+from ..names import validate_collection_name
+from ..store import Store
+from .base import store_stats, validate_settings
 
 try:
     import fcntl
@@ -270,7 +272,7 @@ class DirectoryStore:
         self.path = self.url = os.fspath(path)
         self.readonly = readonly
         self.durability = durability
-        self.timeout = timeout
+        self.timeout = timeout = validate_settings(durability, timeout)
         self._options: dict[str, Any] = {"serializer": serializer, "durability": durability,
                                          "timeout": timeout, "clock": clock, "readonly": readonly}
         self._default_serializer = _serializers.get(serializer)
@@ -279,8 +281,7 @@ class DirectoryStore:
             if readonly:
                 raise ReadOnlyError(f"folder {self.path!r} does not exist and the store is read-only")
             os.makedirs(self.path, exist_ok=True)
-        timeout_seconds = float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else 0.0
-        self._folder_lock = _FolderLock(self.path, timeout_seconds, readonly)
+        self._folder_lock = _FolderLock(self.path, timeout, readonly)
         self._stores: dict[str, _FileStore] = {}
         # Stores of dropped files, kept (by their old collection objects only) so those raise
         # "dropped" instead of StoreClosed; closed with the folder store.

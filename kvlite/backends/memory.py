@@ -37,10 +37,8 @@ import weakref
 from typing import Any, Callable, Iterator
 
 from .. import serializers as _serializers
-from ..collection import MISSING
 from ..errors import NotSupported, StoreLocked
-from ..store import validate_settings
-from .base import BackendCollection, BackendStore
+from .base import MISSING, BackendCollection, BackendStore, validate_settings
 
 __all__ = ["MemoryStore", "MemoryCollection", "NullStore"]
 

@@ -125,9 +125,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise KvliteError("the PostgreSQL backend needs psycopg 3 and psycopg_pool: "
                       "pip install 'psycopg[binary]' psycopg-pool") from exc
 
-from .. import __version__
+from ..version import __version__
+from .. import keys as _keys
 from .. import serializers as _serializers
-from ..collection import MISSING
 from ..errors import (
     CollectionDropped,
     IncompatibleVersion,
@@ -141,8 +141,7 @@ from ..errors import (
     TransactionLost,
 )
 from ..query.jsonpath import field_chain
-from ..store import validate_settings
-from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text
+from .base import MISSING, BackendCollection, BackendStore, validate_settings
 
 __all__ = ["PostgresStore", "PostgresCollection", "SCHEMA_VERSION"]
 
@@ -185,15 +184,15 @@ def _unescape(text: str) -> str:
 
 
 def _canon(key: Any) -> str:
-    return _escape(canonical_key(key))
+    return _escape(_keys.canonical_text(key))
 
 
 def _key_text(key: Any) -> str:
-    return _escape(key_to_text(key))
+    return _escape(_keys.tagged_text(key))
 
 
 def _key_back(text: str) -> Any:
-    return key_from_text(_unescape(text))
+    return _keys.from_tagged_text(_unescape(text))
 
 
 def _epoch(value: float | None) -> float | None:
@@ -847,9 +846,8 @@ class PostgresCollection(BackendCollection):
 
     def get_many(self, keys: Any, default: Any = None) -> list[Any]:
         """See :meth:`kvlite.Collection.get_many`: one query, one snapshot."""
-        from .base import normalize_key
 
-        canons = [_canon(normalize_key(k)) for k in keys]
+        canons = [_canon(k) for k in _keys.normalize_many(keys, "get_many")]
         self._check_read()
         found: dict[str, Any] = {}
         if canons:

@@ -53,11 +53,10 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .. import keys as _keys
 from .. import serializers as _serializers
-from ..collection import MISSING
 from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreFull
-from ..store import validate_settings
-from .base import BackendCollection, BackendStore, canonical_key, key_from_text, key_to_text, normalize_key
+from .base import MISSING, BackendCollection, BackendStore, validate_settings
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
     import redis as _redis
@@ -496,12 +495,12 @@ class RedisCollection(BackendCollection):
 
     @staticmethod
     def _meta(key: Any, data: Any) -> str:
-        return ("t" if isinstance(data, str) else "b") + key_to_text(key)
+        return ("t" if isinstance(data, str) else "b") + _keys.tagged_text(key)
 
     @staticmethod
     def _unpack(meta: bytes, data: bytes) -> tuple[Any, Any]:
         """``(stored key, data as the serializer gave it)`` from a meta and data field."""
-        key = key_from_text(meta[1:].decode("utf-8"))
+        key = _keys.from_tagged_text(meta[1:].decode("utf-8"))
         return key, data.decode("utf-8") if meta[0] == _TEXT else data
 
     def _run(self, script: Any, keys: list[str], args: Sequence[Any]) -> Any:
@@ -523,7 +522,7 @@ class RedisCollection(BackendCollection):
         """:meth:`_get` of every key, in one atomic read."""
         if not keys:
             return []
-        flat = self._run(self.store._s_get, self._read_keys, [float(now), *map(canonical_key, keys)])
+        flat = self._run(self.store._s_get, self._read_keys, [float(now), *map(_keys.canonical_text, keys)])
         out: list[tuple[Any, float | None, Any] | None] = []
         for i in range(0, len(flat), 3):
             meta, data, exp = flat[i:i + 3]
@@ -543,15 +542,15 @@ class RedisCollection(BackendCollection):
     def _put_all(self, entries: list[tuple[Any, Any]], now: float, expires: float | None) -> None:
         args: list[Any] = [float(now), self._expires(expires)]
         for key, data in entries:
-            args += (canonical_key(key), self._meta(key, data), data)
+            args += (_keys.canonical_text(key), self._meta(key, data), data)
         self._run(self.store._s_put, self._all_keys, args)
 
     def _delete(self, key: Any, now: float) -> Any:
-        found = self._run(self.store._s_delete, self._all_keys, [float(now), canonical_key(key)])
+        found = self._run(self.store._s_delete, self._all_keys, [float(now), _keys.canonical_text(key)])
         return MISSING if found is None else self._unpack(*found)[1]
 
     def _delete_all(self, keys: list[Any], now: float) -> int:
-        return int(self._run(self.store._s_delete_all, self._all_keys, [float(now), *map(canonical_key, keys)]))
+        return int(self._run(self.store._s_delete_all, self._all_keys, [float(now), *map(_keys.canonical_text, keys)]))
 
     def _popitem(self, now: float) -> tuple[Any, Any] | None:
         found = self._run(self.store._s_popitem, self._all_keys, [float(now)])
@@ -559,7 +558,7 @@ class RedisCollection(BackendCollection):
 
     def _setdefault(self, key: Any, data: Any, now: float, expires: float | None) -> Any:
         found = self._run(self.store._s_setdefault, self._all_keys,
-                          [float(now), self._expires(expires), canonical_key(key), self._meta(key, data), data])
+                          [float(now), self._expires(expires), _keys.canonical_text(key), self._meta(key, data), data])
         return MISSING if found[0] == 0 else self._unpack(found[1], found[2])[1]
 
     def _pages(self, now: float, reverse: bool, with_data: bool) -> Iterator[list[Any]]:
@@ -615,11 +614,11 @@ class RedisCollection(BackendCollection):
         now = self.store.now()
         for page in self._pages(now, reverse, False):
             for meta in page:
-                yield key_from_text(meta[1:].decode("utf-8"))
+                yield _keys.from_tagged_text(meta[1:].decode("utf-8"))
 
     def get_many(self, keys: Any, default: Any = None) -> list[Any]:
         """Values for ``keys``, in the same positions (``default`` where missing); one atomic read."""
-        normalized = [normalize_key(k) for k in keys]
+        normalized = _keys.normalize_many(keys, "get_many")
         self._check_read()
         found = self._get_all(normalized, self.store.now())
         self._n_gets += len(normalized)
@@ -631,7 +630,7 @@ class RedisCollection(BackendCollection):
 
     def ttl_many(self, keys: Any) -> list[float | None]:
         """:meth:`ttl` for each key, in the same positions; one atomic read."""
-        normalized = [normalize_key(k) for k in keys]
+        normalized = _keys.normalize_many(keys, "ttl_many")
         self._check_read()
         now = self.store.now()
         return [None if entry is None or entry[1] is None else entry[1] - now

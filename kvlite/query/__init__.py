@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import apsw
 
-from ..errors import InvalidKey, KvliteError, QuerySyntaxError
+from ..errors import InvalidKey, QuerySyntaxError
 from ..keys import encode as encode_key
+from ..keys import view as view_key
 from ..store import DB_ERRORS, translate_error
 from . import jsonpath as _jp
 from . import objectpath as _op
@@ -36,18 +37,9 @@ from .failures import engine_failure, evaluation_error
 if TYPE_CHECKING:
     from ..collection import Collection
 
-__all__ = ["find", "explain", "view_key", "create_index", "drop_index", "indexes", "ENGINES"]
+__all__ = ["find", "explain", "create_index", "drop_index", "indexes", "ENGINES"]
 
 ENGINES = ("jsonpath", "objectpath")
-
-
-def view_key(key: Any) -> str:
-    """How a key appears to the path engines (the root mapping's keys are text)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bytes):
-        return key.decode("utf-8", "backslashreplace")
-    return str(key)
 
 
 def _key_candidates(name: str) -> list[Any]:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
+from .. import keys as _keys
 from . import jsonpath as _jp
 from . import objectpath as _op
 
@@ -102,14 +103,13 @@ def _documents(coll: Any, step: _jp.Step, src: Source, view_key: Callable[[Any],
     if step.kind in ("scan", "descend"):
         yield from src(False)
     elif step.kind == "keys":
-        from ..backends.base import normalize_key
         from ..errors import InvalidKey
 
         for name in step.names:
             hits = []
             for candidate in key_candidates(name):
                 try:
-                    entry = coll._get(normalize_key(candidate), coll.store.now())
+                    entry = coll._get(_keys.normalize(candidate), coll.store.now())
                 except InvalidKey:
                     continue
                 if entry is not None and view_key(entry[2]) == name:
