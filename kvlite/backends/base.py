@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..models import ModelAdapter
 from ..names import validate_collection_name
-from ..ttl import expiry
+from ..ttl import expiry, remaining
 
 if TYPE_CHECKING:
     from ..dictview import DictView
@@ -412,9 +412,7 @@ class BackendCollection(ABC):
         self._check_read()
         now = self.store.now()
         found = self._get(_keys.normalize(key), now)
-        if found is None or found[1] is None:
-            return None
-        return found[1] - now
+        return None if found is None else remaining(found[1], now)
 
     def __contains__(self, key: Any) -> bool:
         try:
@@ -462,7 +460,7 @@ class BackendCollection(ABC):
         now = self.store.now()
         with self.store._read_snapshot():
             found_all = [self._get(key, now) for key in normalized]
-        return [None if found is None or found[1] is None else found[1] - now for found in found_all]
+        return [None if found is None else remaining(found[1], now) for found in found_all]
 
     def pop(self, key: Any, default: Any = MISSING) -> Any:
         try:

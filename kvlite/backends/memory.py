@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 from .. import serializers as _serializers
 from ..errors import NotSupported, StoreLocked
+from ..ttl import is_live
 from .base import MISSING, BackendCollection, BackendStore, validate_settings
 
 __all__ = ["MemoryStore", "MemoryCollection", "NullStore"]
@@ -46,7 +47,7 @@ _Entry = list  # [stored key, data, expires_at]
 
 
 def _live(entry: _Entry, now: float) -> bool:
-    return entry[2] is None or entry[2] > now
+    return is_live(entry[2], now)
 
 
 class MemoryStore(BackendStore):

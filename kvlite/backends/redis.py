@@ -56,6 +56,7 @@ from typing import Any
 from .. import keys as _keys
 from .. import serializers as _serializers
 from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreFull
+from ..ttl import remaining
 from .base import MISSING, BackendCollection, BackendStore, validate_settings
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
@@ -633,5 +634,5 @@ class RedisCollection(BackendCollection):
         normalized = _keys.normalize_many(keys, "ttl_many")
         self._check_read()
         now = self.store.now()
-        return [None if entry is None or entry[1] is None else entry[1] - now
+        return [None if entry is None else remaining(entry[1], now)
                 for entry in self._get_all(normalized, now)]
