@@ -8,6 +8,9 @@
   closed after the test.
 * ``open_store`` - a factory ``open_store(path=db_path, **kwargs)`` for extra
   stores (default clock: ``clock``); every store it made is closed after the test.
+* ``cli`` - a :class:`helpers_cli.Cli` running the installed ``kvlite`` script in the
+  test's temp dir; ``any_cli`` - the same, once with the script and once with
+  ``python -m kvlite`` (the same behaviour is expected of both).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from helpers_cli import RUNNERS, Cli
 
 import kvlite
 
@@ -63,3 +67,14 @@ def open_store(db_path: Path, clock: Clock) -> Iterator[Callable[..., kvlite.Sto
 @pytest.fixture
 def store(open_store: Callable[..., kvlite.Store]) -> kvlite.Store:
     return open_store()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+@pytest.fixture(params=sorted(RUNNERS))
+def any_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    """The console script and ``python -m kvlite``: the same behaviour is expected of both."""
+    return Cli(tmp_path, request.param)

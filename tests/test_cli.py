@@ -10,91 +10,20 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from helpers_cli import Cli, json_lines, ok, one_error_line, past_clock
 from hypothesis import given
 from hypothesis import strategies as st
 
 import kvlite
 from kvlite.keys import from_json as key_from_json
 from kvlite.keys import to_json as key_to_json
-
-
-def _console_script() -> str:
-    """The installed ``kvlite`` script: next to this Python first, then on PATH."""
-    name = "kvlite.exe" if os.name == "nt" else "kvlite"
-    beside = Path(sys.executable).parent / name
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("kvlite")
-    assert found, "the kvlite console script is not installed (pip install -e . or pip install .)"
-    return found
-
-
-RUNNERS = {
-    "script": lambda: [_console_script()],
-    "module": lambda: [sys.executable, "-m", "kvlite"],
-}
-
-
-class Cli:
-    """Runs the command line in ``cwd`` (the test's temp dir)."""
-
-    def __init__(self, cwd: Path, runner: str = "script") -> None:
-        self.cwd = cwd
-        self.prefix = RUNNERS[runner]()
-        self.env = dict(os.environ, TMPDIR=str(cwd))
-
-    def __call__(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*self.prefix, *args], check=False, input=stdin, capture_output=True,
-                              cwd=self.cwd, env=self.env, timeout=120)
-
-    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([*self.prefix, *args], cwd=self.cwd, env=self.env, **kwargs)
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
-
-
-@pytest.fixture(params=sorted(RUNNERS))
-def any_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
-    """The console script and ``python -m kvlite``: the same behaviour is expected of both."""
-    return Cli(tmp_path, request.param)
-
-
-def ok(result: subprocess.CompletedProcess[bytes]) -> str:
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
-def one_error_line(result: subprocess.CompletedProcess[bytes], code: int) -> str:
-    """Assert the exit code and that stderr is exactly one ``kvlite: error:`` line; return it."""
-    err = result.stderr.decode()
-    assert result.returncode == code, (result.returncode, err)
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("kvlite: error: "), err
-    return lines[0]
-
-
-def past_clock() -> float:
-    """A clock 10 000 s behind real time: a TTL of 10 s written with it has already expired."""
-    return time.time() - 10_000
-
-
-def json_lines(text: str) -> list[Any]:
-    return [orjson.loads(line) for line in text.splitlines()]
-
 
 # -- put / get / delete / keys --------------------------------------------------------------
 

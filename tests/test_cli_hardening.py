@@ -29,9 +29,9 @@ from typing import Any, Iterator
 import apsw
 import orjson
 import pytest
+from helpers_cli import Cli, json_lines, ok, one_error_line
 
 import kvlite
-from test_cli import Cli, cli, json_lines, ok, one_error_line  # noqa: F401 - cli is a fixture
 
 # -- helpers ----------------------------------------------------------------------------------------
 
