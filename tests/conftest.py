@@ -11,6 +11,8 @@
 * ``cli`` - a :class:`helpers_cli.Cli` running the installed ``kvlite`` script in the
   test's temp dir; ``any_cli`` - the same, once with the script and once with
   ``python -m kvlite`` (the same behaviour is expected of both).
+* ``postgres_server``, ``postgres_url``, ``redis_url``, ``redis_prefix_url`` - the throwaway
+  servers of ``server_postgres.py`` and ``server_redis.py``, loaded as plugins below.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import pytest
 from helpers_cli import RUNNERS, Cli
 
 import kvlite
+
+# The throwaway servers' session fixtures (postgres_server, postgres_url; redis_url,
+# redis_prefix_url), for every test module: no module imports a fixture by name.
+pytest_plugins = ["server_postgres", "server_redis"]
 
 
 class Clock:

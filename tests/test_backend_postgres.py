@@ -39,10 +39,10 @@ from conftest import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 import server_postgres
-from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401
+from helpers_dictview import DocumentedSetdefault
+from helpers_query import ENTRIES, FIELDS, NUMERIC_STRINGS, filters, jsonpaths, strict
+from server_postgres import new_schema_url
 from test import mapping_tests  # imported as a module so pytest does not collect its bases
-from test_dictview import DocumentedSetdefault
-from test_query_differential import ENTRIES, FIELDS, NUMERIC_STRINGS, filters, jsonpaths, strict
 
 import kvlite
 from kvlite import DictView
@@ -1168,8 +1168,6 @@ def test_strings_compare_by_code_point(query_pair: Callable[..., tuple[Any, Any]
 
 
 def test_missing_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
-    import server_postgres
-
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):
         server_postgres._unavailable("no server")
@@ -1194,7 +1192,7 @@ def test_docs_examples_run(schema_url: str, tmp_path: Any, monkeypatch: pytest.M
     import types
     from pathlib import Path
 
-    from test_docs import code_blocks
+    from helpers_docs import code_blocks
 
     page = Path(__file__).resolve().parent.parent / "docs" / "backends" / "postgres.md"
     blocks = [b for b in code_blocks(page.read_text(encoding="utf-8")) if b.runs]

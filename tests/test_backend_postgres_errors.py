@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import pytest
-from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401
+from server_postgres import new_schema_url
 
 import kvlite
 from kvlite.errors import CollectionDropped, KvliteError, SerializationError, StoreLocked

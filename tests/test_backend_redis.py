@@ -22,7 +22,6 @@ from conftest import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from server_redis import redis_prefix_url, redis_url  # noqa: F401 - fixtures
 from test import mapping_tests  # ships with CPython; imported as a module so pytest does not collect its bases
 
 import kvlite
@@ -859,11 +858,11 @@ def test_clear_of_a_collection_another_client_dropped_raises(redis_prefix_url: s
 DOCS_URL = "redis://localhost:6379/0?prefix=myapp"
 
 
-def test_docs_examples_run(redis_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_docs_examples_run(redis_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import types
     from pathlib import Path
 
-    from test_docs import code_blocks
+    from helpers_docs import code_blocks
 
     page = Path(__file__).resolve().parent.parent / "docs" / "backends" / "redis.md"
     blocks = [b for b in code_blocks(page.read_text(encoding="utf-8")) if b.runs]

@@ -72,13 +72,25 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import helpers_query
 import pytest
-import test_query_differential
 from conftest import Clock
+from helpers_dictview import DocumentedSetdefault
+from helpers_engines import ENGINES, StoreMaker, new_location
+from helpers_query import (
+    ENTRIES,
+    check_jsonpath,
+    contains,
+    jsonpaths,
+    objectpaths,
+    op_outcome,
+    sqlite_order_key,
+    strict,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -87,21 +99,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401 - fixtures
-from server_redis import redis_url  # noqa: F401 - fixture
 from test import (
     mapping_tests,  # ships with CPython; imported as a module so pytest does not collect its bases
-)
-from test_dictview import DocumentedSetdefault
-from test_query_differential import (
-    ENTRIES,
-    _op_outcome,
-    check_jsonpath,
-    contains,
-    jsonpaths,
-    objectpaths,
-    sqlite_order_key,
-    strict,
 )
 
 import kvlite
@@ -124,9 +123,7 @@ from kvlite.query import jsonpath as qjp
 from kvlite.query import objectpath as qop
 from kvlite.keys import view as view_key
 
-BACKENDS = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
-#: Backends whose data outlives the store object (a second ``open`` of the same target sees it).
-PERSISTENT = {"sqlite-file", "sqlite-jsonb", "per-collection", "redis", "postgresql"}
+BACKENDS = ENGINES
 
 EXAMPLES = int(os.environ.get("KVLITE_CONFORMANCE_EXAMPLES", "0"))
 HYPOTHESIS: dict[str, Any] = {"deadline": None, "suppress_health_check": [
@@ -134,79 +131,7 @@ HYPOTHESIS: dict[str, Any] = {"deadline": None, "suppress_health_check": [
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 TTL_TOLERANCE = 1e-5  # PostgreSQL keeps expiry times in microseconds
 
-# -- where each backend's stores live ------------------------------------------------------------
-
-_locations = itertools.count()
-
-
-@dataclass
-class Location:
-    """One place a backend keeps a store: every :meth:`open` of it sees the same data
-    (when the backend is persistent)."""
-
-    backend: str
-    target: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def persistent(self) -> bool:
-        return self.backend in PERSISTENT
-
-    def open(self, clock: Callable[[], float], **options: Any) -> Any:
-        return kvlite.open(self.target, clock=clock, **{**self.options, **options})
-
-
-def new_location(backend: str, request: pytest.FixtureRequest, folder: Path) -> Location:
-    """A new, empty place for a store of ``backend`` (servers come from the session fixtures)."""
-    n = next(_locations)
-    if backend == "sqlite-file":
-        return Location(backend, str(folder / f"store-{n}.db"))
-    if backend == "sqlite-jsonb":  # a file whose JSON collections are stored as SQLite JSONB
-        return Location(backend, str(folder / f"store-{n}.db"), {"serializer": "jsonb"})
-    if backend == "sqlite-memory":
-        return Location(backend, ":memory:")
-    if backend == "per-collection":
-        return Location(backend, str(folder / f"folder-{n}"), {"layout": "per-collection"})
-    if backend == "memory":
-        return Location(backend, "memory://")
-    if backend == "redis":
-        url = request.getfixturevalue("redis_url")
-        return Location(backend, f"{url}?prefix=conformance-{uuid.uuid4().hex}")
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-        return Location(backend, new_schema_url(url, "conf"))
-    raise AssertionError(f"unknown backend {backend!r}")
-
-
-class StoreMaker:
-    """``make_store(**options)``: a store on this test's location of one backend (fake clock).
-
-    Every call opens the same location, so a persistent backend shows the
-    data of the previous stores; every store made is closed after the test.
-    """
-
-    def __init__(self, location: Location, clock: Clock) -> None:
-        self.location = location
-        self.clock = clock
-        self.opened: list[Any] = []
-
-    @property
-    def backend(self) -> str:
-        return self.location.backend
-
-    @property
-    def persistent(self) -> bool:
-        return self.location.persistent
-
-    def __call__(self, **options: Any) -> Any:
-        clock = options.pop("clock", self.clock)
-        store = self.location.open(clock, **options)
-        self.opened.append(store)
-        return store
-
-    def close_all(self) -> None:
-        while self.opened:
-            self.opened.pop().close()
+# -- where each backend's stores live: tests/helpers_engines.py -------------------------------
 
 
 @pytest.fixture(params=BACKENDS)
@@ -1091,7 +1016,7 @@ def fill_docs(store: Any, clock: Clock, name: str = "docs", serializer: str = "j
 @pytest.mark.parametrize("serializer", ["json", "pickle"])
 def test_jsonpath_queries_match_the_oracle(store: Any, clock: Clock, serializer: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(test_query_differential, "event", lambda *args: None)  # a Hypothesis-only statistic
+    monkeypatch.setattr(helpers_query, "event", lambda *args: None)  # a Hypothesis-only statistic
     coll, mapping, originals = fill_docs(store, clock, serializer=serializer)
     for path in JSONPATHS:
         check_jsonpath(coll, path, mapping, originals, (1, 2))
@@ -1110,8 +1035,8 @@ def test_objectpath_queries_match_the_oracle(store: Any, clock: Clock) -> None:
     coll, mapping, _ = fill_docs(store, clock)
     for path in OBJECTPATHS:
         parsed = qop.parse(path)
-        expected = _op_outcome(lambda parsed=parsed: qop.evaluate(parsed, mapping))
-        assert _op_outcome(lambda path=path: coll.select(path, engine="objectpath")) == expected, path
+        expected = op_outcome(lambda parsed=parsed: qop.evaluate(parsed, mapping))
+        assert op_outcome(lambda path=path: coll.select(path, engine="objectpath")) == expected, path
         if expected[0] == "ok":
             assert coll.count(path, engine="objectpath") == len(expected[1])
             if parsed.rowwise:
@@ -1217,8 +1142,8 @@ def test_random_objectpaths_match_the_oracle(store: Any, clock: Clock, entries: 
     mapping = {view_key(k): d for k, d in live}
     for path in paths:
         parsed = qop.parse(path)
-        expected = _op_outcome(lambda parsed=parsed: qop.evaluate(parsed, mapping))
-        assert _op_outcome(lambda path=path: coll.select(path, engine="objectpath")) == expected, path
+        expected = op_outcome(lambda parsed=parsed: qop.evaluate(parsed, mapping))
+        assert op_outcome(lambda path=path: coll.select(path, engine="objectpath")) == expected, path
     store.drop_collection(coll.name)
 
 

@@ -32,10 +32,8 @@ import apsw
 import orjson
 import pytest
 from conftest import Clock
-from server_postgres import new_schema_url, postgres_server, postgres_url  # noqa: F401 - fixtures
-from server_redis import redis_url  # noqa: F401 - fixture
-from test_conformance import StoreMaker, new_location
-from test_query_differential import strict
+from helpers_engines import ENGINES, StoreMaker, new_location
+from helpers_query import strict
 
 import kvlite
 from kvlite.errors import KvliteError, NotSupported, QueryError, QueryEvaluationError, QuerySyntaxError
@@ -44,7 +42,6 @@ from kvlite.query import objectpath as qop
 from kvlite.keys import view as view_key
 
 STDLIB = sys.stdlib_module_names
-ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
 
 
 @pytest.fixture(params=ENGINES)
