@@ -48,15 +48,15 @@ from typing import Any, TypeVar
 import apsw
 import orjson
 
-from . import keys as _keys
-from . import open as open_store
-from .collection import Collection, table_sql_name
-from .errors import CorruptStore, KvliteError, QuerySyntaxError, SerializationError
-from .keys import Key
-from .serializers import stand_in
-from .version import __version__
-from .names import validate_collection_name
-from .store import DB_ERRORS, Store, translate_error
+from .. import keys as _keys
+from .. import open as open_store
+from ..collection import Collection, table_sql_name
+from ..errors import CorruptStore, KvliteError, QuerySyntaxError, SerializationError
+from ..keys import Key
+from ..serializers import stand_in
+from ..version import __version__
+from ..names import validate_collection_name
+from ..store import DB_ERRORS, Store, translate_error
 
 __all__ = ["EXIT_CODES", "CliError", "UsageError", "build_parser", "loads_json", "main"]
 
@@ -1303,7 +1303,7 @@ def _setup_copy(sub: _Subparsers) -> None:
 
 
 def _run_copy(args: argparse.Namespace) -> int:
-    from .copy import copy
+    from ..copy import copy
 
     if "://" not in args.src and not os.path.exists(args.src):
         raise CliError(f"no such file: {args.src!r}")
