@@ -779,6 +779,108 @@ class Store:
         state = "closed" if self._closed else f"serializer={self._default_serializer.name!r}"
         return f"<kvlite.Store {self.path!r} {state}>"
 
+    # -- inspection (what the command line's `stats`, `vacuum`, `keys` and `delete` use) -------
+
+    def existing_collection(self, name: str, *, decode: bool = True) -> Collection | None:
+        """The collection ``name`` if it exists, else ``None``: never creates it.
+
+        It is opened with the serializer recorded in the file (so it never raises
+        :class:`SerializerMismatch`; an unregistered one raises
+        :class:`~kvlite.errors.UnknownSerializer`).  With ``decode=False`` its values are never
+        decoded nor encoded, so any recorded serializer is accepted, even one this process does
+        not know or must not run (``pickle`` of an untrusted file): the collection object
+        carries a stand-in serializer with the recorded name, and can count entries, list keys,
+        read TTLs, delete keys, purge expired entries and give :meth:`Collection.stats`; reading
+        or writing a value raises :class:`~kvlite.errors.SerializationError`.  Such an object is
+        not cached: ``collection(name)`` still gives the decoding one.
+
+        The registry row and the table it names are read in one snapshot (inside
+        :meth:`snapshot` or :meth:`transaction`: theirs).
+        :raises CorruptStore: the collection's table is missing or not kvlite's (a damaged file).
+        """
+        from .collection import Collection
+
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        validate_collection_name(name)
+        conn = self._conn()
+        with self._read(conn):
+            row = self._registry_row(conn, name)
+            if row is None:
+                return None
+            if decode:
+                return self.collection(name, serializer=row[1])
+            self._check_table(conn, name, row[0])
+        coll = Collection(self, name, row[0], _serializers.stand_in(row[1]))
+        block: _Block | None = getattr(self._local, "block", None)
+        if block is not None and block.made_here(row[0]):
+            block.made.append(coll)  # turned away from its table if the creation rolls back
+        return coll
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the file, its SQLite settings read in one snapshot (inside
+        :meth:`snapshot`: that one):
+
+        ``path``; ``size`` and ``wal_size``: bytes of the file and of its ``-wal`` file on disk
+        (0 when there is none, and for ``":memory:"``); ``schema_version``: kvlite's schema
+        version recorded in the file; ``created_by``: the kvlite version that made the file
+        (``None`` when not recorded); ``page_size`` (bytes), ``pages`` and ``free_pages``
+        (pages a :meth:`vacuum` would give back); ``journal_mode`` (``"wal"`` for a file).
+
+        :raises CorruptStore: a table kvlite needs is missing (a damaged file, or not a kvlite store).
+        """
+        conn = self._conn()
+        with self._read(conn):
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                made_by = conn.execute("SELECT value FROM kvlite_meta WHERE key = 'created_by'").fetchone()
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                pages = conn.execute("PRAGMA page_count").fetchone()[0]
+                free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            except apsw.SQLError as exc:
+                if "no such table" in str(exc):
+                    raise CorruptStore(f"{self.path}: damaged kvlite file, or not a kvlite store: {exc} "
+                                       "(a table kvlite needs is missing)") from exc
+                raise translate_error(exc) from exc
+            except DB_ERRORS as exc:
+                raise translate_error(exc) from exc
+
+        def size(path: str) -> int:
+            if self._memory:
+                return 0
+            try:
+                return os.path.getsize(path)
+            except OSError:
+                return 0
+
+        return {"path": self.path, "size": size(self.path), "wal_size": size(self.path + "-wal"),
+                "schema_version": version, "created_by": None if made_by is None else made_by[0],
+                "page_size": page_size, "pages": pages, "free_pages": free, "journal_mode": journal}
+
+    def vacuum(self) -> None:
+        """Compact the file: rebuild it without free pages (SQLite ``VACUUM``) and fold the WAL
+        into it (a ``TRUNCATE`` checkpoint).  Every entry, TTL and index is kept.
+
+        Needs free disk space about the size of the file, and the write lock (it waits for
+        other writers up to ``timeout``, like a write).
+        :raises ReadOnlyError: the store was opened read-only, or a :meth:`snapshot` block is open.
+        :raises NotSupported: inside a :meth:`transaction` block (SQLite vacuums outside any).
+        """
+        if self.readonly:
+            raise ReadOnlyError("the store was opened read-only")
+        conn = self._conn()
+        block: _Block | None = getattr(self._local, "block", None)
+        if block is not None and block.conn is conn:
+            raise NotSupported("vacuum() cannot run inside a transaction() block; call it after the block")
+        if not conn.getautocommit():
+            raise ReadOnlyError("cannot vacuum inside store.snapshot(): it is a read-only block")
+        try:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+
 
 def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
     path: str | os.PathLike[str] = ":memory:",

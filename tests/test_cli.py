@@ -658,6 +658,7 @@ def test_any_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
                                           tmp_path: Path) -> None:
     """A bug (or a RecursionError from a library) still prints one line, never a traceback."""
     from kvlite import cli as cli_module
+    from kvlite.cli import entries  # where the handler of 'keys' lives
 
     with kvlite.open(tmp_path / "s.db") as store:
         store.collection("c").put("k", 1)
@@ -667,14 +668,14 @@ def test_any_unexpected_error_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
         def boom(args: Any, exc: BaseException = exc) -> int:
             raise exc
 
-        monkeypatch.setattr(cli_module, "_run_keys", boom)
+        monkeypatch.setattr(entries, "_run_keys", boom)
         assert cli_module.main(["keys", str(tmp_path / "s.db"), "c"]) == 1
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and err.startswith("kvlite: error: ") and words in err
     def bug(args: Any) -> int:
         return 1 // 0
 
-    monkeypatch.setattr(cli_module, "_run_keys", bug)
+    monkeypatch.setattr(entries, "_run_keys", bug)
     monkeypatch.setenv("KVLITE_TRACEBACK", "1")
     with pytest.raises(ZeroDivisionError):
         cli_module.main(["keys", str(tmp_path / "s.db"), "c"])

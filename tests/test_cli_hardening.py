@@ -109,9 +109,9 @@ def _published_by_another_process_first(monkeypatch: pytest.MonkeyPatch, path: P
     """Make another process create ``path`` (one entry in collection ``theirs``; with
     ``pickle_c`` also a ``pickle`` collection ``c``) just before the command publishes its new
     file: the destination "appeared meanwhile"."""
-    import kvlite.cli as cli_module
+    import kvlite.cli.common as cli_common  # where a new file is published
 
-    publish = cli_module._publish
+    publish = cli_common._publish
     script = ("import kvlite, sys; s = kvlite.open(sys.argv[1]); s.collection('theirs').put('t', 1); "
               + ("s.collection('c', serializer='pickle').put('p', {1}); " if pickle_c else "") + "s.close()")
 
@@ -119,7 +119,7 @@ def _published_by_another_process_first(monkeypatch: pytest.MonkeyPatch, path: P
         subprocess.run([sys.executable, "-c", script, str(path)], check=True)
         return publish(temp, target)
 
-    monkeypatch.setattr(cli_module, "_publish", late)
+    monkeypatch.setattr(cli_common, "_publish", late)
 
 
 def _main(*args: str, stdin: bytes = b"") -> tuple[int, bytes, str]:
