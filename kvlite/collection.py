@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Tuple
 import apsw
 
 from . import keys as _keys
-from .errors import InvalidKey
+from .errors import InvalidKey, KvliteError
 from .backends.base import MISSING, entry_pairs
 from .models import ModelAdapter
 from .serializers import Serializer, decode, decode_error, encoder
@@ -243,6 +243,8 @@ class Collection:
         if self._model is None:
             try:
                 return self._loads(data)
+            except KvliteError:
+                raise
             except Exception as exc:
                 raise decode_error(self.serializer, exc) from exc
         return self._decode(data)
@@ -522,6 +524,8 @@ class Collection:
             for _, stored, key_type, data in rows:  # decoded one at a time, as they are consumed
                 try:
                     value = loads(data)
+                except KvliteError:
+                    raise
                 except Exception as exc:
                     raise decode_error(self.serializer, exc) from exc
                 yield (stored if key_type == 0 else _keys.decode(stored, key_type)), value

@@ -472,6 +472,8 @@ def decode(serializer: Serializer, data: str | bytes) -> Any:
     """``serializer.loads(data)``, with any failure as :func:`decode_error` gives it."""
     try:
         return serializer.loads(data)
+    except KvliteError:
+        raise
     except Exception as exc:  # a serializer may raise anything for bad data
         raise decode_error(serializer, exc) from exc
 

@@ -622,7 +622,7 @@ class Store:
             raise CorruptStore(f"damaged registry: collection {name!r} has table id {table_id!r}")
         table = f"kv_{table_id:d}"
         try:
-            kind = conn.execute("SELECT type, strict FROM pragma_table_list WHERE schema = 'main' AND name = ?",
+            kind = conn.execute("SELECT type, strict FROM pragma_table_list(?) WHERE schema = 'main'",
                                 (table,)).fetchone()
             columns = {row[0]: row[1].upper() for row in
                        conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,))}
