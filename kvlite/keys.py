@@ -117,23 +117,23 @@ def normalize(key: object) -> Key:
     return decode(stored, key_type)
 
 
-def encode_many(keys: Iterable[Any], method: str) -> list[Any]:
-    """The stored form (:func:`encode`) of each key of a ``_many`` call's ``keys``: an iterable of
-    keys; a single ``str`` or ``bytes`` key would be read as its characters or byte values, so it
-    is refused (:class:`InvalidKey`)."""
+def _iterable_of_keys(keys: Iterable[Any], method: str) -> Iterable[Any]:
+    """``keys`` of a ``_many`` call, refused (:class:`InvalidKey`) when it is one ``str`` or
+    ``bytes`` key: iterating it would read its characters or byte values as keys."""
     if isinstance(keys, (str, bytes)):
         raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
                          f"use {method}([key])")
-    return [encode(key)[0] for key in keys]
+    return keys
+
+
+def encode_many(keys: Iterable[Any], method: str) -> list[Any]:
+    """The stored form (:func:`encode`) of each key of a ``_many`` call's ``keys``."""
+    return [encode(key)[0] for key in _iterable_of_keys(keys, method)]
 
 
 def normalize_many(keys: Iterable[Any], method: str) -> list[Key]:
-    """:func:`normalize` of each key of a ``_many`` call's ``keys`` (one ``str``/``bytes`` key is
-    refused, as by :func:`encode_many`)."""
-    if isinstance(keys, (str, bytes)):
-        raise InvalidKey(f"{method}() takes an iterable of keys, not one {type(keys).__name__} key: "
-                         f"use {method}([key])")
-    return [normalize(key) for key in keys]
+    """:func:`normalize` of each key of a ``_many`` call's ``keys``."""
+    return [normalize(key) for key in _iterable_of_keys(keys, method)]
 
 
 def canonical_text(key: Key) -> str:
