@@ -110,11 +110,17 @@ def normalize(key: object) -> Key:
     ``1.0`` and ``True`` are one key)."""
     stored, key_type = encode(key)
     if type(stored) is str:
-        try:
-            stored.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidKey("str key is not valid Unicode text") from None
+        check_text(stored)
     return decode(stored, key_type)
+
+
+def check_text(key: str) -> None:
+    """Raise :class:`InvalidKey` unless the ``str`` key is valid Unicode text (no lone
+    surrogate, which no encoding can store)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKey("str key is not valid Unicode text") from None
 
 
 def _iterable_of_keys(keys: Iterable[Any], method: str) -> Iterable[Any]:

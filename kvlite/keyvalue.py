@@ -290,7 +290,7 @@ class KeyValue:
         def read(coll: Collection | None) -> tuple[dict[str, Any] | None, float | None]:
             if coll is None:
                 return None, None
-            with self.store._read_snapshot():
+            with self.store.engine.reading():
                 value = coll.get(key)
                 if value is None:
                     return None, None
@@ -324,7 +324,7 @@ class KeyValue:
         def read(coll: Collection | None) -> list[tuple[dict[str, Any] | None, float | None]]:
             if coll is None:
                 return [(None, None)] * len(checked)
-            with self.store._read_snapshot():
+            with self.store.engine.reading():
                 values = coll.get_many(checked)
                 ttls = coll.ttl_many(checked)
             return [(None, None) if v is None else (v, t) for v, t in zip(values, ttls)]

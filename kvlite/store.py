@@ -1,557 +1,106 @@
-"""The Store: one SQLite file (or ``":memory:"``), its connections, settings and transactions.
+"""The Store: one kvlite store over any engine, and :func:`open`, which makes one.
 
-Connections: one apsw connection per thread, made on first use, so threads
-never share a transaction; a forked child starts with none.  Every setting
-kvlite applies to SQLite lives in :meth:`Store._configure`.
-
-Transactions: :meth:`Store.transaction` starts ``BEGIN IMMEDIATE`` (the write
-lock is taken at once, so a second writer waits up to ``timeout`` seconds
-instead of failing half-way); nested blocks are savepoints.
+A Store is written once, over the :class:`~kvlite.backends.base.Engine` that
+holds its data (an SQLite file by default; see :mod:`kvlite.backends` for
+every target).  It validates arguments, keeps the collection objects it handed
+out (so a dropped or re-created collection is never served stale), and sums
+statistics; the engine stores.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
-import urllib.parse
-import uuid
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import apsw
-
-from . import migrate
-from .backends.base import collection_stats, store_stats, validate_settings
 from . import serializers as _serializers
+from .backends.base import MISSING, Engine, collection_stats, store_stats
+from .collection import Collection
+from .errors import ReadOnlyError, SerializerMismatch, StoreClosed
 from .names import MAX_COLLECTION_NAME, validate_collection_name  # noqa: F401 - kvlite.store.MAX_COLLECTION_NAME was public
-from .errors import (
-    CollectionDropped,
-    CorruptStore,
-    InvalidKey,
-    KvliteError,
-    NotSupported,
-    ReadOnlyError,
-    SerializationError,
-    SerializerMismatch,
-    StoreClosed,
-    StoreFull,
-    StoreLocked,
-    TransactionLost,
-)
 
 if TYPE_CHECKING:
-    from .collection import Collection
     from .dictview import DictView
 
-__all__ = ["Store", "open", "translate_error"]
-
-_DURABILITY = {"normal": "NORMAL", "full": "FULL"}
-
-_live_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
-
-
-_inherited: list[Any] = []  # in a forked child: the parent's connections, never used nor closed
-
-
-def _forget_connections_after_fork() -> None:
-    # An SQLite connection must not be used across fork() -- not even closed: the child keeps
-    # a reference to each (so they are never garbage-collected there) and opens its own.
-    for store in list(_live_stores):
-        _inherited.extend(conn for _, conn in store._connections)
-        _inherited.extend(store._readers)
-        _inherited.extend(store._busy_readers)
-        _inherited.append(store._keeper)
-        store._readers = []
-        store._busy_readers = set()
-        store._local = threading.local()
-        store._connections = []
-        store._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_connections_after_fork)
-
-
-#: What reading rows can raise besides kvlite errors: apsw's errors, and
-#: ``UnicodeDecodeError`` when a TEXT column holds invalid UTF-8 (only a damaged
-#: or hostile file does).  Catch these around reads and pass them to :func:`translate_error`.
-DB_ERRORS = (apsw.Error, UnicodeDecodeError)
-#: What a statement that binds a key can raise: also a ``str`` key that is not valid Unicode
-#: (a lone surrogate cannot be encoded to UTF-8 for SQLite), which is an ``InvalidKey``.
-STATEMENT_ERRORS = (*DB_ERRORS, UnicodeEncodeError)
-
-
-def translate_error(exc: Exception) -> Exception:
-    """The :mod:`kvlite.errors` exception for an apsw error, a ``UnicodeDecodeError`` from a
-    read or a ``UnicodeEncodeError`` from binding a key (any other exception is returned as it is)."""
-    if isinstance(exc, UnicodeEncodeError):
-        return InvalidKey(f"str key is not valid Unicode text: {exc}")
-    if isinstance(exc, UnicodeDecodeError):
-        return CorruptStore(f"the file holds text that is not valid UTF-8 (damaged, or not written by kvlite): {exc}")
-    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
-        return StoreLocked(f"the store is locked by another connection (busy timeout expired): {exc}")
-    if isinstance(exc, apsw.ReadOnlyError):
-        return ReadOnlyError(f"the store cannot be written: {exc}")
-    if isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
-        return CorruptStore(f"the file is damaged or not a database: {exc}")
-    if isinstance(exc, apsw.FullError):
-        return StoreFull(f"the disk or the store's size limit is full; nothing was written: {exc}")
-    if isinstance(exc, apsw.TooBigError):
-        return SerializationError(f"value or key too large for SQLite: {exc}")
-    if isinstance(exc, (apsw.ConnectionClosedError, apsw.CursorClosedError)):
-        return StoreClosed("the store is closed")
-    if isinstance(exc, apsw.SQLError) and "malformed JSON" in str(exc):
-        # SQLite's JSON functions met a stored value that is not JSON text / JSONB: kvlite only
-        # stores what its serializer produced, so the file was damaged or written by something else.
-        return CorruptStore(f"a stored value is not valid JSON (the file is damaged, or was not written "
-                            f"by kvlite): {exc}")
-    if isinstance(exc, apsw.SQLError) and "no such table: kvlite_rolled_back" in str(exc):
-        return CollectionDropped("the collection was created inside a transaction() block that rolled "
-                                 "back, so it does not exist; store.collection(name) makes it again")
-    if isinstance(exc, apsw.SQLError) and "no such table" in str(exc):
-        return CollectionDropped(f"the collection was dropped (by this or another connection): {exc}")
-    if isinstance(exc, apsw.Error):
-        # Anything else from SQLite (e.g. a trigger in a hostile file raising, or refused
-        # load_extension()) still reaches the user as a kvlite error; the cause is chained.
-        return KvliteError(f"SQLite error: {exc}")
-    return exc
-
-
-def _needs_wal_index(exc: BaseException) -> bool:
-    """True when ``exc`` comes from SQLite being unable to create a WAL file's ``-shm`` index
-    (``SQLITE_READONLY_DIRECTORY`` / ``_CANTINIT``, or ``SQLITE_CANTOPEN`` when a ``-wal`` file
-    exists: a WAL store in a folder this process cannot write)."""
-    cause = exc.__cause__
-    if isinstance(cause, apsw.CantOpenError):
-        return True
-    return isinstance(cause, apsw.ReadOnlyError) and getattr(cause, "extendedresult", None) in (
-        apsw.SQLITE_READONLY_DIRECTORY, apsw.SQLITE_READONLY_CANTINIT)
-
-
-def _undo(conn: apsw.Connection, sql: str) -> None:
-    """Roll a block (``ROLLBACK``) or a savepoint back with ``sql``, unless SQLite already rolled
-    the transaction back; an error doing so is ignored (there is nothing more to undo)."""
-    if not conn.getautocommit():
-        with contextlib.suppress(apsw.Error):
-            conn.execute(sql)
-
-
-def _finish(conn: apsw.Connection, sql: str, undo: str) -> None:
-    """End a block or savepoint with ``sql`` (``COMMIT``, ``RELEASE``); when that fails, undo it
-    with ``undo`` and raise the kvlite error."""
-    try:
-        conn.execute(sql)
-    except apsw.Error as exc:
-        _undo(conn, undo)
-        raise translate_error(exc) from exc
-
-
-class _Block:
-    """The outermost write block open on one thread's connection.
-
-    SQLite rolls a whole transaction back by itself after some errors (a full
-    disk, for one).  When the block's code catches such an error and goes on,
-    its later writes would each commit on their own: the commit hook refuses
-    every commit but the block's own, so the block stays all or nothing.
-
-    It also remembers the collections created inside it (``created``: table ids, one set per
-    savepoint level) and the Collection objects made for them: when the level that created
-    one rolls back, its table id goes back to SQLite's sequence and the next collection made
-    gets it, so those objects are turned away from that table
-    (:meth:`Collection._roll_back_creation`).
-    """
-
-    __slots__ = ("conn", "lost", "committing", "created", "made")
-
-    def __init__(self, conn: apsw.Connection) -> None:
-        self.conn = conn
-        self.lost = False
-        self.committing = False
-        self.created: list[set[int]] = [set()]
-        self.made: list[Collection] = []
-
-    def made_here(self, table_id: int) -> bool:
-        return any(table_id in level for level in self.created)
-
-    def roll_back(self, created: set[int]) -> None:
-        """Collections with these table ids were undone: no object made for them may reach the table."""
-        for coll in self.made:
-            if coll._table_id in created:
-                coll._roll_back_creation()
-
-    def lost_error(self) -> KvliteError:
-        return TransactionLost(
-            "SQLite rolled this transaction back after an earlier error inside the block "
-            "(caught by the code in it); nothing of the block was committed")
-
-    def on_commit(self) -> bool:
-        if self.committing:
-            return False
-        self.lost = True
-        raise self.lost_error()  # the statement's own change is undone with it
+__all__ = ["Store", "open"]
 
 
 class Store:
-    """One kvlite file.  Use :func:`kvlite.open` to make one.
+    """A kvlite store: named collections of ``key -> value`` entries.  Use :func:`kvlite.open`.
 
-    Safe to share between threads (each thread gets its own SQLite connection)
-    and to open from several processes at once.  Close it with :meth:`close`
-    or a ``with`` block; using it afterwards raises :class:`StoreClosed`.
+    ``Store(target, ...)`` takes the same arguments as :func:`kvlite.open`, or an
+    :class:`~kvlite.backends.base.Engine` already made.  Safe to share between
+    threads; every engine but ``memory://``/``null://`` can also be opened from
+    several processes at once.  Close it with :meth:`close` or a ``with``
+    block; using it afterwards raises :class:`~kvlite.errors.StoreClosed`.
     """
-
-    #: Whether ``transaction()`` is atomic across keys and collections (as on every kind of store).
-    supports_transactions = True
 
     def __init__(
         self,
-        path: str | os.PathLike[str] = ":memory:",
+        path: str | os.PathLike[str] | Engine = ":memory:",
         *,
         serializer: str | _serializers.Serializer = "json",
         durability: str = "normal",
         timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
         readonly: bool = False,
+        layout: str = "single",
     ) -> None:
-        seconds = validate_settings(durability, timeout)
         self._default_serializer = _serializers.get(serializer)
-        self.path = os.fspath(path)
-        self.durability = durability
-        self.timeout = seconds
-        self.readonly = readonly
-        self._clock = clock
-        self._memory = self.path == ":memory:"
-        if self._memory and durability == "full":
-            raise NotSupported("an in-memory store (':memory:') keeps nothing on disk, so durability='full' "
-                               "(a commit survives power loss) cannot be given; open a file for it")
-        if self._memory:
-            # A named in-memory database every thread's connection shares.
-            self._uri = f"file:/kvlite-{uuid.uuid4().hex}?vfs=memdb"
+        if isinstance(path, Engine):
+            engine = path
         else:
-            self._uri = self.path
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[tuple[threading.Thread, apsw.Connection]] = []
-        self._collections: dict[tuple[str, type | None], Collection] = {}
+            from .backends import open_engine
+
+            engine = open_engine(path, layout=layout, durability=durability, timeout=timeout, clock=clock,
+                                 readonly=readonly)
+        #: The :class:`~kvlite.backends.base.Engine` holding this store's data.
+        self.engine = engine
         self._closed = False
-        self._keeper: apsw.Connection | None = None
-        self._readers: list[apsw.Connection] = []  # idle connections for query snapshots
-        self._busy_readers: set[apsw.Connection] = set()  # those a running query reads from
-        conn = self._conn()  # validates and migrates the file now, not at first use
-        if self._memory:
-            self._keeper = conn  # the memdb lives as long as one connection does
-        _live_stores.add(self)
+        # Collection objects handed out, with the registry handle each was made for.
+        self._collections: dict[tuple[str, type | None], tuple[Collection, Any]] = {}
 
-    # -- connections -----------------------------------------------------------------
+    # -- facts --------------------------------------------------------------------------
 
-    def _cursor(self) -> apsw.Cursor:
-        """This thread's cursor for one-row lookups (``get``, ``ttl``, ``in``).
+    @property
+    def path(self) -> str:
+        """The file or folder of a file engine; the (redacted) URL of a server."""
+        return self.engine.path
 
-        Reusing one cursor saves making one per call.  Callers run a statement
-        to its end (which resets it, so no read snapshot stays open) and never
-        while another statement runs on this cursor; iterations use their own.
-        """
-        try:
-            return self._local.cursor
-        except AttributeError:
-            pass
-        cursor = self._local.cursor = self._conn().cursor()
-        return cursor
+    @property
+    def url(self) -> str:
+        """How the store is named: its path, or its URL with any password redacted."""
+        return self.engine.url
 
-    def _conn(self) -> apsw.Connection:
-        """This thread's connection (made on first use)."""
-        try:
-            return self._local.conn
-        except AttributeError:
-            pass
-        if self._closed:
-            raise StoreClosed("the store is closed")
-        conn = self._connect()
-        self._local.conn = conn
-        with self._lock:
-            # Close the connections of threads that have ended, so a pool that keeps
-            # starting new threads does not keep one open connection per dead thread.
-            kept = []
-            for thread, other in self._connections:
-                if thread.is_alive():
-                    kept.append((thread, other))
-                elif other is not self._keeper:
-                    with contextlib.suppress(apsw.Error):
-                        other.close(True)
-            kept.append((threading.current_thread(), conn))
-            self._connections = kept
-        return conn
+    @property
+    def readonly(self) -> bool:
+        return self.engine.readonly
 
-    def _connect(self) -> apsw.Connection:
-        if self.readonly:
-            flags = apsw.SQLITE_OPEN_READONLY
-        else:
-            flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-        flags |= apsw.SQLITE_OPEN_URI if self._memory else 0
-        if not self._memory and os.path.isdir(self.path):
-            raise KvliteError(f"{self.path!r} is a folder, not a kvlite file; open a folder of collection "
-                              "files with kvlite.open(folder, layout='per-collection')")
-        if not self._memory and not self.readonly:
-            parent = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(parent):
-                raise KvliteError(f"cannot create the store: folder {parent!r} does not exist")
-        try:
-            conn = apsw.Connection(self._uri, flags=flags, statementcachesize=512)
-        except apsw.CantOpenError as exc:
-            folder = os.path.dirname(os.path.abspath(self.path))
-            if self.readonly or os.path.exists(self.path) or not os.access(folder, os.W_OK):
-                raise ReadOnlyError(f"cannot open {self.path!r}: {exc}") from exc
-            raise KvliteError(f"cannot open {self.path!r}: {exc}") from exc
-        try:
-            self._configure(conn)
-        except KvliteError as exc:
-            conn.close()
-            if not self._memory and _needs_wal_index(exc):
-                if self.readonly:
-                    return self._connect_snapshot()
-                raise ReadOnlyError(
-                    f"cannot open {self.path!r} for writing: its folder is not writable, so SQLite cannot "
-                    "create the -wal/-shm files it needs; open it with readonly=True to read it") from exc
-            raise
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    @property
+    def durability(self) -> str:
+        return self.engine.durability
 
-    def _connect_snapshot(self) -> apsw.Connection:
-        """A read-only connection to a WAL file in a folder this process cannot write.
+    @property
+    def timeout(self) -> float:
+        return self.engine.timeout
 
-        SQLite cannot create the WAL index (``-shm``) there, so the file is
-        opened ``immutable``: a snapshot that does not see later changes.  Only
-        done when no ``-wal`` file holds commits the main file lacks.
-        """
-        wal = self.path + "-wal"
-        if os.path.exists(wal) and os.path.getsize(wal) > 0:
-            raise ReadOnlyError(
-                f"cannot read {self.path!r}: its folder is not writable and {wal!r} holds commits not yet "
-                "in the main file; open it once with write access (or from a writable folder)")
-        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?immutable=1"
-        conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI, statementcachesize=512)
-        try:
-            self._configure(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    @property
+    def supports_transactions(self) -> bool:
+        """Whether :meth:`transaction` is atomic across keys and collections on this engine."""
+        return self.engine.supports_transactions
 
-    def _configure(self, conn: apsw.Connection) -> None:
-        """Every SQLite setting kvlite uses, in one place."""
-        conn.set_busy_timeout(int(self.timeout * 1000))
-        try:
-            version = migrate.inspect(conn)  # reads only: a foreign file is never modified
-            if not self._memory and not self.readonly:
-                self._use_wal(conn)
-            conn.execute(f"PRAGMA synchronous = {_DURABILITY[self.durability]}")
-            conn.execute("PRAGMA foreign_keys = OFF")
-            if version < migrate.latest_version():
-                if self.readonly:
-                    raise ReadOnlyError(
-                        f"{self.path!r} needs a schema upgrade (or is new) and the store is read-only")
-                migrate.upgrade(conn)
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-
-    def _use_wal(self, conn: apsw.Connection) -> None:
-        """Put the file in WAL mode (once: it is recorded in the file).
-
-        Switching needs the file to itself, and SQLite answers "busy" at once, without waiting
-        in its busy handler, while other connections open the new file at the same moment: so
-        it is retried here, up to the store's timeout."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL").fetchall()
-                return
-            except apsw.BusyError:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.005)
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def now(self) -> float:
         """The store's clock (``time.time`` unless ``clock=`` was given)."""
-        return self._clock()
+        return self.engine.clock()
 
-    # -- transactions ----------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Store]:
-        """Atomic block across keys and collections: all of it lands, or none.
-
-        The outermost block is ``BEGIN IMMEDIATE``: it takes the write lock at
-        once (waiting up to ``timeout``), so reads inside it see a stable
-        snapshot and a read-modify-write cannot lose an update.  A nested block
-        is a savepoint: if it raises, only its own writes are undone and the
-        exception propagates to the outer block.
-        """
-        with self._write(self._conn()):
-            yield self
-
-    @contextlib.contextmanager
-    def _write(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
-        """A write transaction on ``conn``, or a savepoint inside the current one."""
-        if self.readonly:
-            raise ReadOnlyError("the store was opened read-only")
-        block: _Block | None = getattr(self._local, "block", None)
-        if block is not None and block.conn is conn:
-            yield from self._savepoint(conn, block)
-            return
-        if not conn.getautocommit():  # a read snapshot (store.snapshot()) is open on this thread
-            raise ReadOnlyError("cannot write inside store.snapshot(): it is a read-only block "
-                                "(write after it, or use store.transaction())")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        block = self._local.block = _Block(conn)
-        conn.set_commit_hook(block.on_commit)
-        committed = False
-        try:
-            try:
-                yield conn
-            except BaseException:
-                _undo(conn, "ROLLBACK")
-                raise
-            if block.lost or conn.getautocommit():
-                # SQLite rolled the whole transaction back after an error inside the block
-                # (disk full, ...) that the block's code caught and went on from.
-                _undo(conn, "ROLLBACK")
-                raise block.lost_error()
-            block.committing = True
-            _finish(conn, "COMMIT", "ROLLBACK")
-            committed = True
-        finally:
-            self._local.block = None
-            with contextlib.suppress(apsw.Error):
-                conn.set_commit_hook(None)
-            if not committed:
-                block.roll_back(set().union(*block.created))
-
-    @staticmethod
-    def _savepoint(conn: apsw.Connection, block: _Block) -> Iterator[apsw.Connection]:
-        """A nested block: a savepoint, undone alone when the nested block raises."""
-        if block.lost or conn.getautocommit():
-            raise block.lost_error()
-        try:
-            conn.execute("SAVEPOINT kvlite")
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        block.created.append(set())
-        released = False
-        try:
-            try:
-                yield conn
-            except BaseException:
-                _undo(conn, "ROLLBACK TO kvlite; RELEASE kvlite")
-                raise
-            if conn.getautocommit():  # SQLite rolled back the outer transaction meanwhile
-                block.lost = True
-                raise block.lost_error()
-            _finish(conn, "RELEASE kvlite", "ROLLBACK TO kvlite; RELEASE kvlite")
-            released = True
-        finally:
-            level = block.created.pop()
-            if released:  # the outer level now undoes these collections if it rolls back
-                block.created[-1] |= level
-            else:
-                block.roll_back(level)
-
-    #: Idle snapshot connections kept for reuse (more are made while more queries run at once,
-    #: and closed when they end): one, since a per-collection folder has a Store per file.
-    _IDLE_READERS = 1
-
-    @contextlib.contextmanager
-    def _query_snapshot(self) -> Iterator[apsw.Connection]:
-        """The connection a query reads from, holding one read snapshot for the whole query.
-
-        On a file store (WAL) that is a connection of its own, so the query sees the
-        collection as it was when it started: writes this thread makes while it iterates
-        (``for k, doc in c.find(...): c.put(...)``) are not seen by it, and no other writer
-        waits for it.  Inside a ``transaction()`` block the query reads the block's own
-        connection, to see the block's uncommitted writes; an in-memory store (no WAL) also
-        reads its thread's connection.
-        """
-        conn = self._conn()
-        if self._memory or not conn.getautocommit():
-            yield conn
-            return
-        with self._lock:
-            reader = self._readers.pop() if self._readers else None
-        if reader is None:
-            reader = self._connect()
-        with self._lock:
-            if self._closed:  # closed meanwhile: close() could not see this reader
-                reader.close()
-                raise StoreClosed("the store is closed")
-            self._busy_readers.add(reader)
-        try:
-            reader.execute("BEGIN")
-            yield reader
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        finally:
-            with self._lock:
-                self._busy_readers.discard(reader)
-            try:
-                reader.execute("COMMIT")
-            except apsw.Error:  # closed by Store.close() meanwhile, or damaged: not reused
-                with contextlib.suppress(apsw.Error):
-                    reader.close(True)
-            else:
-                with self._lock:
-                    keep = not self._closed and len(self._readers) < self._IDLE_READERS
-                    if keep:
-                        self._readers.append(reader)
-                if not keep:
-                    reader.close(True)
-
-    def _read_snapshot(self) -> contextlib.AbstractContextManager[Any]:
-        """One read snapshot of this thread's connection (the same call on every kind of store)."""
-        return self._read(self._conn())
-
-    def snapshot(self) -> contextlib.AbstractContextManager[Store]:
-        """A block in which every read of this thread sees the store as it was when it began.
-
-        Reads made in this thread inside the block (``collections()``, ``collection()``,
-        ``get``, iteration, ``stats()``, ...) all see one committed state of the file: a
-        collection another process drops or creates meanwhile is seen as it was at the start.
-        Writes in it raise :class:`~kvlite.errors.ReadOnlyError` (a write would have to see the
-        newest state).  Inside a ``transaction()`` block it is that block's own view.  Keep it short: a snapshot held
-        open stops SQLite from checkpointing the WAL past it.
-        """
-        return self._snapshot_of_store()
-
-    @contextlib.contextmanager
-    def _snapshot_of_store(self) -> Iterator[Store]:
-        conn = self._conn()
-        if not conn.getautocommit():  # inside a transaction() block (or a snapshot): its view
-            yield self
-            return
-        conn.execute("PRAGMA query_only = 1")  # every write in the block: ReadOnlyError
-        try:
-            with self._read(conn):
-                yield self
-        finally:
-            with contextlib.suppress(apsw.Error):
-                conn.execute("PRAGMA query_only = 0")
-
-    @contextlib.contextmanager
-    def _read(self, conn: apsw.Connection) -> Iterator[apsw.Connection]:
-        """One read snapshot for several statements (inside a transaction: that one)."""
-        if not conn.getautocommit():
-            yield conn
-            return
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            with contextlib.suppress(apsw.Error):
-                conn.execute("COMMIT")
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the store is closed")
 
     # -- collections -----------------------------------------------------------------
 
@@ -561,213 +110,209 @@ class Store:
 
         ``serializer`` defaults to the store's.  A collection keeps the
         serializer it was created with: asking for another one raises
-        :class:`SerializerMismatch` (the file is never decoded with the wrong
-        one).  Names are any Unicode text (see :func:`validate_collection_name`).
+        :class:`~kvlite.errors.SerializerMismatch` (it is never decoded with
+        the wrong one).  Names are any Unicode text (see
+        :func:`kvlite.names.validate_collection_name`).
 
         ``model`` (a dataclass or a Pydantic model) makes a typed view of the
         collection: values are validated on the way in and come back as
-        instances (see :mod:`kvlite.models`); the file keeps plain values.
-        """
-        from .collection import Collection
+        instances (see :mod:`kvlite.models`); the store keeps plain values.
 
-        if self._closed:
-            raise StoreClosed("the store is closed")
+        The registry is read on every call: when another client dropped the
+        collection (and maybe made a new one of that name), the object made for
+        the old one is not handed out again.
+        :raises ReadOnlyError: the collection does not exist and the store is read-only.
+        """
+        self._check_open()
         validate_collection_name(name)
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
+        engine = self.engine
         cached = self._collections.get((name, model))
-        conn = self._conn()
-        # The registry row and the table it names are read in one snapshot, every time (another
-        # Store may have dropped the collection, or dropped it and made it again, meanwhile).
-        with self._read(conn):
-            row = self._registry_row(conn, name)
-            if cached is not None and not cached._dropped and row is not None and row[0] == cached._table_id:
-                if cached.serializer.name != wanted.name:
-                    raise SerializerMismatch(name, cached.serializer.name, wanted.name)
-                return cached
-            if row is not None:
-                self._check_table(conn, name, row[0])
-        if row is None:
-            with self._write(conn):
-                row = self._registry_row(conn, name)
-                if row is None:
-                    row = self._create_collection(conn, name, wanted)
-                else:  # made by another store meanwhile
-                    self._check_table(conn, name, row[0])
-        table_id, stored = row
+        known = MISSING if cached is None or cached[0]._table.dropped else cached[1]
+        handle, stored = engine.open_collection(name, wanted.name, known)
+        if known is not MISSING and engine.same_handle(known, handle):
+            coll = cached[0]  # type: ignore[index]
+            if coll.serializer.name != wanted.name:
+                raise SerializerMismatch(name, coll.serializer.name, wanted.name)
+            return coll
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
-        coll = Collection(self, name, table_id, wanted, model)
-        if conn.getautocommit():
-            # Inside an open transaction the registry row may still be rolled back:
+        coll = Collection(self, name, engine.table(name, handle, wanted), wanted, model)
+        if engine.committed():
+            # Inside an open transaction the collection's creation may still be rolled back:
             # cache only what is committed, so a rollback never leaves a stale entry.
-            self._collections[(name, model)] = coll
-        else:
-            block: _Block | None = getattr(self._local, "block", None)
-            if block is not None and block.made_here(table_id):
-                block.made.append(coll)  # turned away from its table if the creation rolls back
+            self._collections[(name, model)] = (coll, handle)
         return coll
 
-    #: The columns of a collection's table and their declared types: in a STRICT table SQLite
-    #: itself guarantees each value's type (``expires_at`` is a REAL or NULL, never text), so
-    #: reads need not check them row by row.
-    _TABLE_COLUMNS = {"id": "INTEGER", "key": "ANY", "key_type": "INTEGER", "value": "ANY",
-                      "created_at": "REAL", "updated_at": "REAL", "expires_at": "REAL"}
+    def existing_collection(self, name: str, *, decode: bool = True) -> Collection | None:
+        """The collection ``name`` if it exists, else ``None``: never creates it.
 
-    def _check_table(self, conn: apsw.Connection, name: str, table_id: object) -> None:
-        """Raise :class:`CorruptStore` unless collection ``name``'s table ``kv_<id>`` is a STRICT
-        table with kvlite's columns and their types (a damaged or hostile file may have dropped
-        it, made it a view, or changed its columns or their types; kvlite's SQL would then fail
-        with raw SQLite errors, or hand Python values of the wrong type)."""
-        if type(table_id) is not int:
-            raise CorruptStore(f"damaged registry: collection {name!r} has table id {table_id!r}")
-        table = f"kv_{table_id:d}"
-        try:
-            kind = conn.execute("SELECT type, strict FROM pragma_table_list(?) WHERE schema = 'main'",
-                                (table,)).fetchone()
-            columns = {row[0]: row[1].upper() for row in
-                       conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,))}
-        except DB_ERRORS as exc:
-            raise translate_error(exc) from exc
-        if kind != ("table", 1) or any(columns.get(column) != kind_of
-                                       for column, kind_of in self._TABLE_COLUMNS.items()):
-            raise CorruptStore(
-                f"collection {name!r}: its table {table} is missing or does not have kvlite's columns "
-                "(the file is damaged or was not written by kvlite)")
+        It is opened with the serializer recorded for it (so it never raises
+        :class:`~kvlite.errors.SerializerMismatch`; an unregistered one raises
+        :class:`~kvlite.errors.UnknownSerializer`).  With ``decode=False`` its values are never
+        decoded nor encoded, so any recorded serializer is accepted, even one this process does
+        not know or must not run (``pickle`` of an untrusted file): the collection object
+        carries a stand-in serializer with the recorded name, and can count entries, list keys,
+        read TTLs, delete keys, purge expired entries and give :meth:`Collection.stats`; reading
+        or writing a value raises :class:`~kvlite.errors.SerializationError`.  Such an object is
+        not cached: ``collection(name)`` still gives the decoding one.
 
-    def _registry_row(self, conn: apsw.Connection, name: str) -> tuple[int, str] | None:
-        try:
-            row = conn.execute("SELECT id, serializer FROM kvlite_collections WHERE name = ?", (name,)).fetchone()
-        except DB_ERRORS as exc:
-            raise translate_error(exc) from exc
-        return None if row is None else (row[0], row[1])  # both typed by the STRICT registry
+        :raises CorruptStore: the collection's storage is missing or not kvlite's (a damaged file).
+        """
+        self._check_open()
+        validate_collection_name(name)
+        recorded = self.engine.lookup(name)
+        if recorded is None:
+            return None
+        handle, stored = recorded
+        if decode:
+            return self.collection(name, serializer=stored)
+        stand_in = _serializers.stand_in(stored)
+        return Collection(self, name, self.engine.table(name, handle, stand_in), stand_in)
 
-    def _create_collection(self, conn: apsw.Connection, name: str,
-                           serializer: _serializers.Serializer) -> tuple[int, str]:
-        from .collection import create_table_sql
-
-        try:
-            next_id = conn.execute(
-                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'kvlite_collections'), 0) + 1"
-            ).fetchone()[0]
-            table_id = conn.execute(
-                "INSERT INTO kvlite_collections(name, table_name, serializer, created_at) "
-                "VALUES (?, ?, ?, ?) RETURNING id",
-                (name, f"kv_{next_id}", serializer.name, self.now()),
-            ).fetchone()[0]
-            conn.execute(create_table_sql(table_id))
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
-        block: _Block | None = getattr(self._local, "block", None)
-        if block is not None:
-            block.created[-1].add(table_id)
-        return table_id, serializer.name
+    def collections(self) -> list[str]:
+        """Names of every collection, oldest first (one snapshot)."""
+        self._check_open()
+        return self.engine.names()
 
     def serializer_of(self, name: str) -> str | None:
         """The serializer name recorded for collection ``name`` (``None`` if it does not exist).
 
         Reads only the registry: it never decodes a value."""
-        row = self._registry_row(self._conn(), validate_collection_name(name))
-        return None if row is None else row[1]
-
-    def collections(self) -> list[str]:
-        """Names of every collection in the file, oldest first (one statement: one snapshot)."""
-        try:
-            return [row[0] for row in self._conn().execute("SELECT name FROM kvlite_collections ORDER BY id")]
-        except DB_ERRORS as exc:
-            raise translate_error(exc) from exc
+        self._check_open()
+        recorded = self.engine.lookup(validate_collection_name(name))
+        return None if recorded is None else recorded[1]
 
     def drop_collection(self, name: str) -> bool:
-        """Delete the collection ``name`` and all its entries; ``False`` when there was none."""
-        from .collection import table_sql_name
+        """Delete the collection ``name`` and all its entries; ``False`` when there was none.
 
+        Every collection object of it (in any client) raises
+        :class:`~kvlite.errors.CollectionDropped` from then on."""
+        self._check_open()
+        if self.engine.readonly:
+            raise ReadOnlyError("the store was opened read-only")
         validate_collection_name(name)
-        conn = self._conn()
-        with self._write(conn):
-            try:
-                row = conn.execute("DELETE FROM kvlite_collections WHERE name = ? RETURNING id", (name,)).fetchone()
-                if row is not None:
-                    conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
-            except apsw.Error as exc:
-                raise translate_error(exc) from exc
-        if conn.getautocommit():  # committed (inside a transaction() block it may still roll back)
+        dropped = self.engine.drop(name)
+        if dropped and self.engine.committed():  # inside a transaction() block it may still roll back
             for cache_key in [k for k in list(self._collections) if k[0] == name]:
                 stale = self._collections.pop(cache_key, None)
                 if stale is not None:
-                    stale._dropped = True
-        return row is not None
+                    stale[0]._table.dropped = True
+        return dropped
 
     def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
              model: type | None = None) -> DictView:
         """Shortcut for ``store.collection(name, serializer=..., model=...).dict()``."""
         return self.collection(name, serializer=serializer, model=model).dict()
 
+    # -- blocks -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Atomic block across keys and collections: all of it lands, or none.
+
+        On SQLite the outermost block is ``BEGIN IMMEDIATE``: it takes the write
+        lock at once (waiting up to ``timeout``), so reads inside it see a
+        stable snapshot and a read-modify-write cannot lose an update.  A nested
+        block is a savepoint: if it raises, only its own writes are undone and
+        the exception propagates to the outer block.
+
+        :raises NotSupported: the engine cannot make several calls atomic
+            (``supports_transactions`` is false); each single call still is.
+        """
+        self._check_open()
+        with self.engine.transaction():
+            yield self
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """A block in which every read of this thread sees the store as it was when it began.
+
+        Reads made in this thread inside the block (``collections()``, ``collection()``,
+        ``get``, iteration, ``stats()``, ...) all see one committed state: a collection
+        another process drops or creates meanwhile is seen as it was at the start.  Writes in
+        it raise :class:`~kvlite.errors.ReadOnlyError` (a write would have to see the newest
+        state).  Inside a ``transaction()`` block it is that block's own view.  Keep it short:
+        on SQLite a snapshot held open stops the WAL from being checkpointed past it.
+
+        Engines without snapshots (PostgreSQL, Redis) make each call its own snapshot;
+        ``memory://`` holds its lock for the block.
+        """
+        self._check_open()
+        with self.engine.snapshot():
+            yield self
+
+    # -- the whole store -------------------------------------------------------------
+
     def purge_expired(self) -> int:
         """Delete the expired entries of every collection; returns how many were deleted."""
-        from .collection import table_sql_name
-
-        conn = self._conn()
-        total = 0
-        purged: dict[int, int] = {}
-        with self._write(conn):
-            try:
-                ids = [row[0] for row in conn.execute("SELECT id FROM kvlite_collections")]
-                for table_id in ids:
-                    conn.execute(f"DELETE FROM {table_sql_name(table_id)} WHERE expires_at <= ?", (self.now(),))
-                    purged[table_id] = conn.changes()
-                    total += purged[table_id]
-            except apsw.Error as exc:
-                raise translate_error(exc) from exc
-        for coll in list(self._collections.values()):  # stats(): credit each purge to one open view
-            if not coll._dropped:
-                coll._n_expired += purged.pop(coll._table_id, 0)
+        self._check_open()
+        if self.engine.readonly:
+            raise ReadOnlyError("the store was opened read-only")
+        purged = self.engine.purge_expired(self.now())
+        total = sum(purged.values())
+        for (name, _), (coll, _) in list(self._collections.items()):  # stats(): credited to one open view
+            if name in purged and not coll._table.dropped:
+                coll._table.expirations += purged.pop(name)
         return total
 
     def stats(self) -> dict[str, Any]:
         """Per-collection :meth:`Collection.stats` plus totals.
 
         Operation counters count the operations made through this ``Store``
-        object; rows and bytes are read from the file, all in one read snapshot: a
-        collection dropped by another process before it began is not in the result, one
-        dropped while it runs is counted as it was.
+        object; rows and bytes are read from the storage, in one read snapshot where
+        the engine has one: a collection dropped by another client before it began is
+        not in the result, one dropped while it runs is counted as it was.
         """
-        from .collection import Collection
-
+        self._check_open()
+        engine = self.engine
         per = {}
-        conn = self._conn()
-        with self._read(conn):
-            for name in self.collections():
-                recorded = self._registry_row(conn, name)
-                # Only the open objects of the collection as it is now: another store may have
-                # dropped it and made it again, and a drop inside a block leaves no mark on them.
-                opened = [c for (n, _), c in list(self._collections.items())
-                          if n == name and not c._dropped and recorded is not None and c._table_id == recorded[0]]
-                info = collection_stats(opened, recorded,
-                                        lambda table_id, serializer: Collection(self, name, table_id, serializer))
+        with engine.reading():
+            for name in engine.names():
+                recorded = engine.lookup(name)
+                # Only the open objects of the collection as it is now: another client may have
+                # dropped it and made it again.
+                opened = [coll for (n, _), (coll, handle) in list(self._collections.items())
+                          if n == name and not coll._table.dropped and recorded is not None
+                          and engine.same_handle(handle, recorded[0])]
+                info = collection_stats(opened, recorded, lambda handle, serializer: Collection(
+                    self, name, engine.table(name, handle, serializer), serializer))
                 if info is not None:
                     per[name] = info
         return store_stats(self.path, per)
 
+    def info(self) -> dict[str, Any]:
+        """Facts about the file (SQLite engines), read in one snapshot: ``path``; ``size`` and
+        ``wal_size`` (bytes on disk; 0 for ``":memory:"``); ``schema_version``;
+        ``created_by`` (the kvlite version that made the file, or ``None``); ``page_size``,
+        ``pages`` and ``free_pages`` (pages a :meth:`vacuum` would give back); ``journal_mode``.
+
+        :raises CorruptStore: a table kvlite needs is missing (a damaged file, or not a kvlite store).
+        :raises NotSupported: the engine is not a single SQLite file.
+        """
+        self._check_open()
+        return self.engine.info()
+
+    def vacuum(self) -> None:
+        """Compact the file: rebuild it without free pages (SQLite ``VACUUM``) and fold the WAL
+        into it.  Every entry, TTL and index is kept.  Needs free disk space about the size of
+        the file, and the write lock (it waits for other writers up to ``timeout``).
+
+        :raises ReadOnlyError: the store was opened read-only, or a :meth:`snapshot` block is open.
+        :raises NotSupported: inside a :meth:`transaction` block, or on an engine that is not a
+            single SQLite file.
+        """
+        self._check_open()
+        self.engine.vacuum()
+
     # -- life cycle -------------------------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
-        """Close every connection of this store.  Idempotent."""
+        """Close the store and its engine's connections.  Idempotent."""
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            connections, self._connections = self._connections, []
-            for reader in [*self._readers, *self._busy_readers]:  # a running query ends with StoreClosed
-                connections.append((threading.current_thread(), reader))
-            self._readers = []
-        for _, conn in connections:
-            with contextlib.suppress(apsw.Error):
-                conn.close(True)
-        self._keeper = None
-        self._local = threading.local()
+        self.engine.close()
 
     def __enter__(self) -> Store:
         return self
@@ -777,113 +322,11 @@ class Store:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"serializer={self._default_serializer.name!r}"
-        return f"<kvlite.Store {self.path!r} {state}>"
-
-    # -- inspection (what the command line's `stats`, `vacuum`, `keys` and `delete` use) -------
-
-    def existing_collection(self, name: str, *, decode: bool = True) -> Collection | None:
-        """The collection ``name`` if it exists, else ``None``: never creates it.
-
-        It is opened with the serializer recorded in the file (so it never raises
-        :class:`SerializerMismatch`; an unregistered one raises
-        :class:`~kvlite.errors.UnknownSerializer`).  With ``decode=False`` its values are never
-        decoded nor encoded, so any recorded serializer is accepted, even one this process does
-        not know or must not run (``pickle`` of an untrusted file): the collection object
-        carries a stand-in serializer with the recorded name, and can count entries, list keys,
-        read TTLs, delete keys, purge expired entries and give :meth:`Collection.stats`; reading
-        or writing a value raises :class:`~kvlite.errors.SerializationError`.  Such an object is
-        not cached: ``collection(name)`` still gives the decoding one.
-
-        The registry row and the table it names are read in one snapshot (inside
-        :meth:`snapshot` or :meth:`transaction`: theirs).
-        :raises CorruptStore: the collection's table is missing or not kvlite's (a damaged file).
-        """
-        from .collection import Collection
-
-        if self._closed:
-            raise StoreClosed("the store is closed")
-        validate_collection_name(name)
-        conn = self._conn()
-        with self._read(conn):
-            row = self._registry_row(conn, name)
-            if row is None:
-                return None
-            if decode:
-                return self.collection(name, serializer=row[1])
-            self._check_table(conn, name, row[0])
-        coll = Collection(self, name, row[0], _serializers.stand_in(row[1]))
-        block: _Block | None = getattr(self._local, "block", None)
-        if block is not None and block.made_here(row[0]):
-            block.made.append(coll)  # turned away from its table if the creation rolls back
-        return coll
-
-    def info(self) -> dict[str, Any]:
-        """Facts about the file, its SQLite settings read in one snapshot (inside
-        :meth:`snapshot`: that one):
-
-        ``path``; ``size`` and ``wal_size``: bytes of the file and of its ``-wal`` file on disk
-        (0 when there is none, and for ``":memory:"``); ``schema_version``: kvlite's schema
-        version recorded in the file; ``created_by``: the kvlite version that made the file
-        (``None`` when not recorded); ``page_size`` (bytes), ``pages`` and ``free_pages``
-        (pages a :meth:`vacuum` would give back); ``journal_mode`` (``"wal"`` for a file).
-
-        :raises CorruptStore: a table kvlite needs is missing (a damaged file, or not a kvlite store).
-        """
-        conn = self._conn()
-        with self._read(conn):
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                made_by = conn.execute("SELECT value FROM kvlite_meta WHERE key = 'created_by'").fetchone()
-                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-                pages = conn.execute("PRAGMA page_count").fetchone()[0]
-                free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            except apsw.SQLError as exc:
-                if "no such table" in str(exc):
-                    raise CorruptStore(f"{self.path}: damaged kvlite file, or not a kvlite store: {exc} "
-                                       "(a table kvlite needs is missing)") from exc
-                raise translate_error(exc) from exc
-            except DB_ERRORS as exc:
-                raise translate_error(exc) from exc
-
-        def size(path: str) -> int:
-            if self._memory:
-                return 0
-            try:
-                return os.path.getsize(path)
-            except OSError:
-                return 0
-
-        return {"path": self.path, "size": size(self.path), "wal_size": size(self.path + "-wal"),
-                "schema_version": version, "created_by": None if made_by is None else made_by[0],
-                "page_size": page_size, "pages": pages, "free_pages": free, "journal_mode": journal}
-
-    def vacuum(self) -> None:
-        """Compact the file: rebuild it without free pages (SQLite ``VACUUM``) and fold the WAL
-        into it (a ``TRUNCATE`` checkpoint).  Every entry, TTL and index is kept.
-
-        Needs free disk space about the size of the file, and the write lock (it waits for
-        other writers up to ``timeout``, like a write).
-        :raises ReadOnlyError: the store was opened read-only, or a :meth:`snapshot` block is open.
-        :raises NotSupported: inside a :meth:`transaction` block (SQLite vacuums outside any).
-        """
-        if self.readonly:
-            raise ReadOnlyError("the store was opened read-only")
-        conn = self._conn()
-        block: _Block | None = getattr(self._local, "block", None)
-        if block is not None and block.conn is conn:
-            raise NotSupported("vacuum() cannot run inside a transaction() block; call it after the block")
-        if not conn.getautocommit():
-            raise ReadOnlyError("cannot vacuum inside store.snapshot(): it is a read-only block")
-        try:
-            conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except DB_ERRORS as exc:
-            raise translate_error(exc) from exc
+        return f"<kvlite.Store {self.url!r} {state}>"
 
 
 def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
-    path: str | os.PathLike[str] = ":memory:",
+    path: str | os.PathLike[str] | Engine = ":memory:",
     *,
     serializer: str | _serializers.Serializer = "json",
     durability: str = "normal",
@@ -891,13 +334,13 @@ def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
     clock: Callable[[], float] = time.time,
     readonly: bool = False,
     layout: str = "single",
-) -> Any:
+) -> Store:
     """Open (or create) the kvlite store at ``path``: a file, ``":memory:"``, or a URL.
 
     ``path`` is a file name (or ``"sqlite:///file"``), ``":memory:"`` for a
     private in-memory SQLite database, ``"memory://"`` (pure Python),
     ``"null://"``, ``"postgresql://..."`` or ``"redis://..."``/``"valkey://..."``
-    (see :mod:`kvlite.backends`).  Every kind has the same API.
+    (see :mod:`kvlite.backends`).  Every kind gives a :class:`Store` with the same API.
 
     :param serializer: default serializer for collections (``"json"``,
         ``"pickle"``, ``"msgpack"``, ``"cbor2"``, a registered name, or a
@@ -916,10 +359,5 @@ def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
     :raises CorruptStore: the file is not SQLite, not kvlite, or damaged.
     :raises IncompatibleVersion: the file was made by a newer kvlite.
     """
-    if layout == "single" and isinstance(path, (str, os.PathLike)) and "://" not in os.fspath(path):
-        return Store(path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
-                     readonly=readonly)
-    from .backends import open_target
-
-    return open_target(path, layout=layout, serializer=serializer, durability=durability, timeout=timeout,
-                       clock=clock, readonly=readonly)
+    return Store(path, serializer=serializer, durability=durability, timeout=timeout, clock=clock,
+                 readonly=readonly, layout=layout)

@@ -141,7 +141,7 @@ def test_a_collection_dropped_under_put_many_is_collection_dropped_and_quiet(
     dropper, writer = open_pg(), open_pg()
     coll = writer.collection("c")
     coll.put("before", 1)
-    table = f"kv_{coll._table_id:d}"
+    table = f"kv_{coll._table.table_id:d}"
     with psycopg.connect(schema_url) as holder, psycopg.connect(schema_url, autocommit=True) as watcher:
         holder.execute(f'SELECT 1 FROM "{table}" LIMIT 1')  # its transaction holds a lock on the table
         drop, dropped = _in_thread(lambda: dropper.drop_collection("c"))
@@ -170,7 +170,7 @@ def test_a_lock_timeout_in_put_many_is_store_locked_and_quiet(open_pg: Callable[
     writer = open_pg(timeout=1)
     coll = writer.collection("c")
     coll.put("k000", "before")
-    table = f"kv_{coll._table_id:d}"
+    table = f"kv_{coll._table.table_id:d}"
     with psycopg.connect(schema_url) as holder:
         holder.execute(f"""UPDATE "{table}" SET updated_at = now()""")  # locks the row of k000
         with pytest.raises(StoreLocked):

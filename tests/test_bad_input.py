@@ -31,7 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvlite
-from kvlite import errors, keys, migrate
+from kvlite import errors, keys
+from kvlite.backends.sqlite import migrate
 from kvlite.names import MAX_COLLECTION_NAME
 
 # -- helpers -----------------------------------------------------------------------------
@@ -39,7 +40,7 @@ from kvlite.names import MAX_COLLECTION_NAME
 
 def snapshot(store: kvlite.Store) -> dict[str, Any]:
     """Every row of every table (and the schema itself), read through the store's own connection."""
-    conn = store._conn()
+    conn = store.engine.connection()
     schema = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name").fetchall()
     tables = [row[1] for row in schema if row[0] == "table"]
     out: dict[str, Any] = {"schema": schema}
@@ -692,7 +693,7 @@ def test_full_disk_raises_store_full_and_keeps_committed_data(open_store: Callab
     docs = store.collection("docs")
     docs.put_many((f"k{i}", "x" * 1000) for i in range(200))
     committed = list(docs.items())
-    conn = store._conn()
+    conn = store.engine.connection()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 3}")
 

@@ -19,7 +19,8 @@ import apsw
 import pytest
 
 import kvlite
-from kvlite import errors, migrate, serializers
+from kvlite import errors, serializers
+from kvlite.backends.sqlite import migrate
 
 UNKNOWN = "test-store-api-unknown"
 

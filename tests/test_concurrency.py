@@ -105,7 +105,7 @@ def test_processes_and_threads_lose_no_update(tmp_path: Path) -> None:
         pool = dict(store.collection("pool").items())
         batches = list(store.collection("batches").items())
         accounts = dict(store.collection("accounts").items())
-        assert store._conn().execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert store.engine.connection().execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
     # Atomic read-modify-write: no lost increment.
     increments: dict[str, int] = {}

@@ -171,7 +171,7 @@ def verify(path: Path, model: Model, pending: list[str] | None, readonly: bool) 
     """
     store = kvlite.open(path, readonly=readonly)
     try:
-        conn = store._conn()
+        conn = store.engine.connection()
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         names = store.collections()
         main = list(store.collection("main").items()) if "main" in names else []

@@ -189,11 +189,11 @@ INJECTIONS = [
 
 
 def schema_of(store: kvlite.Store) -> list[tuple[Any, ...]]:
-    return store._conn().execute("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    return store.engine.connection().execute("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name").fetchall()
 
 
 def kvlite_tables_intact(store: kvlite.Store) -> None:
-    conn = store._conn()
+    conn = store.engine.connection()
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
     assert {"kvlite_meta", "kvlite_migrations", "kvlite_collections", "sqlite_sequence"} <= names
     assert conn.execute("SELECT count(*) FROM kvlite_meta").fetchone()[0] >= 1
@@ -287,7 +287,7 @@ def test_registry_table_name_is_never_used_as_sql(tmp_path: Path, table_name: st
         kvlite_tables_intact(store)
         assert store.collections() == ["b"]
         assert list(store.collection("b").items()) == [("b1", 1), ("b2", 2)]
-        tables = {row[0] for row in store._conn().execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+        tables = {row[0] for row in store.engine.connection().execute("SELECT name FROM sqlite_schema WHERE type='table'")}
         assert "kv_1" not in tables and "kv_2" in tables
 
 
@@ -324,10 +324,10 @@ def test_a_registry_name_clash_is_a_kvlite_error(tmp_path: Path) -> None:
     conn.execute("UPDATE kvlite_collections SET table_name = 'kv_3' WHERE name = 'a'")
     conn.close()
     with kvlite.open(path) as store:
-        before = store._conn().execute("SELECT * FROM kvlite_collections").fetchall()
+        before = store.engine.connection().execute("SELECT * FROM kvlite_collections").fetchall()
         with pytest.raises(errors.KvliteError):
             store.collection("c")
-        assert store._conn().execute("SELECT * FROM kvlite_collections").fetchall() == before
+        assert store.engine.connection().execute("SELECT * FROM kvlite_collections").fetchall() == before
         assert list(store.collection("a").items()) == [("a1", 1), ("a2", 2)]
 
 

@@ -17,7 +17,7 @@ import apsw
 import pytest
 
 import kvlite
-from kvlite import migrate
+from kvlite.backends.sqlite import migrate
 from kvlite.errors import CorruptStore, IncompatibleVersion, KvliteError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_reopening_applies_nothing_again(db_path: Path) -> None:
 
 def test_memory_store_is_migrated() -> None:
     with kvlite.open(":memory:") as db:
-        conn = db._conn()
+        conn = db.engine.connection()
         assert conn.execute("PRAGMA user_version").fetchone()[0] == migrate.latest_version()
         assert conn.execute("PRAGMA application_id").fetchone()[0] == migrate.APPLICATION_ID
 
@@ -263,13 +263,13 @@ CHECK_INSTALLED = textwrap.dedent("""
     from pathlib import Path
 
     import kvlite
-    from kvlite import migrate
+    from kvlite.backends.sqlite import migrate
 
     folder = resources.files("kvlite.migrations")
     with kvlite.open(sys.argv[1]) as db:
         db.collection("c").put("k", {"v": [1, 2]})
         value = db.collection("c").get("k")
-        version = db._conn().execute("PRAGMA user_version").fetchone()[0]
+        version = db.engine.connection().execute("PRAGMA user_version").fetchone()[0]
     print(json.dumps({
         "prefix": str(Path(sys.prefix).resolve()),
         "kvlite": str(Path(kvlite.__file__).resolve()),

@@ -550,7 +550,7 @@ def test_a_query_on_a_file_store_reads_one_snapshot(store: kvlite.Store) -> None
         coll.put(key, {"n": doc["n"] + 10})
         seen.append(key)
     assert sorted(seen) == sorted(coll.keys()) and len(seen) == 6
-    assert store._readers, "the snapshot connection is kept for the next query"
+    assert store.engine._readers, "the snapshot connection is kept for the next query"
 
 
 def test_a_query_inside_a_transaction_sees_the_blocks_writes_but_no_key_added_after_it_started(

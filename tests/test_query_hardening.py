@@ -189,7 +189,7 @@ def test_a_kvlite_error_while_a_query_runs_stays_itself(tmp_path: Any) -> None:
     with kvlite.open(tmp_path / "s.db") as db:
         coll = db.collection("c")
         coll.put_many({"a": {"n": 1}, "b": {"n": 2}})
-        conn = db._conn()
+        conn = db.engine.connection()
         table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
         conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', ("{not json", "b"))
         for path in ("$.*", "$[?(@.n > 0)]", "$..n", "$[1]"):
@@ -205,7 +205,7 @@ def test_python_s_recursion_limit_on_deep_documents_is_not_a_syntax_error(tmp_pa
     with kvlite.open(tmp_path / "s.db") as db:
         coll = db.collection("c")
         coll.put("shallow", {"x": 2})
-        conn = db._conn()
+        conn = db.engine.connection()
         table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
         conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', (deep, "shallow"))
         for path, engine in (("$..x", "jsonpath"), ("$..x", "objectpath")):

@@ -109,7 +109,7 @@ def test_a_damaged_jsonb_value_is_a_corrupt_store_error(store: kvlite.Store) -> 
 
     coll = store.collection("c", serializer="jsonb")
     coll.put_many({"bad": {"a": 1}, "good": {"a": 2}})
-    store._conn().execute("UPDATE kv_1 SET value = x'ff00ff' WHERE key = 'bad'")  # not JSONB
+    store.engine.connection().execute("UPDATE kv_1 SET value = x'ff00ff' WHERE key = 'bad'")  # not JSONB
     for read in (lambda: coll.get("bad"), lambda: list(coll.items()), lambda: list(coll.find("$[?(@.a == 2)]"))):
         with pytest.raises(CorruptStore, match="not valid JSON"):
             read()
@@ -437,7 +437,7 @@ class Surrogates(kvlite.Serializer):
 
 def test_text_that_is_not_valid_unicode_is_a_serialization_error(store: kvlite.Store) -> None:
     coll = store.collection("c", serializer=Surrogates())
-    store._conn().execute(f"INSERT INTO {coll._table} (key, value, created_at, updated_at) VALUES ('k', 'old', 0, 0)")
+    store.engine.connection().execute(f"INSERT INTO {coll._table.sql_name} (key, value, created_at, updated_at) VALUES ('k', 'old', 0, 0)")
     for write in (lambda: coll.put("k", "new"), lambda: coll.put_many({"k": "new", "j": "x"}),
                   lambda: coll.setdefault("j", "x"), lambda: coll.dict().update(j="x")):
         with pytest.raises(SerializationError, match="not valid Unicode"):

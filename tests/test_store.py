@@ -17,7 +17,7 @@ class Boom(Exception):
 
 
 def pragma(store: kvlite.Store, name: str) -> object:
-    return store._conn().execute(f"PRAGMA {name}").fetchone()[0]
+    return store.engine.connection().execute(f"PRAGMA {name}").fetchone()[0]
 
 
 # -- opening and settings ---------------------------------------------------------------
@@ -449,7 +449,7 @@ def test_a_collection_made_in_a_rolled_back_block_never_reaches_another_collecti
             raise RuntimeError("roll back")
     other = store.collection("other")
     other.put("k", "other's")
-    assert other._table_id == undone._table_id  # the id was given again
+    assert other._table.table_id == undone._table.table_id  # the id was given again
     for call in (lambda: undone.get("k"), lambda: undone.put("x", 1), lambda: list(undone.items()),
                  lambda: list(undone.find("$.*")), lambda: len(undone)):
         with pytest.raises(CollectionDropped, match="rolled back"):

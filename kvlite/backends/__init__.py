@@ -1,5 +1,6 @@
-"""Engines behind the same Store / Collection / DictView API.
+"""Engines: the storage under kvlite's one Store / Collection / DictView API.
 
+The protocol every engine implements is in :mod:`kvlite.backends.base`.
 ``kvlite.open(target)`` picks one from ``target``:
 
 ================================ =============================================
@@ -20,18 +21,19 @@ import os
 from typing import Any
 
 from ..errors import KvliteError
+from .base import Engine
 
-__all__ = ["open_target"]
+__all__ = ["open_engine"]
 
 _SCHEMES = {
-    "memory": ("kvlite.backends.memory", "MemoryStore"),
-    "null": ("kvlite.backends.memory", "NullStore"),
-    "postgresql": ("kvlite.backends.postgres", "PostgresStore"),
-    "postgres": ("kvlite.backends.postgres", "PostgresStore"),
-    "redis": ("kvlite.backends.redis", "RedisStore"),
-    "rediss": ("kvlite.backends.redis", "RedisStore"),
-    "valkey": ("kvlite.backends.redis", "RedisStore"),
-    "valkeys": ("kvlite.backends.redis", "RedisStore"),
+    "memory": ("kvlite.backends.memory", "MemoryEngine"),
+    "null": ("kvlite.backends.memory", "NullEngine"),
+    "postgresql": ("kvlite.backends.postgres", "PostgresEngine"),
+    "postgres": ("kvlite.backends.postgres", "PostgresEngine"),
+    "redis": ("kvlite.backends.redis", "RedisEngine"),
+    "rediss": ("kvlite.backends.redis", "RedisEngine"),
+    "valkey": ("kvlite.backends.redis", "RedisEngine"),
+    "valkeys": ("kvlite.backends.redis", "RedisEngine"),
 }
 
 
@@ -41,30 +43,33 @@ def _sqlite_path(url: str) -> str:
     return rest[1:] if rest.startswith("/") else rest
 
 
-def open_target(target: str | os.PathLike[str], *, layout: str = "single", **options: Any) -> Any:
-    """The store for ``target`` (see the table above); ``options`` are :func:`kvlite.open`'s."""
-    from ..store import Store
+def open_engine(target: str | os.PathLike[str], *, layout: str = "single", **options: Any) -> Engine:
+    """The engine for ``target`` (see the table above); ``options`` are :func:`kvlite.open`'s
+    ``durability``, ``timeout``, ``clock`` and ``readonly``."""
+    from .sqlite import SQLiteEngine
 
+    if not isinstance(target, (str, os.PathLike)):
+        raise TypeError(f"a store target is a path, a URL or an Engine, not {type(target).__name__}")
     text = os.fspath(target)
     if layout not in ("single", "per-collection"):
         raise ValueError(f"layout must be 'single' or 'per-collection', not {layout!r}")
     if layout == "per-collection":
-        from .directory import DirectoryStore
+        from .directory import DirectoryEngine
 
         scheme, sep, _ = text.partition("://")
         if sep and len(scheme) >= 2 and scheme.lower() != "sqlite":
             raise ValueError(f"layout='per-collection' is a folder of SQLite files; it cannot be used with "
                              f"a {scheme}:// URL (give a folder path, or leave layout at 'single')")
-        return DirectoryStore(_sqlite_path(text) if sep and len(scheme) >= 2 else text, **options)
+        return DirectoryEngine(_sqlite_path(text) if sep and len(scheme) >= 2 else text, **options)
     scheme, sep, _ = text.partition("://")
     if not sep or len(scheme) < 2:  # a plain path (a Windows drive letter is not a scheme)
-        return Store(text, **options)
+        return SQLiteEngine(text, **options)
     scheme = scheme.lower()
     if scheme == "sqlite":
-        return Store(_sqlite_path(text), **options)
+        return SQLiteEngine(_sqlite_path(text), **options)
     if scheme not in _SCHEMES:
         raise KvliteError(f"unknown store URL scheme {scheme!r}; known: sqlite, {', '.join(sorted(_SCHEMES))}")
     module_name, class_name = _SCHEMES[scheme]
     module = importlib.import_module(module_name)
-    cls = getattr(module, class_name)
-    return cls(text, **options)
+    engine: Engine = getattr(module, class_name)(text, **options)
+    return engine

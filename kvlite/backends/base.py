@@ -1,17 +1,37 @@
-"""What every non-SQLite backend shares: validation, serializers, models, TTL, counters, queries.
+"""The engine protocol: what a storage engine implements under kvlite's one Store and Collection.
 
-A backend implements a handful of storage primitives (the ``_``-methods of
-:class:`BackendCollection` and :class:`BackendStore` marked *primitive*); this
-module turns them into the same public API as the SQLite
-:class:`~kvlite.Collection` and :class:`~kvlite.Store`, with the same
-validation and the same exceptions, so a behaviour that differs between
-backends is a bug, not a choice.
+:class:`kvlite.Store` and :class:`kvlite.Collection` are written once, over
+two small abstract classes declared here:
 
-Keys reach the primitives *normalised*: validated by :mod:`kvlite.keys` and
-converted to their base type (a ``StrEnum`` becomes ``str``).  They keep
-Python's equality (``1 == 1.0 == True``); backends that need a text form use
-:func:`canonical_key` (equal keys, equal text) and :func:`key_to_text` /
-:func:`key_from_text` (exact round trip of the type).
+- :class:`Engine` -- the storage behind one store: its registry of
+  collections, transactions and snapshots, and the :class:`Table` of each
+  collection.  One per store.
+- :class:`Table` -- one collection's entries: reads and writes with expiry,
+  iteration, counts, and optionally query push-down and indexes.
+
+Every engine (``backends/sqlite/``, ``directory.py``, ``memory.py``,
+``redis.py``, ``postgres/``) subclasses both; nothing outside an engine touches
+its internals, and no engine imports the Store, the Collection or the query
+front-end.  The rules every engine shares live in leaf modules: keys in
+:mod:`kvlite.keys`, TTLs in :mod:`kvlite.ttl`, collection names in
+:mod:`kvlite.names`, encoding in :mod:`kvlite.serializers`.
+
+What a Table's methods get and give (the *contract*):
+
+- *keys* are normalised by :func:`kvlite.keys.normalize` (validated, and their
+  base type: a ``StrEnum`` member arrives as ``str``) -- except that the hot
+  paths (:meth:`Table.get`, :meth:`Table.put`, :meth:`Table.expiry`) may get a
+  ``str`` not yet checked for being valid Unicode: an engine raises
+  :class:`~kvlite.errors.InvalidKey` for one holding a lone surrogate
+  (:func:`kvlite.keys.check_text`; SQLite does it when binding);
+- *data* is a serializer's output (``str`` or ``bytes``), never decoded by the
+  engine except through the ``decode`` function a method is given;
+- ``now`` is the store's clock at the call; an entry whose expiry is at or
+  before it does not exist for any read (:func:`kvlite.ttl.is_live`);
+- every call is atomic on its own; a Table raises
+  :class:`~kvlite.errors.StoreClosed` once its engine is closed,
+  :class:`~kvlite.errors.CollectionDropped` once its collection is dropped,
+  and :class:`~kvlite.errors.ReadOnlyError` for a write to a read-only engine.
 """
 
 from __future__ import annotations
@@ -25,24 +45,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..errors import (
-    CollectionDropped,
-    InvalidKey,
-    KvliteError,
-    NotSupported,
-    ReadOnlyError,
-    SerializerMismatch,
-    StoreClosed,
-)
-from ..models import ModelAdapter
-from ..names import validate_collection_name
-from ..ttl import expiry, remaining
+from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreClosed
 
 if TYPE_CHECKING:
-    from ..dictview import DictView
+    from ..query.matches import Tracker
 
-__all__ = ["BackendStore", "BackendCollection", "MISSING", "entry_pairs", "validate_settings", "store_stats",
-           "collection_stats"]
+__all__ = ["Engine", "Table", "MISSING", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
+           "STAT_COUNTERS"]
 
 
 class _Missing:
@@ -111,475 +120,283 @@ def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
 
 
 
-class BackendStore(ABC):
-    """The :class:`kvlite.Store` API over a backend's primitives."""
 
-    #: Whether ``transaction()`` can be atomic across keys and collections.
+class Engine(ABC):
+    """The storage behind one :class:`kvlite.Store`: a registry of collections and their tables.
+
+    An engine is made by :func:`kvlite.backends.open_engine` from what
+    :func:`kvlite.open` was given, and is reached as ``store.engine``.  The
+    Store validates every argument (names, serializers) before it calls one.
+
+    Attributes every engine sets: ``url`` (how the store is named, secrets
+    redacted), ``path`` (the file or folder for file engines, else ``url``),
+    ``readonly``, ``durability``, ``timeout`` (seconds), and ``clock``.
+    """
+
+    #: Whether :meth:`transaction` makes several calls atomic (else it raises NotSupported).
     supports_transactions = False
+    #: Whether tables can have secondary indexes (:meth:`Table.create_index`).
+    supports_indexes = False
 
-    def __init__(self, url: str, *, serializer: str | _serializers.Serializer = "json",
-                 clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
+    url: str
+    path: str
+    readonly: bool
+    durability: str
+    timeout: float
+    clock: Callable[[], float]
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time, readonly: bool = False,
+                 durability: str = "normal", timeout: float = 30.0) -> None:
+        self.timeout = validate_settings(durability, timeout)
         self.url = self.path = url
+        self.clock = clock
         self.readonly = readonly
-        self._default_serializer = _serializers.get(serializer)
-        self._clock = clock
-        self._closed = False
-        self._collections: dict[tuple[str, type | None], BackendCollection] = {}
+        self.durability = durability
+        self.closed = False
 
-    # -- primitives -------------------------------------------------------------------------
+    # -- the registry of collections --------------------------------------------------------
 
     @abstractmethod
-    def _registry_get(self, name: str) -> tuple[Any, str] | None:
-        """*Primitive*: ``(handle, serializer name)`` of an existing collection, or ``None``."""
+    def lookup(self, name: str) -> tuple[Any, str] | None:
+        """``(handle, serializer name)`` of the existing collection ``name``, else ``None``.
+
+        A *handle* identifies this incarnation of the collection: after a drop, a new
+        collection of the same name has another one (see :meth:`same_handle`)."""
 
     @abstractmethod
-    def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
-        """*Primitive*: create the collection (or return the existing one, if another client won)."""
+    def create(self, name: str, serializer: str) -> tuple[Any, str]:
+        """Create collection ``name`` recording ``serializer``; when another client made it
+        meanwhile, its ``(handle, serializer name)``."""
 
     @abstractmethod
-    def _registry_names(self) -> list[str]:
-        """*Primitive*: every collection name, oldest first."""
+    def names(self) -> list[str]:
+        """Every collection name, oldest first."""
 
     @abstractmethod
-    def _registry_drop(self, name: str) -> bool:
-        """*Primitive*: delete a collection and its entries; ``False`` if there was none."""
+    def drop(self, name: str) -> bool:
+        """Delete collection ``name`` and its entries (``False``: there was none).  Every table
+        made for it from then on raises :class:`~kvlite.errors.CollectionDropped`."""
 
     @abstractmethod
-    def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
-                         model: type | None) -> BackendCollection:
-        """*Primitive*: the collection object for a registry entry."""
+    def table(self, name: str, handle: Any, serializer: _serializers.Serializer) -> Table:
+        """The :class:`Table` of the collection ``name`` that ``handle`` identifies."""
 
-    def _close(self) -> None:
-        """*Primitive*: release connections."""
+    def open_collection(self, name: str, serializer: str, known: Any = MISSING) -> tuple[Any, str]:
+        """``(handle, serializer name)`` of collection ``name``, created with ``serializer``
+        when it does not exist.  ``known`` is the handle of a table the caller already has:
+        when it still names the collection, it may be returned without further checks."""
+        found = self.lookup(name)
+        if found is None:
+            if self.readonly:
+                raise ReadOnlyError("the store was opened read-only")
+            found = self.create(name, serializer)
+        return found
 
-    # -- the Store API ------------------------------------------------------------------------
+    def same_handle(self, cached: Any, current: Any) -> bool:
+        """Whether two handles name the same collection (not a newer one of that name)."""
+        return bool(cached == current)
 
-    def _check_open(self) -> None:
-        if self._closed:
+    def committed(self) -> bool:
+        """Whether what this thread sees is committed: ``False`` inside a :meth:`transaction`
+        block that could still roll back (a collection made there may vanish)."""
+        return True
+
+    # -- blocks ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """An atomic block across keys and collections (nested blocks roll back alone)."""
+        raise NotSupported(f"{type(self).__name__} cannot make several operations atomic; "
+                           "each single call (including the _many ones) is atomic on its own")
+        yield  # pragma: no cover
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """A read-only block whose reads (in this thread) see one state of the store, where the
+        engine has snapshots; elsewhere each call is its own snapshot."""
+        return self.reading()
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """One read snapshot for several reads (``get_many``, ``stats()``), where the engine
+        has one; writes are not refused in it."""
+        return contextlib.nullcontext()
+
+    # -- the whole store ----------------------------------------------------------------------
+
+    def purge_expired(self, now: float) -> dict[str, int]:
+        """Delete the expired entries of every collection: how many, per collection name."""
+        purged = {}
+        for name in self.names():
+            found = self.lookup(name)
+            if found is not None:
+                purged[name] = self.table(name, found[0], _serializers.stand_in(found[1])).purge(now)
+        return purged
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the storage (see :meth:`kvlite.Store.info`)."""
+        raise NotSupported(f"{type(self).__name__} has no file facts to report; see stats()")
+
+    def vacuum(self) -> None:
+        """Give unused space back (see :meth:`kvlite.Store.vacuum`)."""
+        raise NotSupported(f"{type(self).__name__} cannot be vacuumed by kvlite; use the server's own tools")
+
+    def close(self) -> None:
+        """Release connections; every later call raises :class:`~kvlite.errors.StoreClosed`.
+        Called once."""
+        self.closed = True
+
+    def check_open(self) -> None:
+        if self.closed:
             raise StoreClosed("the store is closed")
 
-    def _check_writable(self) -> None:
-        self._check_open()
+    def check_writable(self) -> None:
+        self.check_open()
         if self.readonly:
             raise ReadOnlyError("the store was opened read-only")
 
-    def now(self) -> float:
-        return self._clock()
 
-    def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-                   model: type | None = None) -> BackendCollection:
-        """The collection ``name``, created on first use (see :meth:`kvlite.Store.collection`).
+class Table(ABC):
+    """One collection's entries in an engine: the storage primitives of :class:`kvlite.Collection`.
 
-        The registry is read on every call, as the SQLite store does: when
-        another client dropped the collection (and maybe made a new one of that
-        name, maybe with another serializer), the cached object is not handed
-        out again."""
-        self._check_open()
-        validate_collection_name(name)
-        wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
-        found = self._registry_get(name)
-        if found is None:
-            self._check_writable()
-            found = self._registry_create(name, wanted.name)
-        handle, stored = found
-        if stored != wanted.name:
-            raise SerializerMismatch(name, stored, wanted.name)
-        cached = self._collections.get((name, model))
-        if cached is not None and not cached._dropped and self._same_handle(cached._handle, handle):
-            if cached.serializer.name != wanted.name:
-                raise SerializerMismatch(name, cached.serializer.name, wanted.name)
-            return cached
-        coll = self._make_collection(name, handle, wanted, model)
-        coll._handle = handle
-        self._collections[(name, model)] = coll
-        return coll
+    See the module docstring for what keys, data and ``now`` are.  The
+    methods with a default here are optional: an engine overrides them when it
+    can do better (one round trip for many keys, SQL for queries).
+    """
 
-    @staticmethod
-    def _same_handle(cached: Any, current: Any) -> bool:
-        """Whether two registry handles name the same collection (not a newer one of that name)."""
-        return bool(cached == current)
-
-    def collections(self) -> list[str]:
-        self._check_open()
-        return self._registry_names()
-
-    def serializer_of(self, name: str) -> str | None:
-        """The serializer name recorded for collection ``name`` (``None`` if it does not exist)."""
-        self._check_open()
-        found = self._registry_get(validate_collection_name(name))
-        return None if found is None else found[1]
-
-    def drop_collection(self, name: str) -> bool:
-        self._check_writable()
-        validate_collection_name(name)
-        dropped = self._registry_drop(name)
-        if dropped:
-            for cache_key in [k for k in list(self._collections) if k[0] == name]:
-                stale = self._collections.pop(cache_key, None)
-                if stale is not None:
-                    stale._dropped = True
-        return dropped
-
-    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-             model: type | None = None) -> DictView:
-        return self.collection(name, serializer=serializer, model=model).dict()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[BackendStore]:
-        """Not every engine can make several operations atomic: those raise :class:`NotSupported`."""
-        raise NotSupported(f"{type(self).__name__} cannot make several operations atomic; "
-                           "each single call (including the _many ones) is atomic on its own")
-        yield self  # pragma: no cover
-
-    @contextlib.contextmanager
-    def _read_snapshot(self) -> Iterator[None]:
-        yield
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[BackendStore]:
-        """A block whose reads see one state of the store, where the engine has snapshots
-        (``memory://`` holds its lock for the block); on PostgreSQL and Redis each call is its
-        own snapshot.  See :meth:`kvlite.Store.snapshot`."""
-        with self._read_snapshot():
-            yield self
-
-    def purge_expired(self) -> int:
-        self._check_writable()
-        total = 0
-        for name in self._registry_names():
-            found = self._registry_get(name)
-            if found is not None:
-                total += self._make_collection(name, found[0], self._default_serializer, None)._purge(self.now())
-        return total
-
-    def stats(self) -> dict[str, Any]:
-        per = {}
-        for name in self.collections():
-            opened = [c for (n, _), c in list(self._collections.items()) if n == name and not c._dropped]
-            recorded = None if opened else self._registry_get(name)
-            info = collection_stats(opened, recorded,
-                                    lambda handle, serializer: self._make_collection(name, handle, serializer, None))
-            if info is not None:
-                per[name] = info
-        return store_stats(self.url, per)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._close()
-
-    def __enter__(self) -> BackendStore:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<kvlite.{type(self).__name__} {self.url!r}{' closed' if self._closed else ''}>"
-
-
-class BackendCollection(ABC):
-    """The :class:`kvlite.Collection` API over a backend's primitives."""
-
-    def __init__(self, store: BackendStore, name: str, serializer: _serializers.Serializer,
-                 model: type | None = None) -> None:
-        self.store = store
+    def __init__(self, engine: Engine, name: str, serializer: _serializers.Serializer) -> None:
+        self.engine = engine
         self.name = name
         self.serializer = serializer
-        self.model = model
-        self._model = ModelAdapter(model) if model is not None else None
-        self._dropped = False
-        self._handle: Any = None  # the registry handle this object was made for
-        self._dict: DictView | None = None
-        self._n_gets = self._n_hits = self._n_puts = self._n_deletes = self._n_expired = 0
+        #: Expired entries this table deleted (counted in ``Collection.stats()["expirations"]``).
+        self.expirations = 0
+        self.dropped = False
 
-    # -- primitives (keys are normalised; data is serializer output) --------------------------
+    # -- checks an engine without its own detection calls -------------------------------------
 
-    @abstractmethod
-    def _get(self, key: Any, now: float) -> tuple[Any, float | None, Any] | None:
-        """``(data, expires_at, stored key)`` of a live entry, else ``None``.
-
-        The stored key is the one first written (``True`` when ``True`` was
-        stored and ``1`` is asked for), as in ``dict``."""
-
-    @abstractmethod
-    def _put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
-        """Insert or replace (an existing live key keeps its place and its original key)."""
-
-    @abstractmethod
-    def _put_all(self, entries: list[tuple[Any, Any]], now: float, expires: float | None) -> None:
-        """Atomic :meth:`_put` of every entry, in order."""
-
-    @abstractmethod
-    def _delete(self, key: Any, now: float) -> Any:
-        """Remove ``key``; the data of the live entry removed, else ``MISSING``."""
-
-    @abstractmethod
-    def _delete_all(self, keys: list[Any], now: float) -> int:
-        """Atomic :meth:`_delete` of every key; how many live entries were removed."""
-
-    @abstractmethod
-    def _popitem(self, now: float) -> tuple[Any, Any] | None:
-        """Remove and return ``(key, data)`` of the newest live entry."""
-
-    @abstractmethod
-    def _setdefault(self, key: Any, data: Any, now: float, expires: float | None) -> Any:
-        """Atomically: the live entry's data, or store ``data`` and return ``MISSING``."""
-
-    @abstractmethod
-    def _entries(self, now: float, reverse: bool) -> Iterator[tuple[Any, Any]]:
-        """``(key, data)`` of live entries in insertion order (or reversed), streaming."""
-
-    @abstractmethod
-    def _count(self, now: float) -> int:
-        """Number of live entries."""
-
-    @abstractmethod
-    def _clear(self) -> None:
-        """Remove every entry."""
-
-    @abstractmethod
-    def _purge(self, now: float) -> int:
-        """Remove expired entries; how many."""
-
-    @abstractmethod
-    def _sizes(self, now: float) -> tuple[int, int, int]:
-        """``(live rows, stored bytes, expired but not yet purged)``."""
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _check_write(self) -> None:
-        self.store._check_writable()
-        if self._dropped:
-            raise self._dropped_error()
-
-    def _check_read(self) -> None:
-        self.store._check_open()
-        if self._dropped:
-            raise self._dropped_error()
-
-    def _dropped_error(self) -> KvliteError:
-        """What every call through this object raises once its collection is gone (as on SQLite)."""
+    def dropped_error(self) -> KvliteError:
         return CollectionDropped(f"the collection {self.name!r} was dropped (by this or another client); "
                                  "store.collection(name) gives the current one")
 
-    def _encode(self, value: Any) -> Any:
-        if self._model is not None:
-            value = self._model.dump(value)
-        return _serializers.encode(self.serializer, value)
+    def check(self) -> None:
+        """Raise unless the engine is open and the collection not dropped."""
+        self.engine.check_open()
+        if self.dropped:
+            raise self.dropped_error()
 
-    def _decode_raw(self, data: Any) -> Any:
-        return _serializers.decode(self.serializer, data)
+    def check_writable(self) -> None:
+        self.engine.check_writable()
+        if self.dropped:
+            raise self.dropped_error()
 
-    def _decode(self, data: Any) -> Any:
-        value = self._decode_raw(data)
-        return self._model.load(value) if self._model is not None else value
+    # -- single keys --------------------------------------------------------------------------
 
-    # -- the Collection API --------------------------------------------------------------------
+    @abstractmethod
+    def get(self, key: Any) -> Any:
+        """The data of the live entry ``key``, else ``MISSING`` (the engine reads the clock
+        itself, and only when the entry can expire)."""
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        """See :meth:`kvlite.Collection.get`."""
-        self._check_read()
-        found = self._get(_keys.normalize(key), self.store.now())
-        self._n_gets += 1
-        if found is None:
-            return default
-        self._n_hits += 1
-        return self._decode(found[0])
+    @abstractmethod
+    def entry(self, key: Any, now: float) -> tuple[Any, Any] | None:
+        """``(stored key, data)`` of the live entry ``key``, else ``None``.  The stored key is
+        the one first written: ``True`` when ``True`` was stored and ``1`` is asked for."""
 
-    def put(self, key: Any, value: Any, *, ttl: float | datetime.timedelta | None = None) -> None:
-        """See :meth:`kvlite.Collection.put`."""
-        key = _keys.normalize(key)
-        now = self.store.now()
-        expires = expiry(ttl, now)
-        data = self._encode(value)
-        self._check_write()
-        self._put(key, data, now, expires)
-        self._n_puts += 1
+    @abstractmethod
+    def expiry(self, key: Any, now: float) -> Any:
+        """The live entry's expiry time (``None``: never), else ``MISSING``."""
 
-    def delete(self, key: Any) -> bool:
-        key = _keys.normalize(key)
-        self._check_write()
-        deleted = self._delete(key, self.store.now()) is not MISSING
-        self._n_deletes += deleted
-        return deleted
+    @abstractmethod
+    def put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
+        """Insert or replace.  A live key keeps its place in the order and the key first stored
+        (``True`` stays when ``1`` is written); an expired one counts as new (it moves last)."""
 
-    def ttl(self, key: Any) -> float | None:
-        self._check_read()
-        now = self.store.now()
-        found = self._get(_keys.normalize(key), now)
-        return None if found is None else remaining(found[1], now)
+    @abstractmethod
+    def delete(self, key: Any, now: float) -> bool:
+        """Remove ``key``: whether a live entry was removed."""
 
-    def __contains__(self, key: Any) -> bool:
-        try:
-            key = _keys.normalize(key)
-        except InvalidKey:
-            return False
-        self._check_read()
-        return self._get(key, self.store.now()) is not None
+    @abstractmethod
+    def pop(self, key: Any, now: float, decode: Callable[[Any], Any]) -> Any:
+        """Remove the live entry ``key`` and return ``decode(data)``, else ``MISSING``.
+        When ``decode`` raises, nothing is removed."""
 
-    def get_many(self, keys: Iterable[Any], default: Any = None) -> list[Any]:
-        normalized = _keys.normalize_many(keys, "get_many")
-        self._check_read()
-        now = self.store.now()
-        with self.store._read_snapshot():  # one consistent view where the engine offers one
-            found_all = [self._get(key, now) for key in normalized]
-        out = [default if found is None else self._decode(found[0]) for found in found_all]
-        self._n_hits += sum(found is not None for found in found_all)
-        self._n_gets += len(normalized)
-        return out
+    @abstractmethod
+    def popitem(self, now: float, decode: Callable[[Any], Any]) -> tuple[Any, Any] | None:
+        """Remove the newest live entry: ``(key, decode(data))``, else ``None`` (as :meth:`pop`)."""
 
-    def put_many(self, entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]], *,
-                 ttl: float | datetime.timedelta | None = None) -> int:
-        items = entry_pairs(entries)
-        now = self.store.now()
-        expires = expiry(ttl, now)
-        encoded = []
-        for pair in items:
-            key, value = pair
-            encoded.append((_keys.normalize(key), self._encode(value)))
-        self._check_write()
-        self._put_all(encoded, now, expires)
-        self._n_puts += len(encoded)
-        return len(encoded)
+    @abstractmethod
+    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+                   decode: Callable[[Any], Any]) -> Any:
+        """Atomically: ``decode`` of the live entry's data, or store ``data`` and return ``MISSING``."""
 
-    def delete_many(self, keys: Iterable[Any]) -> int:
-        normalized = _keys.normalize_many(keys, "delete_many")
-        self._check_write()
-        removed = self._delete_all(normalized, self.store.now())
-        self._n_deletes += removed
-        return removed
+    # -- many keys ----------------------------------------------------------------------------
 
-    def ttl_many(self, keys: Iterable[Any]) -> list[float | None]:
-        normalized = _keys.normalize_many(keys, "ttl_many")
-        self._check_read()
-        now = self.store.now()
-        with self.store._read_snapshot():
-            found_all = [self._get(key, now) for key in normalized]
-        return [None if found is None else remaining(found[1], now) for found in found_all]
+    @abstractmethod
+    def put_many(self, pairs: Iterable[Any], encode: Callable[[Any], Any], now: float,
+                 expires: float | None) -> int:
+        """Atomically :meth:`put` each ``(key, value)`` of ``pairs`` (as the user gave them:
+        each key goes through :func:`kvlite.keys.normalize` or :func:`kvlite.keys.encode`, each
+        value through ``encode``); all land or none.  How many pairs were written."""
 
-    def pop(self, key: Any, default: Any = MISSING) -> Any:
-        try:
-            key = _keys.normalize(key)
-        except InvalidKey:
-            if default is MISSING:
-                raise KeyError(key) from None
-            return default
-        self._check_write()
-        data = self._delete(key, self.store.now())
-        if data is MISSING:
-            if default is MISSING:
-                raise KeyError(key)
-            return default
-        self._n_deletes += 1
-        return self._decode(data)
+    def get_many(self, keys: list[Any], now: float) -> list[Any]:
+        """:meth:`get` of each key in one snapshot (``MISSING`` where none)."""
+        with self.engine.reading():
+            return [self.get(key) for key in keys]
 
-    def popitem(self) -> tuple[Any, Any]:
-        self._check_write()
-        found = self._popitem(self.store.now())
-        if found is None:
-            raise KeyError("popitem(): dictionary is empty")
-        self._n_deletes += 1
-        return found[0], self._decode(found[1])
+    def expiry_many(self, keys: list[Any], now: float) -> list[Any]:
+        """:meth:`expiry` of each key in one snapshot."""
+        with self.engine.reading():
+            return [self.expiry(key, now) for key in keys]
 
-    def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
-        key = _keys.normalize(key)
-        now = self.store.now()
-        expires = expiry(ttl, now)
-        data = self._encode(default)
-        self._check_write()
-        existing = self._setdefault(key, data, now, expires)
-        return default if existing is MISSING else self._decode(existing)
+    @abstractmethod
+    def delete_many(self, keys: list[Any], now: float) -> int:
+        """Atomically :meth:`delete` each key: how many live entries were removed."""
 
-    def keys(self, *, reverse: bool = False) -> Iterator[Any]:
-        self._check_read()
-        for key, _ in self._entries(self.store.now(), reverse):
-            yield key
+    # -- the whole collection -----------------------------------------------------------------
 
-    def items(self, *, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
-        self._check_read()
-        for key, data in self._entries(self.store.now(), reverse):
-            yield key, self._decode(data)
+    @abstractmethod
+    def keys(self, reverse: bool) -> Iterator[Any]:
+        """Live keys in insertion order (or reversed), streaming: a key added during the
+        iteration is not required to appear; none appears twice."""
 
-    def values(self, *, reverse: bool = False) -> Iterator[Any]:
-        for _, value in self.items(reverse=reverse):
-            yield value
+    @abstractmethod
+    def items(self, reverse: bool, decode: Callable[[Any], Any] | None) -> Iterator[tuple[Any, Any]]:
+        """``(key, decode(data))`` of live entries as :meth:`keys`; ``decode=None`` is the
+        serializer's own decoding (:func:`kvlite.serializers.decode`), which an engine may inline."""
 
-    def _raw_items(self, *, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
-        """``(key, document as plain data)``: what the query engines walk."""
-        self._check_read()
-        for key, data in self._entries(self.store.now(), reverse):
-            yield key, self._decode_raw(data)
+    @abstractmethod
+    def count(self, now: float) -> int:
+        """The number of live entries."""
 
-    def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
-        if path is not None:
-            return sum(1 for _ in self.find(path, engine=engine))
-        self._check_read()
-        return self._count(self.store.now())
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.keys()
-
-    def purge_expired(self) -> int:
-        self._check_write()
-        purged = self._purge(self.store.now())
-        self._n_expired += purged
-        return purged
-
+    @abstractmethod
     def clear(self) -> None:
-        self._check_write()
-        self._clear()
+        """Remove every entry."""
 
-    def stats(self) -> dict[str, Any]:
-        self._check_read()
-        rows, size, pending = self._sizes(self.store.now())
-        return {
-            "collection": self.name, "serializer": self.serializer.name,
-            "gets": self._n_gets, "hits": self._n_hits, "misses": self._n_gets - self._n_hits,
-            "puts": self._n_puts, "deletes": self._n_deletes, "expirations": self._n_expired,
-            "rows": rows, "expired_pending": pending, "bytes": size,
-        }
+    @abstractmethod
+    def purge(self, now: float) -> int:
+        """Delete expired entries: how many (also added to :attr:`expirations`)."""
 
-    # -- queries: Python evaluation over streamed entries (kvlite.query) ------------------------
+    @abstractmethod
+    def sizes(self, now: float) -> tuple[int, int, int]:
+        """``(live entries, bytes of stored data, expired entries not yet purged)``."""
 
-    def find(self, path: str, *, engine: str = "jsonpath", limit: int | None = None, offset: int = 0,
-             order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
-        """See :meth:`kvlite.Collection.find`; evaluated in Python over streamed entries."""
-        from ..query import find
+    # -- queries and indexes (optional) -------------------------------------------------------
 
-        return find(self, path, engine=engine, limit=limit, offset=offset, order_by=order_by, desc=desc)
+    def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
+             tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
+        """The matches of a query parsed by :mod:`kvlite.query` (``language`` is ``"jsonpath"``
+        or ``"objectpath"``), narrowed by the engine (SQL push-down) and re-checked in Python,
+        as ``(key, plain value)``; or ``None``: the query front-end then evaluates it in Python
+        over :meth:`items`.  Errors in ``order_by`` are raised at once, the rest on iteration."""
+        return None
 
-    def select(self, path: str, **options: Any) -> Iterator[Any]:
-        return (value for _, value in self.find(path, **options))
-
-    def explain(self, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
-                desc: bool = False) -> dict[str, Any]:
-        from ..query import explain
-
-        return explain(self, path, engine=engine, order_by=order_by, desc=desc)
+    def explain(self, language: str, parsed: Any, order_by: str | None,
+                desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
+        """``(steps, notes)`` of what :meth:`find` would do (``None``: it evaluates in Python)."""
+        return None
 
     def create_index(self, path: str) -> str:
-        raise NotSupported(f"{type(self.store).__name__} has no secondary indexes; queries scan in Python")
+        raise NotSupported(f"{type(self.engine).__name__} has no secondary indexes; queries scan in Python")
 
     def drop_index(self, path: str) -> bool:
-        raise NotSupported(f"{type(self.store).__name__} has no secondary indexes")
+        raise NotSupported(f"{type(self.engine).__name__} has no secondary indexes")
 
     def indexes(self) -> list[str]:
         return []
-
-    def dict(self) -> DictView:
-        from ..dictview import DictView
-
-        if self._dict is None:
-            self._dict = DictView._over(self)  # type: ignore[arg-type]
-        return self._dict
-
-    def __repr__(self) -> str:
-        return f"<kvlite.{type(self).__name__} {self.name!r} in {self.store.url!r}>"

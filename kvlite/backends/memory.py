@@ -34,14 +34,15 @@ import contextlib
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+from .. import keys as _keys
 from .. import serializers as _serializers
 from ..errors import NotSupported, StoreLocked
 from ..ttl import is_live
-from .base import MISSING, BackendCollection, BackendStore, validate_settings
+from .base import MISSING, Engine, Table
 
-__all__ = ["MemoryStore", "MemoryCollection", "NullStore"]
+__all__ = ["MemoryEngine", "MemoryTable", "NullEngine"]
 
 _Entry = list  # [stored key, data, expires_at]
 
@@ -50,86 +51,83 @@ def _live(entry: _Entry, now: float) -> bool:
     return is_live(entry[2], now)
 
 
-class MemoryStore(BackendStore):
+class MemoryEngine(Engine):
     """A kvlite store held in this process's memory (``memory://``)."""
 
     supports_transactions = True
 
-    def __init__(self, url: str = "memory://", *, serializer: str | _serializers.Serializer = "json",
-                 clock: Callable[[], float] = time.time, readonly: bool = False, durability: str = "normal",
-                 timeout: float = 30.0) -> None:
+    def __init__(self, url: str = "memory://", *, clock: Callable[[], float] = time.time, readonly: bool = False,
+                 durability: str = "normal", timeout: float = 30.0) -> None:
         if durability == "full":
             raise NotSupported(f"{url.split('://')[0]}:// keeps nothing on disk, so durability='full' (every "
                                "committed write survives a crash) cannot be given; use durability='normal'")
-        seconds = validate_settings(durability, timeout)
-        super().__init__(url, serializer=serializer, clock=clock, readonly=readonly)
-        self.durability = durability
-        self.timeout = seconds
-        self._lock = threading.RLock()
+        super().__init__(url, clock=clock, readonly=readonly, durability=durability, timeout=timeout)
+        self.lock = threading.RLock()
         self._registry: dict[str, tuple[dict[Any, _Entry], str]] = {}
         # One dict per open transaction level: {id(data): (data, copy made at first write)}.
         self._savepoints: list[dict[int, tuple[dict[Any, _Entry], dict[Any, _Entry]]]] = []
-        self._owner: threading.Thread | None = None
-        self._made: weakref.WeakSet[MemoryCollection] = weakref.WeakSet()  # for _after_rollback
+        self._made: weakref.WeakSet[MemoryTable] = weakref.WeakSet()  # for _after_rollback
 
-    # -- registry primitives --------------------------------------------------------------------
+    # -- the registry ---------------------------------------------------------------------------
 
-    def _registry_get(self, name: str) -> tuple[Any, str] | None:
-        with self._lock:
+    def lookup(self, name: str) -> tuple[Any, str] | None:
+        with self.lock:
             return self._registry.get(name)
 
-    @staticmethod
-    def _same_handle(cached: Any, current: Any) -> bool:
+    def same_handle(self, cached: Any, current: Any) -> bool:
         return cached is current  # the entries dict itself: a new collection of that name has a new one
 
-    def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
-        with self._lock:
+    def create(self, name: str, serializer: str) -> tuple[Any, str]:
+        with self.lock:
             return self._registry.setdefault(name, ({}, serializer))
 
-    def _registry_names(self) -> list[str]:
-        with self._lock:
+    def names(self) -> list[str]:
+        with self.lock:
             return list(self._registry)
 
-    def _registry_drop(self, name: str) -> bool:
-        with self._lock:
+    def drop(self, name: str) -> bool:
+        with self.lock:
             found = self._registry.pop(name, None)
             if found is None:
                 return False
-            self._touch(found[0])  # a rollback brings the entries back
+            self.touch(found[0])  # a rollback brings the entries back
             found[0].clear()  # objects still holding the collection see nothing
+            for table in list(self._made):
+                if table.data is found[0]:
+                    table.dropped = True
             return True
 
-    def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
-                         model: type | None) -> MemoryCollection:
-        coll = MemoryCollection(self, name, handle, serializer, model)
-        self._made.add(coll)
-        return coll
+    def table(self, name: str, handle: Any, serializer: _serializers.Serializer) -> MemoryTable:
+        table = MemoryTable(self, name, handle, serializer)
+        self._made.add(table)
+        return table
 
-    def _close(self) -> None:
-        with self._lock:
+    def close(self) -> None:
+        super().close()
+        with self.lock:
             self._registry.clear()
 
     # -- transactions --------------------------------------------------------------------------
 
-    def _touch(self, data: dict[Any, _Entry]) -> None:
+    def touch(self, data: dict[Any, _Entry]) -> None:
         """Called (under the lock) before a write: remember the old entries for a rollback."""
         for level in self._savepoints:
             if id(data) not in level:
                 level[id(data)] = (data, {k: list(v) for k, v in data.items()})
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[MemoryStore]:
+    def transaction(self) -> Iterator[None]:
         """Atomic block: on an exception every write made in it is undone.  Nested blocks roll
         back only their own writes (like savepoints)."""
-        self._check_writable()
-        if not self._lock.acquire(timeout=self.timeout):
+        self.check_writable()
+        if not self.lock.acquire(timeout=self.timeout):
             raise StoreLocked(f"another thread's transaction() held {self.url} for longer than the "
                               f"timeout ({self.timeout:g} s)")
         try:
             registry = dict(self._registry)
             self._savepoints.append({})
             try:
-                yield self
+                yield
             except BaseException:
                 for data, before in self._savepoints.pop().values():
                     data.clear()
@@ -144,137 +142,197 @@ class MemoryStore(BackendStore):
                 for key, value in finished.items():
                     outer.setdefault(key, value)
         finally:
-            self._lock.release()
+            self.lock.release()
 
     def _after_rollback(self) -> None:
-        """After a rollback: a collection object is usable exactly when its entries are registered
-        again (a drop was undone), and counts as dropped when not (its creation was undone)."""
-        for coll in list(self._made):
-            entry = self._registry.get(coll.name)
-            coll._dropped = entry is None or entry[0] is not coll._data
+        """After a rollback: a table is usable exactly when its entries are registered again
+        (a drop was undone), and counts as dropped when not (its creation was undone)."""
+        for table in list(self._made):
+            entry = self._registry.get(table.name)
+            table.dropped = entry is None or entry[0] is not table.data
 
     @contextlib.contextmanager
-    def _read_snapshot(self) -> Iterator[None]:
-        with self._lock:
+    def reading(self) -> Iterator[None]:
+        with self.lock:
             yield
 
 
-class MemoryCollection(BackendCollection):
-    """A collection of a :class:`MemoryStore`."""
+class MemoryTable(Table):
+    """A collection of a :class:`MemoryEngine`: a dict ``{key: [stored key, data, expires_at]}``
+    in insertion order, behind the engine's lock."""
 
-    def __init__(self, store: MemoryStore, name: str, data: dict[Any, _Entry],
-                 serializer: _serializers.Serializer, model: type | None = None) -> None:
-        super().__init__(store, name, serializer, model)
-        self._data = data
-        self._lock = store._lock
-        self._mstore = store
+    engine: MemoryEngine
 
-    def _get(self, key: Any, now: float) -> tuple[Any, float | None, Any] | None:
+    def __init__(self, engine: MemoryEngine, name: str, data: dict[Any, _Entry],
+                 serializer: _serializers.Serializer) -> None:
+        super().__init__(engine, name, serializer)
+        self.data = data
+        self._lock = engine.lock
+
+    def _find(self, key: Any, now: float) -> _Entry | None:
+        """The live entry of ``key`` (checked: the store is open, the collection not dropped)."""
+        self.check()
+        entry = self.data.get(key)
+        if entry is None:
+            if type(key) is str:
+                _keys.check_text(key)
+            return None
+        return entry if _live(entry, now) else None
+
+    def get(self, key: Any) -> Any:
         with self._lock:  # a transaction in another thread holds it: its writes are not seen half-done
-            entry = self._data.get(key)
-            if entry is None or not _live(entry, now):
-                return None
-            return entry[1], entry[2], entry[0]
+            entry = self._find(key, self.engine.clock())
+            return MISSING if entry is None else entry[1]
+
+    def entry(self, key: Any, now: float) -> tuple[Any, Any] | None:
+        with self._lock:
+            entry = self._find(key, now)
+            return None if entry is None else (entry[0], entry[1])
+
+    def expiry(self, key: Any, now: float) -> Any:
+        with self._lock:
+            entry = self._find(key, now)
+            return MISSING if entry is None else entry[2]
 
     def _write(self, key: Any, data: Any, now: float, expires: float | None) -> None:
-        entry = self._data.get(key)
+        entry = self.data.get(key)
         if entry is not None and _live(entry, now):
             entry[1], entry[2] = data, expires
             return
         if entry is not None:
-            del self._data[key]  # an expired key counts as new: it moves to the end
-        self._data[key] = [key, data, expires]
+            del self.data[key]  # an expired key counts as new: it moves to the end
+        self.data[key] = [key, data, expires]
 
-    def _put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
+    def put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
+        if type(key) is str:
+            _keys.check_text(key)
         with self._lock:
-            self._mstore._touch(self._data)
+            self.check_writable()
+            self.engine.touch(self.data)
             self._write(key, data, now, expires)
 
-    def _put_all(self, entries: list[tuple[Any, Any]], now: float, expires: float | None) -> None:
+    def put_many(self, pairs: Iterable[Any], encode: Callable[[Any], Any], now: float,
+                 expires: float | None) -> int:
+        entries = [(_keys.normalize(key), encode(value)) for key, value in pairs]
         with self._lock:
-            self._mstore._touch(self._data)
+            self.check_writable()
+            self.engine.touch(self.data)
             for key, data in entries:
                 self._write(key, data, now, expires)
+        return len(entries)
 
-    def _delete(self, key: Any, now: float) -> Any:
+    def _remove(self, key: Any, now: float, decode: Callable[[Any], Any] | None) -> Any:
+        entry = self.data.get(key)
+        if entry is None:
+            return MISSING
+        value = MISSING if not _live(entry, now) else entry[1] if decode is None else decode(entry[1])
+        self.engine.touch(self.data)
+        del self.data[key]
+        return value
+
+    def delete(self, key: Any, now: float) -> bool:
         with self._lock:
-            entry = self._data.get(key)
-            if entry is None:
+            self.check_writable()
+            return self._remove(key, now, None) is not MISSING
+
+    def delete_many(self, keys: list[Any], now: float) -> int:
+        with self._lock:
+            self.check_writable()
+            return sum(self._remove(key, now, None) is not MISSING for key in keys)
+
+    def pop(self, key: Any, now: float, decode: Callable[[Any], Any]) -> Any:
+        with self._lock:
+            self.check_writable()
+            entry = self.data.get(key)
+            if entry is None or not _live(entry, now):
                 return MISSING
-            self._mstore._touch(self._data)
-            del self._data[key]
-            return entry[1] if _live(entry, now) else MISSING
+            return self._remove(key, now, decode)
 
-    def _delete_all(self, keys: list[Any], now: float) -> int:
+    def popitem(self, now: float, decode: Callable[[Any], Any]) -> tuple[Any, Any] | None:
         with self._lock:
-            return sum(self._delete(key, now) is not MISSING for key in keys)
-
-    def _popitem(self, now: float) -> tuple[Any, Any] | None:
-        with self._lock:
-            for key in reversed(self._data):
-                entry = self._data[key]
+            self.check_writable()
+            for key in reversed(self.data):
+                entry = self.data[key]
                 if _live(entry, now):
-                    self._mstore._touch(self._data)
-                    del self._data[key]
-                    return entry[0], entry[1]
+                    return entry[0], self._remove(key, now, decode)
             return None
 
-    def _setdefault(self, key: Any, data: Any, now: float, expires: float | None) -> Any:
+    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+                   decode: Callable[[Any], Any]) -> Any:
         with self._lock:
-            found = self._get(key, now)
-            if found is not None:
-                return found[0]
-            self._put(key, data, now, expires)
+            self.check_writable()
+            entry = self.data.get(key)
+            if entry is not None and _live(entry, now):
+                return decode(entry[1])
+            self.engine.touch(self.data)
+            self._write(key, data, now, expires)
             return MISSING
 
-    def _entries(self, now: float, reverse: bool) -> Iterator[tuple[Any, Any]]:
+    def _entries(self, reverse: bool) -> Iterator[_Entry]:
         with self._lock:
-            entries = list(reversed(self._data.values()) if reverse else self._data.values())
+            self.check()
+            entries = list(reversed(self.data.values()) if reverse else self.data.values())
+        clock = self.engine.clock
         for entry in entries:
-            if _live(entry, now):
-                yield entry[0], entry[1]
+            if _live(entry, clock()):
+                yield entry
 
-    def _count(self, now: float) -> int:
-        with self._lock:
-            return sum(1 for entry in self._data.values() if _live(entry, now))
+    def keys(self, reverse: bool) -> Iterator[Any]:
+        for entry in self._entries(reverse):
+            yield entry[0]
 
-    def _clear(self) -> None:
-        with self._lock:
-            self._mstore._touch(self._data)
-            self._data.clear()
+    def items(self, reverse: bool, decode: Callable[[Any], Any] | None) -> Iterator[tuple[Any, Any]]:
+        if decode is None:
+            serializer = self.serializer
+            decode = lambda data: _serializers.decode(serializer, data)  # noqa: E731
+        for entry in self._entries(reverse):
+            yield entry[0], decode(entry[1])
 
-    def _purge(self, now: float) -> int:
+    def count(self, now: float) -> int:
         with self._lock:
-            expired = [key for key, entry in self._data.items() if not _live(entry, now)]
+            self.check()
+            return sum(1 for entry in self.data.values() if _live(entry, now))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.check_writable()
+            self.engine.touch(self.data)
+            self.data.clear()
+
+    def purge(self, now: float) -> int:
+        with self._lock:
+            self.check_writable()
+            expired = [key for key, entry in self.data.items() if not _live(entry, now)]
             if expired:
-                self._mstore._touch(self._data)
+                self.engine.touch(self.data)
             for key in expired:
-                del self._data[key]
-            return len(expired)
+                del self.data[key]
+        self.expirations += len(expired)
+        return len(expired)
 
-    def _sizes(self, now: float) -> tuple[int, int, int]:
+    def sizes(self, now: float) -> tuple[int, int, int]:
         with self._lock:
-            live = [e for e in self._data.values() if _live(e, now)]
-            size = sum(len(e[1].encode("utf-8") if isinstance(e[1], str) else e[1]) for e in self._data.values())
-            return len(live), size, len(self._data) - len(live)
+            self.check()
+            live = [e for e in self.data.values() if _live(e, now)]
+            size = sum(len(e[1].encode("utf-8") if isinstance(e[1], str) else e[1]) for e in self.data.values())
+            return len(live), size, len(self.data) - len(live)
 
 
-class NullStore(MemoryStore):
+class NullEngine(MemoryEngine):
     """``null://``: every call is validated as usual, nothing is kept, every read misses."""
 
     _NOTHING: dict[Any, _Entry] = {}  # every null collection's (always empty) entries
 
-    def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
-                         model: type | None) -> MemoryCollection:
-        return _NullCollection(self, name, handle, serializer, model)
+    def table(self, name: str, handle: Any, serializer: _serializers.Serializer) -> MemoryTable:
+        return _NullTable(self, name, handle, serializer)
 
-    def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
+    def create(self, name: str, serializer: str) -> tuple[Any, str]:
         return self._NOTHING, serializer  # remembered nowhere
 
     def _after_rollback(self) -> None:
         return None  # nothing is registered, nothing to undo
 
 
-class _NullCollection(MemoryCollection):
+class _NullTable(MemoryTable):
     def _write(self, key: Any, data: Any, now: float, expires: float | None) -> None:
         return None

@@ -109,13 +109,13 @@ def _documents(coll: Any, step: _jp.Step, src: Source, view_key: Callable[[Any],
             hits = []
             for candidate in key_candidates(name):
                 try:
-                    entry = coll._get(_keys.normalize(candidate), coll.store.now())
+                    entry = coll._table.entry(_keys.normalize(candidate), coll.store.now())
                 except InvalidKey:
                     continue
-                if entry is not None and view_key(entry[2]) == name:
+                if entry is not None and view_key(entry[0]) == name:
                     hits.append(entry)
             if len(hits) == 1:
-                yield hits[0][2], coll._decode_raw(hits[0][0])
+                yield hits[0][0], coll._decode_raw(hits[0][1])
             elif hits:  # several stored keys read as the same text: the newest wins, as in a dict
                 found = None
                 for key, doc in src(False):

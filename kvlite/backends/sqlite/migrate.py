@@ -21,8 +21,8 @@ from typing import Any
 
 import apsw
 
-from .errors import CorruptStore, IncompatibleVersion
-from .version import __version__
+from ...errors import CorruptStore, IncompatibleVersion
+from ...version import __version__
 
 #: SQLite ``application_id`` of a kvlite file: the bytes ``kvlt``.
 APPLICATION_ID = 0x6B766C74

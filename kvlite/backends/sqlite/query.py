@@ -1,0 +1,600 @@
+"""Queries pushed down to SQLite: a query plan's filters and orders as SQL over one table.
+
+The query front-end (:mod:`kvlite.query`) parses and plans; this module runs
+the plan on an :class:`~kvlite.backends.sqlite.table.SQLiteTable`: for JSON
+collections, filters on plain field paths narrow the rows in SQL first
+(``json_extract``, expression indexes), rows come from one cursor on one read
+snapshot and are decoded one at a time, and Python re-checks every row SQL lets
+through, so push-down can only make a query faster, never change its answer.
+"""
+
+from __future__ import annotations
+
+import binascii
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
+
+import apsw
+
+from ...errors import QuerySyntaxError
+from ...keys import view as view_key
+from ...query import jsonpath as _jp
+from ...query import objectpath as _op
+from ...query import python_source
+from ...query.matches import Tracker, key_candidates, owner
+from .errors import DB_ERRORS, translate_error
+
+if TYPE_CHECKING:
+    from .table import SQLiteTable
+
+__all__ = ["find", "explain", "create_index", "drop_index", "indexes"]
+
+
+# -- ordering ------------------------------------------------------------------------------
+
+#: ``json_extract`` gives an integer beyond 64 bits as a rounded REAL (2**64-2, 2**64-1 and the
+#: float 2**64 all as 18446744073709551616.0), so SQL ties numbers that differ.  Every other number
+#: it gives exactly (an INTEGER, or the float the JSON text stands for), and SQLite compares
+#: INTEGER with REAL exactly; so only a number at least this large may be tied wrongly.
+_ROUNDED = float(1 << 63)
+
+
+_NUMBERS = (int, float)
+_INT_MIN = -(1 << 63)  # an INTEGER that SQL finds equal to a REAL that may be rounded
+
+
+def _may_be_rounded(value: Any) -> bool:
+    """Whether ``value``, as ``json_extract`` gave it, may stand for several different numbers
+    (or tie with one that does: ``-2**63``)."""
+    return value.__class__ in _NUMBERS and not -_ROUNDED < value < _ROUNDED
+
+
+class _Order(NamedTuple):
+    """A query's document order: ``forward`` and its exact reverse ``backward``, as ORDER BY clauses.
+
+    With ``order_by``, ``column`` is the SQL value they sort on (each ordered row carries it as
+    its last column) and ``key`` the exact order of a ``(key, document)`` entry, the one every
+    other engine sorts by (:func:`kvlite.query.python_source.order_key`): SQL's order is
+    exact except within a run of rows tied on a REAL that may be rounded (see
+    :func:`_may_be_rounded`), which is re-sorted in Python by ``key``.
+    """
+
+    forward: str
+    backward: str
+    column: str | None = None
+    key: Callable[[tuple[Any, Any]], Any] | None = None
+    desc: bool = False
+
+    def descending(self, backward: bool) -> bool:
+        """Whether the clause (``backward`` or not) sorts the values from the largest."""
+        return self.desc != backward
+
+
+def _order_sql(table: SQLiteTable, order_by: str | None, desc: bool) -> _Order:
+    """The collection's document order for ``order_by`` (``None``: insertion order)."""
+    if order_by is None:
+        return _Order("id", "id DESC")
+    order_by, desc = _jp.order_direction(order_by, desc)
+    expr = f"json_extract(value, '{_jp.plain_field(table, order_by, 'order_by')}')"
+    key = python_source.order_key(order_by)
+    # Ties keep insertion order; the second clause is the exact reverse of the first
+    # (ties reversed too), which "$[-1]" and negative slices read from.
+    if desc:
+        return _Order(f"{expr} DESC, id", f"{expr}, id DESC", expr, key, True)
+    return _Order(f"{expr}, id", f"{expr} DESC, id DESC", expr, key, False)
+
+
+# -- row sources ------------------------------------------------------------------------------
+
+
+_NOW: Any = object()  # a parameter filled with the store's clock when the statement runs
+_LAST_ID: Any = object()  # ... and with the largest row id when the query started
+_PLACEHOLDERS = (_NOW, _LAST_ID)
+#: The largest LIMIT/OFFSET SQLite takes (64-bit); a position beyond it is beyond any row.
+_SQL_MAX = (1 << 63) - 1
+
+
+def _select(table: SQLiteTable, where: list[_jp.Condition], order: _Order, *, backward: bool = False,
+            limit: int | None = None, offset: int = 0, sure: bool = False) -> tuple[str, list[Any]]:
+    """SQL for the live rows meeting ``where``, in ``order`` (its ``backward`` clause with
+    ``backward``).  With ``sure``, a fourth column says whether every condition's ``sure`` part
+    holds (the Python re-check can be skipped); with ``order_by``, the last column is the value
+    ordered on (:func:`_rows` groups the rows it may have tied wrongly)."""
+    # "+id": a filter only, never a reason for the planner to walk the table by rowid.
+    clauses = [table.live_sql, "+id <= ?"] + [f"({c.sql})" for c in where]
+    columns = f"key, key_type, {table.value_sql}"
+    params: list[Any] = []
+    if sure:
+        columns += ", " + " AND ".join(f"({c.sure})" for c in where)
+        params += [p for c in where for p in c.sure_params]
+    if order.column is not None:
+        columns += f", {order.column}"
+    params += [_NOW, _LAST_ID] + [p for c in where for p in c.params]
+    sql = (f"SELECT {columns} FROM {table.sql_name} WHERE {' AND '.join(clauses)} "
+           f"ORDER BY {order.backward if backward else order.forward}")
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        params += [-1 if limit is None else min(limit, _SQL_MAX), min(offset, _SQL_MAX)]
+    return sql, params
+
+
+def _bind(table: SQLiteTable, params: list[Any], tracker: Tracker | None) -> list[Any]:
+    """``params`` with the placeholders filled in."""
+    now = table.engine.clock()
+    last = (1 << 63) - 1 if tracker is None else tracker.last_id
+    return [now if p is _NOW else last if p is _LAST_ID else p for p in params]
+
+
+def _cursor(table: SQLiteTable, sql: str, params: list[Any], tracker: Tracker | None) -> Iterator[Any]:
+    """The rows of ``sql`` as SQLite gives them, read from a cursor one at a time (on the query's
+    connection, ``tracker.conn``); closing the iterator closes the cursor."""
+    params = _bind(table, params, tracker)
+    conn = tracker.conn if tracker is not None and tracker.conn is not None else table.engine.connection()
+    cursor = conn.cursor()
+    try:
+        try:
+            cursor.execute(sql, params)
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        while True:
+            try:
+                row = next(cursor, None)
+            except DB_ERRORS as exc:  # a damaged file can hold text that is not UTF-8
+                raise translate_error(exc) from exc
+            if row is None:
+                return
+            yield row
+    finally:
+        cursor.close(True)
+
+
+def _runs(rows: Iterator[Any]) -> Iterator[list[Any]]:
+    """``rows`` (ordered on their last column) in runs: each run of rows tied on a value that
+    may be rounded (see :func:`_may_be_rounded`) as one list, every other row alone."""
+    tied: list[Any] = []
+    for row in rows:
+        if tied:
+            if row[-1] == tied[0][-1]:
+                tied.append(row)
+                continue
+            yield tied
+            tied = []
+        if _may_be_rounded(row[-1]):
+            tied.append(row)
+        else:
+            yield [row]
+    if tied:
+        yield tied
+
+
+def _exactly(table: SQLiteTable, order: _Order, backward: bool, run: list[Any]) -> list[tuple[Any, Any]]:
+    """``(row, document or None)`` for a run of :func:`_runs`, in the exact order (stable: equal
+    values keep their SQL order, the insertion order or its reverse)."""
+    if len(run) < 2:
+        return [(row, None) for row in run]
+    key = order.key
+    assert key is not None
+    decode = table.decode_raw
+    held = [(row, decode(row[2])) for row in run]
+    held.sort(key=lambda item: key((None, item[1])), reverse=order.descending(backward))
+    return held
+
+
+def _reader(table: SQLiteTable, tracker: Tracker | None, ordered: bool) -> Callable[[Any], Any]:
+    """``one(row, document=None)``: ``(key, document)`` of a row of :func:`_select` (``(key,
+    document, sure)`` when it has the ``sure`` column; ``ordered``: it ends with the order
+    column); the document is decoded unless given."""
+    from ..keys import decode as decode_key
+
+    decode = table.decode_raw  # documents as plain data: the engines walk dicts and lists
+    flagged = 5 if ordered else 4  # the width of a row with the `sure` column
+
+    def one(row: Any, doc: Any = None) -> Any:
+        if doc is None:
+            doc = decode(row[2])
+        if tracker is not None:
+            tracker.current = doc
+        if len(row) == flagged:
+            return decode_key(row[0], row[1]), doc, bool(row[3])
+        return decode_key(row[0], row[1]), doc
+
+    return one
+
+
+def _rows(table: SQLiteTable, sql: str, params: list[Any], tracker: Tracker | None = None,
+          order: _Order | None = None, backward: bool = False) -> Iterator[Any]:
+    """``(key, document)`` (and the ``sure`` flag, when ``sql`` has it) for each row of ``sql``,
+    read from a cursor and decoded one at a time (on the query's connection, ``tracker.conn``).
+    With an ``order`` by ``order_by`` (``sql`` from :func:`_select` with it), in its exact
+    order: only a run of rows tied on a rounded REAL is held, to be re-sorted (:func:`_runs`)."""
+    from ..keys import decode as decode_key
+
+    exact = order is not None and order.column is not None
+    one = _reader(table, tracker, exact)
+    decode = table.decode_raw
+    flagged = 5 if exact else 4
+    params = _bind(table, params, tracker)
+    conn = tracker.conn if tracker is not None and tracker.conn is not None else table.engine.connection()
+    cursor = conn.cursor()
+    tied: list[Any] = []  # with `exact`: the run of rows tied on a rounded REAL read so far
+    try:
+        try:
+            cursor.execute(sql, params)
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        while True:
+            try:
+                row = next(cursor, None)
+            except DB_ERRORS as exc:  # a damaged file can hold text that is not UTF-8
+                raise translate_error(exc) from exc
+            if exact:  # the same as _runs(), in this loop: one generator less per row
+                if tied:
+                    if row is not None and row[-1] == tied[0][-1]:
+                        tied.append(row)
+                        continue
+                    for held, doc in _exactly(table, order, backward, tied):  # type: ignore[arg-type]
+                        yield one(held, doc)
+                    tied = []
+                if row is not None:
+                    value = row[-1]  # _may_be_rounded(value), inline: floats first, the common case is cheap
+                    if (value.__class__ is float and not -_ROUNDED < value < _ROUNDED) or value == _INT_MIN:
+                        tied.append(row)
+                        continue
+            if row is None:
+                return
+            doc = decode(row[2])  # one(row), inline: this loop is every query's hot path
+            if tracker is not None:
+                tracker.current = doc
+            if len(row) == flagged:
+                yield decode_key(row[0], row[1]), doc, bool(row[3])
+            else:
+                yield decode_key(row[0], row[1]), doc
+    finally:
+        cursor.close(True)
+
+
+# -- running a plan ----------------------------------------------------------------------------
+
+
+def _json_where(table: SQLiteTable, step: _jp.Step) -> list[_jp.Condition]:
+    return step.where if table.serializer.json else []
+
+
+def _scan_sql(table: SQLiteTable, step: _jp.Step, order: _Order) -> tuple[str, list[Any], bool]:
+    """The statement of a scan step, and whether it carries the ``sure`` column."""
+    where = _json_where(table, step)
+    if order.forward == "id" and where and {c.path for c in where} & set(table.indexes()):
+        # "+id": let SQLite narrow through the expression index and sort the
+        # (few) hits, instead of walking the whole table in id order.
+        order = order._replace(forward="+id")
+    flagged = (bool(where) and step.checkable and step.filter is not None
+               and len(where) == len(step.filter.expressions))
+    sql, params = _select(table, where, order, sure=flagged)
+    return sql, params, flagged
+
+
+def _run_step(table: SQLiteTable, step: _jp.Step, order: _Order,
+              tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    context = None
+    if step.kind == "scan":
+        sql, params, flagged = _scan_sql(table, step, order)
+        if flagged and step.rest is None:  # `$[?(...)]`: the documents themselves, the hot case
+            expressions = step.filter.expressions
+            for key, doc, sure in _rows(table, sql, params, tracker, order):
+                if sure or all(expr.find(doc) for expr in expressions):
+                    yield key, doc
+        elif flagged:
+            for key, doc, sure in _rows(table, sql, params, tracker, order):
+                for value in _jp.apply_rest(step, doc, context, sure):
+                    yield key, value
+        else:
+            for key, doc in _rows(table, sql, params, tracker, order):
+                for value in _jp.apply_rest(step, doc, context):
+                    yield key, value
+    elif step.kind == "descend":
+        sql, params = _select(table, [], order)
+        for key, doc in _rows(table, sql, params, tracker, order):
+            for value in _jp.descend(step, doc, context):
+                yield key, value
+    elif step.kind == "keys":
+        for name in step.names:
+            found = None
+            candidates = key_candidates(name)
+            marks = ", ".join("?" for _ in candidates)
+            sql = (f"SELECT key, key_type, {table.value_sql} FROM {table.sql_name} "
+                   f"WHERE {table.live_sql} AND key IN ({marks}) ORDER BY id")
+            for key, doc in _rows(table, sql, [_NOW] + candidates, tracker):
+                if view_key(key) == name:
+                    found = (key, doc)  # as in a dict built in order: the last value wins
+            if found is not None:
+                tracker.current = found[1]
+                for value in _jp.apply_rest(step, found[1], context):
+                    yield found[0], value
+    elif step.kind == "position":
+        for key, doc in _positions(table, step, order, tracker):
+            for value in _jp.apply_rest(step, doc, context):
+                yield key, value
+    else:  # pragma: no cover - fallback is handled by the caller
+        raise AssertionError(step.kind)
+
+
+def _positions(table: SQLiteTable, step: _jp.Step, order: _Order,
+               tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    if step.slice is None:
+        for index in step.positions:
+            if index >= 0:
+                yield from _window(table, order, False, index, 1, tracker)
+            else:
+                yield from _window(table, order, True, -index - 1, 1, tracker)
+        return
+    start, end, stride = step.slice
+    if stride == 0:
+        raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath")
+    if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
+        begin = start or 0
+        yield from _window(table, order, False, begin, max(0, end - begin), tracker)
+        return
+    count = _count(table, tracker)
+    picked = range(count)[start:end:stride]
+    if not picked:
+        return
+    if picked.step > 0:
+        rows = _window(table, order, False, picked.start, None, tracker)
+    else:
+        rows = _window(table, order, True, count - 1 - picked.start, None, tracker)
+    every = abs(picked.step)
+    for i, row in enumerate(rows):
+        if i // every >= len(picked):
+            rows.close()
+            return
+        if i % every == 0:
+            yield row
+
+
+def _window(table: SQLiteTable, order: _Order, backward: bool, start: int, count: int | None,
+            tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    """``(key, document)`` at positions ``start`` .. ``start + count - 1`` of ``order`` (of its
+    reverse with ``backward``; ``count=None``: to the end), read with LIMIT/OFFSET.
+
+    With ``order_by``, a run of rows tied on a rounded REAL (see :func:`_runs`) that the window
+    cuts, at its first or its last row, is read whole (:func:`_tied_run`) to put it in its exact
+    order, and cut after that; a run inside the window is complete as it is."""
+    if count == 0:
+        return
+    sql, params = _select(table, [], order, backward=backward, limit=count, offset=start)
+    if order.column is None:
+        yield from _rows(table, sql, params, tracker)
+        return
+    one = _reader(table, tracker, True)
+    for row, doc in _window_rows(table, order, backward, start, count, sql, params, tracker):
+        yield one(row, doc)
+
+
+def _window_rows(table: SQLiteTable, order: _Order, backward: bool, start: int, count: int | None,
+                 sql: str, params: list[Any], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    """``(row, document or None)`` of :func:`_window`, in the exact order."""
+    rows = _cursor(table, sql, params, tracker)
+    end = None if count is None else start + count
+    at = start  # the position of the run in hand
+    held: list[Any] | None = None  # a run is held until the next one shows it was not the last
+    try:
+        for run in _runs(rows):
+            if held is not None:
+                yield from _cut(table, order, backward, held, at, start, end, last=False, tracker=tracker)
+                at += len(held)
+            held = run
+        if held is not None:
+            # The last run may go on past the window when the window is full.
+            full = end is not None and at + len(held) == end
+            yield from _cut(table, order, backward, held, at, start, end, last=full, tracker=tracker)
+    finally:
+        rows.close()
+
+
+def _cut(table: SQLiteTable, order: _Order, backward: bool, run: list[Any], at: int, start: int,
+         end: int | None, last: bool, tracker: Tracker) -> list[tuple[Any, Any]]:
+    """``run`` (at positions ``at`` ..) in the exact order (as :func:`_exactly` gives it),
+    within ``start`` .. ``end``."""
+    if not _may_be_rounded(run[0][-1]) or not ((at == start and start > 0) or last):
+        return _exactly(table, order, backward, run)
+    first, whole = _tied_run(table, order, backward, run[0][-1], tracker)
+    stop = len(whole) if end is None else end - first
+    return _exactly(table, order, backward, whole)[max(0, start - first):stop]
+
+
+def _tied_run(table: SQLiteTable, order: _Order, backward: bool, value: float,
+              tracker: Tracker) -> tuple[int, list[Any]]:
+    """The position in ``order`` (or its reverse) of the first row whose order value SQL finds
+    equal to ``value``, and all those rows, in SQL's order (ties by id)."""
+    assert order.column is not None
+    column = order.column
+    if order.descending(backward):  # NULL sorts first, text after every number
+        before = f"{column} > ?"
+    else:
+        before = f"({column} IS NULL OR {column} < ?)"
+    live = f"{table.live_sql} AND +id <= ?"
+    try:
+        first = tracker.conn.execute(f"SELECT count(*) FROM {table.sql_name} WHERE {live} AND {before}",
+                                     _bind(table, [_NOW, _LAST_ID, value], tracker)).fetchone()[0]
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
+    sql = (f"SELECT key, key_type, {table.value_sql}, {column} FROM {table.sql_name} WHERE {live} "
+           f"AND {column} = ? ORDER BY id{' DESC' if backward else ''}")
+    return int(first), list(_cursor(table, sql, [_NOW, _LAST_ID, value], tracker))
+
+
+def _count(table: SQLiteTable, tracker: Tracker) -> int:
+    """The documents the query sees (live, and there when it started)."""
+    sql = f"SELECT count(*) FROM {table.sql_name} WHERE {table.live_sql} AND +id <= ?"
+    try:
+        return int(tracker.conn.execute(sql, _bind(table, [_NOW, _LAST_ID], tracker)).fetchone()[0])
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
+
+
+def _load(table: SQLiteTable, order: _Order,
+          tracker: Tracker) -> tuple[dict[str, Any], dict[str, Any]]:
+    sql, params = _select(table, [], order)
+    rows = _rows(table, sql, params, tracker, order)
+    return python_source.mapping_of(rows, view_key, tracker)
+
+
+def find(table: SQLiteTable, language: str, parsed: Any, order_by: str | None, desc: bool,
+         tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    """The matches of a parsed query (``language`` ``"jsonpath"`` or ``"objectpath"``), in one
+    read snapshot; see :meth:`kvlite.Collection.find`."""
+    order = _order_sql(table, order_by, desc)
+    if language == "jsonpath":
+        return _in_snapshot(table, tracker, lambda: _find_jsonpath(table, parsed, order, tracker))
+    return _in_snapshot(table, tracker, lambda: _find_objectpath(table, parsed, order, tracker))
+
+
+def _in_snapshot(table: SQLiteTable, tracker: Tracker,
+                 run: Any) -> Iterator[tuple[Any, Any]]:
+    """``run()``'s matches, every statement of them read from one snapshot (from the first
+    match on, until the iterator ends or is closed)."""
+    with table.engine.query_snapshot() as conn:
+        tracker.conn = conn
+        try:
+            row = conn.execute(f"SELECT max(id) FROM {table.sql_name}").fetchone()
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        tracker.last_id = -1 if row[0] is None else row[0]
+        yield from run()
+
+
+def _find_jsonpath(table: SQLiteTable, tree: Any, order: _Order,
+                   tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    plan = _jp.plan(tree)
+    for step in plan.steps:
+        if step.kind == "fallback":
+            mapping, originals = _load(table, order, tracker)
+            for match in _jp.matches(step.tree, mapping):
+                yield owner(match, mapping, originals), match.value
+        else:
+            yield from _run_step(table, step, order, tracker)
+
+
+def _find_objectpath(table: SQLiteTable, parsed: _op.Parsed, order: _Order,
+                     tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    if parsed.rowwise:
+        sql, params = _select(table, [], order)
+        for key, doc in _rows(table, sql, params, tracker, order):
+            for value in _op.rowwise(parsed, doc):
+                yield key, value
+        return
+    mapping, originals = _load(table, order, tracker)
+    owner_of = _op.owners(parsed, mapping, originals)
+    for value in _op.evaluate(parsed, mapping):
+        yield owner_of(value), value
+
+
+def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None,
+            desc: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """``(steps, notes)``: what runs in SQL and what in Python (see :meth:`kvlite.Collection.explain`)."""
+    order = _order_sql(table, order_by, desc)
+    pushdown = table.serializer.json
+    steps: list[dict[str, Any]] = []
+    if language == "objectpath":
+        sql, params = _select(table, [], order)
+        steps.append({
+            "kind": "scan" if parsed.rowwise else "fallback",
+            "sql": sql,
+            "python": ("objectpath on each document" if parsed.rowwise
+                       else "objectpath on the whole collection loaded in memory"),
+            "pushdown": [],
+        })
+    else:
+        for step in _jp.plan(parsed).steps:
+            where = step.where if pushdown else []
+            info: dict[str, Any] = {"kind": step.kind, "pushdown": [c.text for c in where]}
+            if step.kind == "fallback":
+                info["python"] = "jsonpath-ng on the whole collection loaded in memory"
+            elif step.kind == "keys":
+                info["python"] = "point lookups of " + ", ".join(repr(n) for n in step.names)
+            elif step.kind == "position":
+                info["python"] = "documents by position (LIMIT/OFFSET)"
+            elif step.kind == "descend":
+                info["python"] = "recursive search inside every document"
+            else:
+                checked = "filter re-checked" if step.filter is not None else "no filter"
+                info["python"] = f"jsonpath-ng on each document ({checked})"
+            if step.kind == "scan":
+                sql, params, flagged = _scan_sql(table, step, order)
+                if flagged:
+                    info["python"] += "; skipped where SQL already proved the match"
+            if step.kind in ("descend", "fallback"):
+                sql, params = _select(table, [], order)
+            if step.kind in ("scan", "descend", "fallback"):
+                info["sql"] = sql
+                info["params"] = [p for p in params if p not in _PLACEHOLDERS]
+                info["query_plan"] = _query_plan(table, sql, params)
+            steps.append(info)
+    notes = []
+    if not pushdown:
+        notes.append(f"serializer {table.serializer.name!r} does not store JSON: no SQL push-down, "
+                     "every document is decoded and checked in Python")
+    return steps, notes
+
+
+def _query_plan(table: SQLiteTable, sql: str, params: list[Any]) -> list[str]:
+    params = _bind(table, params, None)
+    try:
+        return [row[3] for row in table.engine.connection().execute("EXPLAIN QUERY PLAN " + sql, params)]
+    except apsw.Error as exc:
+        raise translate_error(exc) from exc
+
+
+# -- indexes ------------------------------------------------------------------------------------------
+
+
+def _index_name(table: SQLiteTable, sql_path: str) -> str:
+    return f"kv_{table.table_id:d}_ix_{binascii.hexlify(sql_path.encode()).decode()}"
+
+
+def _index_path(table: SQLiteTable, path: str) -> str:
+    return _jp.plain_field(table, path, "an index")
+
+
+def create_index(table: SQLiteTable, path: str) -> str:
+    sql_path = _index_path(table, path)
+    name = _index_name(table, sql_path)
+    conn = table.engine.connection()
+    with table.engine.write(conn):
+        try:
+            conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON {table.sql_name}(json_extract(value, \'{sql_path}\'))')
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+    return sql_path
+
+
+def drop_index(table: SQLiteTable, path: str) -> bool:
+    sql_path = _index_path(table, path)
+    name = _index_name(table, sql_path)
+    conn = table.engine.connection()
+    with table.engine.write(conn):
+        try:
+            existed = conn.execute("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?",
+                                   (name,)).fetchone() is not None
+            conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+        except apsw.Error as exc:
+            raise translate_error(exc) from exc
+    return existed
+
+
+def indexes(table: SQLiteTable) -> list[str]:
+    prefix = f"kv_{table.table_id:d}_ix_"
+    try:
+        rows = table.engine.connection().execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? ORDER BY name",
+            (f"kv_{table.table_id:d}",)).fetchall()
+    except apsw.Error as exc:
+        raise translate_error(exc) from exc
+    out = []
+    for (name,) in rows:
+        if name.startswith(prefix):
+            try:
+                out.append(binascii.unhexlify(name[len(prefix):]).decode())
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+    return out
+
