@@ -91,7 +91,7 @@ def test_password_is_not_shown() -> None:
 def test_open_dispatches_redis_and_valkey_urls(redis_prefix_url: str) -> None:
     for url in (redis_prefix_url, redis_prefix_url.replace("redis://", "valkey://", 1)):
         with kvlite.open(url) as store:
-            assert isinstance(store, kvredis.RedisStore)
+            assert isinstance(store.engine, kvredis.RedisEngine)
             store.collection("c").put("k", "v")
             assert store.collection("c").get("k") == "v"
 
@@ -226,7 +226,7 @@ def test_collection_dropped_by_another_client(redis_prefix_url: str) -> None:
         fresh = a.collection("x")  # a new collection under the same name
         fresh.put("k", 3)
         assert b.collection("x").get("k") == 3
-        assert raw_client(redis_prefix_url).keys(f"{a.prefix}:c:{ca.number}:*") == []
+        assert raw_client(redis_prefix_url).keys(f"{a.engine.prefix}:c:{ca._table.number}:*") == []
 
 
 def test_drop_removes_every_redis_key(redis_prefix_url: str, clock: Clock) -> None:
@@ -235,10 +235,10 @@ def test_drop_removes_every_redis_key(redis_prefix_url: str, clock: Clock) -> No
         c.put_many({i: i for i in range(50)}, ttl=10)
         c.put("forever", 1)
         client = raw_client(redis_prefix_url)
-        assert sorted(client.keys(f"{s.prefix}:c:*")) == sorted(k.encode() for k in c._all_keys)
+        assert sorted(client.keys(f"{s.engine.prefix}:c:*")) == sorted(k.encode() for k in c._table._all_keys)
         s.drop_collection("x")
-        assert client.keys(f"{s.prefix}:c:*") == []
-        assert client.hlen(f"{s.prefix}:registry") == 0
+        assert client.keys(f"{s.engine.prefix}:c:*") == []
+        assert client.hlen(f"{s.engine.prefix}:registry") == 0
 
 
 # -- the collection protocol -------------------------------------------------------------------
@@ -326,9 +326,10 @@ def test_json_values_are_stored_as_the_serializer_wrote_them(rstore: Any, redis_
     coll.put("k", value)
     text = kvlite.serializers.get("json").dumps(value)
     client = raw_client(redis_prefix_url)
-    assert client.hget(coll._all_keys[2], "s:k") == text.encode("utf-8")  # plain JSON text in Redis
-    found = coll._get("k", rstore.now())
-    assert found[0] == text and type(found[0]) is str
+    assert client.hget(coll._table._all_keys[2], "s:k") == text.encode("utf-8")  # plain JSON text in Redis
+    found = coll._table.get("k")
+    assert found == text and type(found) is str
+    assert coll._table.entry("k", rstore.now()) == ("k", text)
     assert coll.get("k") == value
 
 
@@ -349,7 +350,7 @@ def test_value_types_round_trip_for_other_serializers(rstore: Any) -> None:
     p = rstore.collection("p", serializer="pickle")
     value = {"t": (1, 2), "s": {1, 2}, "b": b"\x00\xff"}
     p.put(b"k", value)
-    assert p.get(b"k") == value and type(p._get(b"k", rstore.now())[0]) is bytes
+    assert p.get(b"k") == value and type(p._table.get(b"k")) is bytes
     u = rstore.collection("u", serializer=_UpperText())
     u.put("k", "shout")
     assert u.get("k") == "SHOUT"
@@ -357,10 +358,74 @@ def test_value_types_round_trip_for_other_serializers(rstore: Any) -> None:
     # the value kind follows the value, also when an entry is overwritten with the other kind
     m = rstore.collection("m", serializer="pickle")
     m.put("k", 1)
-    m._put("k", "text now", rstore.now(), None)
-    assert m._get("k", rstore.now())[0] == "text now"
-    assert list(m._entries(rstore.now(), False)) == [("k", "text now")]
+    m._table.put("k", "text now", rstore.now(), None)
+    assert m._table.get("k") == "text now" and type(m._table.get("k")) is str
+    assert list(m._table.items(False, lambda data: data)) == [("k", "text now")]
 
+
+
+class _Picky(kvlite.Serializer):
+    """Text values; the stored text ``"bad"`` cannot be decoded."""
+
+    name = "redis-test-picky"
+
+    def dumps(self, value: Any) -> str:
+        return str(value)
+
+    def loads(self, data: Any) -> Any:
+        if data == "bad":
+            raise ValueError("cannot read 'bad'")
+        return data
+
+
+def test_pop_and_popitem_decode_before_they_remove(rstore: Any) -> None:
+    c = rstore.collection("picky", serializer=_Picky())
+    c.put("a", "ok")
+    c.put("b", "bad")
+    with pytest.raises(SerializationError):
+        c.pop("b")
+    with pytest.raises(SerializationError):
+        c.popitem()  # "b" is the newest
+    assert list(c.keys()) == ["a", "b"] and c.ttl("b") is None
+    c.put("b", "fine")
+    assert c.popitem() == ("b", "fine") and c.pop("a") == "ok" and len(c) == 0
+
+
+def test_pop_and_popitem_take_the_entry_as_it_is_when_it_changed_after_the_read(rstore: Any) -> None:
+    """The remove is a compare-and-delete: an entry changed between the read and the remove is read again."""
+    c = rstore.collection("cas")
+    c.put("k", "old")
+    c.put("other", 1)
+    calls: list[Any] = []
+
+    def decode_and_overwrite(data: Any) -> Any:
+        calls.append(data)
+        if len(calls) == 1:
+            c.put("k", "new")  # another client writes between pop's read and its remove
+        return kvlite.serializers.get("json").loads(data)
+
+    assert c._table.pop("k", rstore.now(), decode_and_overwrite) == "new"
+    assert calls == ['"old"', '"new"'] and "k" not in c
+    calls.clear()
+    c.put("k2", "a")
+
+    def decode_and_insert(data: Any) -> Any:
+        calls.append(data)
+        if len(calls) == 1:
+            c.put("newer", "n")  # popitem must remove the newest entry as it is at the remove
+        return kvlite.serializers.get("json").loads(data)
+
+    assert c._table.popitem(rstore.now(), decode_and_insert) == ("newer", "n")
+    assert list(c.keys()) == ["other", "k2"]
+
+
+def test_lone_surrogate_keys_are_invalid(coll: Any) -> None:
+    for call in (lambda: coll.get("\ud800"), lambda: coll.put("\ud800", 1), lambda: coll.ttl("\ud800"),
+                 lambda: coll._table.get("\ud800"), lambda: coll._table.expiry("\ud800", 0.0),
+                 lambda: coll._table.put("\ud800", "1", 0.0, None)):
+        with pytest.raises(InvalidKey):
+            call()
+    assert "\ud800" not in coll and coll.pop("\ud800", 7) == 7 and len(coll) == 0
 
 def test_put_many_is_all_or_nothing(coll: Any) -> None:
     coll.put_many({"a": 1, "b": 2})
@@ -442,7 +507,7 @@ def test_expired_entries_are_purged_lazily_and_by_purge_expired(rstore: Any, red
                                                                  clock: Clock) -> None:
     coll = rstore.collection("c")
     client = raw_client(redis_prefix_url)
-    order, meta, data, exp, _ = coll._all_keys
+    order, meta, data, exp, _ = coll._table._all_keys
     coll.put_many({i: i for i in range(kvredis.PURGE_BATCH + 20)}, ttl=1)
     coll.put("keep", 1)
     clock.advance(2)
@@ -792,6 +857,25 @@ def test_pop_hands_a_token_to_exactly_one_thread(rstore: Any) -> None:
     assert sorted(seen) == list(range(THREADS * rounds))  # no value handed out twice
 
 
+
+def test_popitem_hands_each_entry_to_exactly_one_thread(rstore: Any) -> None:
+    coll = rstore.collection("drain")
+    coll.put_many({i: i for i in range(200)})
+    taken: list[list[tuple[Any, Any]]] = [[] for _ in range(THREADS)]
+
+    def worker(i: int) -> None:
+        while True:
+            try:
+                taken[i].append(coll.popitem())
+            except KeyError:
+                return
+
+    _run_threads(worker)
+    everything = sorted(item for items in taken for item in items)
+    assert everything == [(i, i) for i in range(200)] and len(coll) == 0
+    for items in taken:  # each thread took the newest entry each time: decreasing keys
+        assert [k for k, _ in items] == sorted((k for k, _ in items), reverse=True)
+
 def test_setdefault_has_one_winner_per_key(rstore: Any) -> None:
     coll = rstore.collection("race")
     barrier = threading.Barrier(THREADS)
@@ -843,7 +927,7 @@ def test_clear_of_a_collection_another_client_dropped_raises(redis_prefix_url: s
         b.drop_collection("x")
         with pytest.raises(CollectionDropped, match="dropped"):
             ca.clear()
-        assert b.collections() == [] and raw_client(redis_prefix_url).keys(f"{a.prefix}:c:*") == []
+        assert b.collections() == [] and raw_client(redis_prefix_url).keys(f"{a.engine.prefix}:c:*") == []
         fresh = b.collection("x")
         fresh.put("k", 2)
         with pytest.raises(CollectionDropped, match="dropped"):

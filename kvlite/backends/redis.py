@@ -4,7 +4,9 @@
 ``valkey://`` and ``valkeys://`` are the same as ``redis://`` / ``rediss://``)
 gives the full kvlite Store / Collection / DictView / query API on a server
 that several processes and machines share.  Needs redis-py
-(redis-py: kvlite's ``redis`` extra).
+(redis-py: kvlite's ``redis`` extra).  :class:`RedisEngine` is the
+:class:`~kvlite.backends.base.Engine` (``store.engine``), :class:`RedisTable`
+the :class:`~kvlite.backends.base.Table` of one collection.
 
 Layout (``P`` = the namespace, ``?prefix=`` in the URL, default ``kvlite``;
 ``N`` = a collection's number, so no user text is ever part of a Redis key)::
@@ -20,13 +22,18 @@ Layout (``P`` = the namespace, ``?prefix=`` in the URL, default ``kvlite``;
 
 The *canonical key* makes keys that Python finds equal one entry
 (``1 == 1.0 == True``); the exact key text keeps the first stored form and its
-type (see :func:`kvlite.backends.base.canonical_key` / ``key_to_text``).
+type (see :func:`kvlite.keys.canonical_text` / :func:`kvlite.keys.tagged_text`).
 
 Atomicity: every primitive that touches more than one Redis key is one Lua
 script (``EVALSHA``), so each call, including ``put_many``, ``delete_many``,
-``setdefault``, ``pop`` and ``popitem``, is atomic: other clients see all of
-it or none of it.  Scripts check everything before their first write (Redis
-does not roll a script back).  ``transaction()`` across several calls raises
+``get_many`` and ``setdefault``, is atomic: other clients see all of it or
+none of it.  Scripts check everything before their first write (Redis does not
+roll a script back).  ``pop`` and ``popitem`` decode the value *before* it is
+removed (a value that cannot be decoded stays stored): a first script call
+reads the entry, the client decodes it, and a second one removes it only if it
+is still the same entry (compare-and-delete on its meta and the SHA-1 of its
+data; otherwise the client decodes the entry it finds and tries again).
+``transaction()`` across several calls raises
 :class:`~kvlite.errors.NotSupported`.
 
 Expiry: kvlite's own, on the store's clock (``clock=``; ``time.time`` by
@@ -39,32 +46,39 @@ Redis's native key expiry is not used (a TTL belongs to one hash field, which
 Redis 7.0 cannot expire).  Every client of one namespace should use the same
 clock.
 
-A dropped collection: every script checks the collection's ``seq`` key first,
-so every call through an old object (reads, writes, ``clear``,
-``purge_expired``) raises :class:`~kvlite.errors.CollectionDropped`, as on
-SQLite; ``store.collection(name)`` reads the registry every
-time and gives the current collection of that name.
+A dropped collection: every script checks the collection's ``seq`` key first
+(a script error carrying ``KVLITE_DROPPED``), so every call through an old
+object (reads, writes, ``clear``, ``purge_expired``) raises
+:class:`~kvlite.errors.CollectionDropped`, as on SQLite;
+``store.collection(name)`` reads the registry every time and gives the current
+collection of that name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreFull
-from ..ttl import remaining
-from .base import MISSING, BackendCollection, BackendStore, validate_settings
+from ..errors import (
+    CollectionDropped,
+    KvliteError,
+    NotSupported,
+    ReadOnlyError,
+    StoreFull,
+)
+from .base import MISSING, Engine, Table
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
     import redis as _redis
 except ImportError:  # pragma: no cover - exercised only without the extra
     _redis = None  # type: ignore[assignment]
 
-__all__ = ["PAGE", "PURGE_BATCH", "RedisCollection", "RedisStore"]
+__all__ = ["PAGE", "PURGE_BATCH", "RedisEngine", "RedisTable", "parse_url"]
 
 #: Expired entries a write deletes (at most) before doing its own work.
 PURGE_BATCH = 100
@@ -149,16 +163,23 @@ for i = 3, #ARGV, 3 do put(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2]) end
 return (#ARGV - 2) / 3
 """
 
-# ARGV: now, canonical.  -> {meta, data} of the live entry removed, or nil.
-_DELETE = _WRITE_PRELUDE + """
+# ARGV: now, canonical, then the meta and the SHA-1 of the data the client decoded ('' '' on the first call).
+# -> nil: no live entry (an expired one is removed); 1: it matched what the client decoded and was removed;
+# {meta, data}: the live entry, left in place (the client decodes it, then calls again with it).
+_POP = _WRITE_PRELUDE + """
 local c = ARGV[2]
 local m = redis.call('HGET', meta, c)
 if not m then return false end
-local live = not expired(c)
+if expired(c) then
+  remove(c)
+  return false
+end
 local v = redis.call('HGET', data, c)
-remove(c)
-if live then return {m, v} end
-return false
+if m == ARGV[3] and redis.sha1hex(v) == ARGV[4] then
+  remove(c)
+  return 1
+end
+return {m, v}
 """
 
 # ARGV: now, canonicals...  -> number of live entries removed.
@@ -174,7 +195,9 @@ end
 return n
 """
 
-# ARGV: now.  -> {meta, data} of the newest live entry, removed; nil when there is none.
+# ARGV: now, then the canonical key, meta and SHA-1 of the data the client decoded ('' '' '' on the first call).
+# -> nil: no live entry (expired ones on top are removed); 1: the newest live entry is the one the client
+# decoded, removed; {canonical, meta, data}: the newest live entry, left in place.
 _POPITEM = _WRITE_PRELUDE + """
 while true do
   local top = redis.call('ZREVRANGE', order, 0, 0)
@@ -185,8 +208,11 @@ while true do
   else
     local m = redis.call('HGET', meta, c)
     local v = redis.call('HGET', data, c)
-    remove(c)
-    return {m, v}
+    if c == ARGV[2] and m == ARGV[3] and redis.sha1hex(v) == ARGV[4] then
+      remove(c)
+      return 1
+    end
+    return {c, m, v}
   end
 end
 """
@@ -212,19 +238,25 @@ while true do
 end
 """
 
-# KEYS: meta, data, exp, seq.  ARGV: now, canonicals...  -> (meta, data, expires_at) per key, nil where none.
+# KEYS: meta, data, exp, seq.  ARGV: now, '1' with data / '0', canonicals...
+# -> (meta, data, expires_at) per key (data nil without data), nil where none.
 _GET = _CHECK_EXISTS + """
 local meta, data, exp = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[1])
+local with_data = ARGV[2] == '1'
 local out = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local c = ARGV[i]
   local e = redis.call('ZSCORE', exp, c)
   local m = false
   local v = false
   if not (e and tonumber(e) <= now) then
     m = redis.call('HGET', meta, c)
-    if m then v = redis.call('HGET', data, c) else e = false end
+    if m then
+      if with_data then v = redis.call('HGET', data, c) end
+    else
+      e = false
+    end
   else
     e = false
   end
@@ -351,7 +383,7 @@ def parse_url(url: str) -> tuple[str, str]:
     return urllib.parse.urlunsplit(parts._replace(scheme=scheme, query=rest)), prefix
 
 
-class RedisStore(BackendStore):
+class RedisEngine(Engine):
     """A kvlite store in a namespace of a Redis or Valkey server (``redis://``, ``valkey://``).
 
     Safe to share between threads (redis-py's connection pool) and to open
@@ -370,52 +402,48 @@ class RedisStore(BackendStore):
     :raises KvliteError: the server cannot be reached.
     """
 
-    def __init__(self, url: str = "redis://localhost:6379/0", *,
-                 serializer: str | _serializers.Serializer = "json", clock: Callable[[], float] = time.time,
+    def __init__(self, url: str = "redis://localhost:6379/0", *, clock: Callable[[], float] = time.time,
                  readonly: bool = False, durability: str = "normal", timeout: float = 30.0) -> None:
         if _redis is None:
             raise NotSupported("the Redis backend needs redis-py: pip install redis")
-        seconds = validate_settings(durability, timeout)
+        super().__init__(_redacted(url), clock=clock, readonly=readonly, durability=durability, timeout=timeout)
         client_url, prefix = parse_url(url)
-        super().__init__(_redacted(url), serializer=serializer, clock=clock, readonly=readonly)
-        self.durability = durability
-        self.timeout = seconds
+        #: The namespace every Redis key of this store starts with (``?prefix=``).
         self.prefix = prefix
-        self._where = f"Redis at {_redacted(client_url)}"
+        self.where = f"Redis at {_redacted(client_url)}"
         self._registry = f"{prefix}:registry"
         self._registry_order = f"{prefix}:registry:order"
         self._registry_seq = f"{prefix}:registry:seq"
-        self._client = _redis.Redis.from_url(
-            client_url, socket_timeout=timeout or None, socket_connect_timeout=timeout or None,
+        self.client = _redis.Redis.from_url(
+            client_url, socket_timeout=self.timeout or None, socket_connect_timeout=self.timeout or None,
             client_name="kvlite")
-        register = self._client.register_script
-        self._s_put, self._s_delete, self._s_delete_all = register(_PUT), register(_DELETE), register(_DELETE_ALL)
-        self._s_popitem, self._s_setdefault, self._s_purge = (register(_POPITEM), register(_SETDEFAULT),
-                                                              register(_PURGE))
-        self._s_get, self._s_page, self._s_count = register(_GET), register(_PAGE), register(_COUNT)
-        self._s_clear = register(_CLEAR)
+        register = self.client.register_script
+        self.s_put, self.s_pop, self.s_delete_all = register(_PUT), register(_POP), register(_DELETE_ALL)
+        self.s_popitem, self.s_setdefault, self.s_purge = register(_POPITEM), register(_SETDEFAULT), register(_PURGE)
+        self.s_get, self.s_page, self.s_count = register(_GET), register(_PAGE), register(_COUNT)
+        self.s_clear = register(_CLEAR)
         self._s_registry_create, self._s_registry_drop = register(_REGISTRY_CREATE), register(_REGISTRY_DROP)
         try:
-            self._call(self._client.ping)
+            self.call(self.client.ping)
             if durability == "full":
                 self._check_full_durability()
         except BaseException:
-            self._client.close()
+            self.client.close()
             raise
 
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` with redis-py errors as kvlite errors."""
         try:
             return fn(*args, **kwargs)
         except _redis.exceptions.RedisError as exc:
-            raise _translate(exc, self._where) from exc
+            raise _translate(exc, self.where) from exc
 
     def _check_full_durability(self) -> None:
         try:
-            config = self._client.config_get("append*")
+            config = self.client.config_get("append*")
         except _redis.exceptions.RedisError as exc:
             raise NotSupported(f"durability='full' needs to read the server's persistence settings "
-                               f"(CONFIG GET), which {self._where} refuses: {exc}") from exc
+                               f"(CONFIG GET), which {self.where} refuses: {exc}") from exc
         settings = {_text(k): _text(v) for k, v in config.items()}
         if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
             raise NotSupported(
@@ -423,50 +451,69 @@ class RedisStore(BackendStore):
                 f"(this one has appendonly={settings.get('appendonly')!r}, "
                 f"appendfsync={settings.get('appendfsync')!r}); use durability='normal' or change the server")
 
-    # -- registry primitives ------------------------------------------------------------------
+    # -- the registry ---------------------------------------------------------------------------
+    # A handle is the collection's number N: numbers are never given out twice, so an old table
+    # never reaches a new collection of the same name.
 
     @staticmethod
     def _parse_registry(value: Any) -> tuple[int, str]:
         number, _, serializer = _text(value).partition(":")
         return int(number), serializer
 
-    def _registry_get(self, name: str) -> tuple[Any, str] | None:
-        found = self._call(self._client.hget, self._registry, name)
+    def lookup(self, name: str) -> tuple[Any, str] | None:
+        found = self.call(self.client.hget, self._registry, name)
         return None if found is None else self._parse_registry(found)
 
-    def _registry_create(self, name: str, serializer: str) -> tuple[Any, str]:
-        number = self._call(self._client.incr, self._registry_seq)
-        value = self._call(self._s_registry_create,
-                           keys=[self._registry, self._registry_order, self._collection_keys(number)[4]],
-                           args=[name, serializer, number])
+    def create(self, name: str, serializer: str) -> tuple[Any, str]:
+        self.check_writable()
+        number = self.call(self.client.incr, self._registry_seq)
+        value = self.call(self._s_registry_create,
+                          keys=[self._registry, self._registry_order, self.collection_keys(number)[4]],
+                          args=[name, serializer, number])
         return self._parse_registry(value)
 
-    def _registry_names(self) -> list[str]:
-        return [_text(name) for name in self._call(self._client.zrange, self._registry_order, 0, -1)]
+    def names(self) -> list[str]:
+        return [_text(name) for name in self.call(self.client.zrange, self._registry_order, 0, -1)]
 
-    def _registry_drop(self, name: str) -> bool:
+    def drop(self, name: str) -> bool:
+        self.check_writable()
         while True:
-            found = self._call(self._client.hget, self._registry, name)
+            found = self.call(self.client.hget, self._registry, name)
             if found is None:
                 return False
             number, _ = self._parse_registry(found)
-            done = self._call(self._s_registry_drop,
-                              keys=[self._registry, self._registry_order, *self._collection_keys(number)],
-                              args=[name, found])
+            done = self.call(self._s_registry_drop,
+                             keys=[self._registry, self._registry_order, *self.collection_keys(number)],
+                             args=[name, found])
             if done >= 0:
                 return bool(done)
 
-    def _collection_keys(self, number: int) -> list[str]:
+    def table(self, name: str, handle: Any, serializer: _serializers.Serializer) -> RedisTable:
+        return RedisTable(self, name, handle, serializer)
+
+    def collection_keys(self, number: int) -> list[str]:
         """``[order, meta, data, exp, seq]`` of collection ``number``."""
         base = f"{self.prefix}:c:{int(number)}:"
         return [base + "order", base + "meta", base + "data", base + "exp", base + "seq"]
 
-    def _make_collection(self, name: str, handle: Any, serializer: _serializers.Serializer,
-                         model: type | None) -> RedisCollection:
-        return RedisCollection(self, name, handle, serializer, model)
+    # -- the whole store ------------------------------------------------------------------------
 
-    def _close(self) -> None:
-        self._client.close()
+    def purge_expired(self, now: float) -> dict[str, int]:
+        """As the base class, but a collection another client drops meanwhile is skipped."""
+        purged = {}
+        for name in self.names():
+            found = self.lookup(name)
+            if found is None:
+                continue
+            try:
+                purged[name] = self.table(name, found[0], _serializers.stand_in(found[1])).purge(now)
+            except CollectionDropped:
+                continue
+        return purged
+
+    def close(self) -> None:
+        super().close()
+        self.client.close()
 
 
 def _text(value: Any) -> str:
@@ -477,162 +524,225 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-class RedisCollection(BackendCollection):
-    """A collection of a :class:`RedisStore` (see the module docstring for its Redis keys)."""
+def _sha1(data: bytes) -> str:
+    """What the scripts' ``redis.sha1hex`` gives for ``data``: how pop/popitem recognise an entry."""
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
 
-    store: RedisStore
 
-    def __init__(self, store: RedisStore, name: str, number: int, serializer: _serializers.Serializer,
-                 model: type | None = None) -> None:
-        super().__init__(store, name, serializer, model)
+def _meta(key: Any, data: Any) -> str:
+    """The ``meta`` field of an entry: the value kind (``t`` text, ``b`` bytes) and the exact key."""
+    return ("t" if isinstance(data, str) else "b") + _keys.tagged_text(key)
+
+
+def _stored_key(meta: bytes) -> Any:
+    """The key an entry was first stored with, from its ``meta`` field."""
+    return _keys.from_tagged_text(meta[1:].decode("utf-8"))
+
+
+def _data(meta: bytes, data: bytes) -> Any:
+    """The data as the serializer gave it (``str`` again when it gave text), from meta and data fields."""
+    return data.decode("utf-8") if meta[0] == _TEXT else data
+
+
+def _expires(expires: float | None) -> Any:
+    return "" if expires is None else float(expires)
+
+
+class RedisTable(Table):
+    """A collection of a :class:`RedisEngine` (see the module docstring for its Redis keys).
+
+    Every method checks that the store is open (and writable, for writes) and that the
+    collection was not dropped, then runs one script (``pop``/``popitem``: two, see the module
+    docstring); a script that finds the collection gone marks the table dropped."""
+
+    engine: RedisEngine
+
+    def __init__(self, engine: RedisEngine, name: str, number: int, serializer: _serializers.Serializer) -> None:
+        super().__init__(engine, name, serializer)
+        #: The collection's number ``N`` (its handle in the registry).
         self.number = number
-        self._all_keys = store._collection_keys(number)
+        self._all_keys = engine.collection_keys(number)
         order, meta, data, exp, seq = self._all_keys
         # Every script gets the collection's seq key last: it exists exactly as long as the collection.
         self._read_keys = [meta, data, exp, seq]
         self._count_keys = [order, exp, seq]
 
-    # -- encoding ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _meta(key: Any, data: Any) -> str:
-        return ("t" if isinstance(data, str) else "b") + _keys.tagged_text(key)
-
-    @staticmethod
-    def _unpack(meta: bytes, data: bytes) -> tuple[Any, Any]:
-        """``(stored key, data as the serializer gave it)`` from a meta and data field."""
-        key = _keys.from_tagged_text(meta[1:].decode("utf-8"))
-        return key, data.decode("utf-8") if meta[0] == _TEXT else data
-
     def _run(self, script: Any, keys: list[str], args: Sequence[Any]) -> Any:
+        """Run ``script``; the collection-dropped error marks this table dropped, others are translated."""
         try:
             return script(keys=keys, args=args)
         except _redis.exceptions.RedisError as exc:
             if isinstance(exc, _redis.exceptions.ResponseError) and _DROPPED in str(exc):
-                self._dropped = True
-                raise self._dropped_error() from exc
-            raise _translate(exc, self.store._where) from exc
+                self.dropped = True
+                raise self.dropped_error() from exc
+            raise _translate(exc, self.engine.where) from exc
 
-    @staticmethod
-    def _expires(expires: float | None) -> Any:
-        return "" if expires is None else float(expires)
+    # -- single keys ------------------------------------------------------------------------
 
-    # -- primitives ---------------------------------------------------------------------------
-
-    def _get_all(self, keys: list[Any], now: float) -> list[tuple[Any, float | None, Any] | None]:
-        """:meth:`_get` of every key, in one atomic read."""
+    def _get_all(self, keys: list[Any], now: float, with_data: bool) -> list[tuple[Any, Any, float | None] | None]:
+        """``(meta, data, expires_at)`` of each key's live entry (``None`` where none), in one atomic
+        read; ``data`` is ``None`` without ``with_data``."""
+        self.check()
         if not keys:
             return []
-        flat = self._run(self.store._s_get, self._read_keys, [float(now), *map(_keys.canonical_text, keys)])
-        out: list[tuple[Any, float | None, Any] | None] = []
-        for i in range(0, len(flat), 3):
-            meta, data, exp = flat[i:i + 3]
-            if meta is None:
-                out.append(None)
-            else:
-                stored, value = self._unpack(meta, data)
-                out.append((value, _float(exp), stored))
-        return out
+        flat = self._run(self.engine.s_get, self._read_keys,
+                         [float(now), "1" if with_data else "0", *map(_keys.canonical_text, keys)])
+        return [None if flat[i] is None else (flat[i], flat[i + 1], _float(flat[i + 2]))
+                for i in range(0, len(flat), 3)]
 
-    def _get(self, key: Any, now: float) -> tuple[Any, float | None, Any] | None:
-        return self._get_all([key], now)[0]
+    def get(self, key: Any) -> Any:
+        if type(key) is str:
+            _keys.check_text(key)
+        found = self._get_all([key], self.engine.clock(), True)[0]
+        return MISSING if found is None else _data(found[0], found[1])
 
-    def _put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
+    def entry(self, key: Any, now: float) -> tuple[Any, Any] | None:
+        found = self._get_all([key], now, True)[0]
+        return None if found is None else (_stored_key(found[0]), _data(found[0], found[1]))
+
+    def expiry(self, key: Any, now: float) -> Any:
+        if type(key) is str:
+            _keys.check_text(key)
+        found = self._get_all([key], now, False)[0]
+        return MISSING if found is None else found[2]
+
+    def put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
+        if type(key) is str:
+            _keys.check_text(key)
         self._put_all([(key, data)], now, expires)
 
     def _put_all(self, entries: list[tuple[Any, Any]], now: float, expires: float | None) -> None:
-        args: list[Any] = [float(now), self._expires(expires)]
+        self.check_writable()
+        args: list[Any] = [float(now), _expires(expires)]
         for key, data in entries:
-            args += (_keys.canonical_text(key), self._meta(key, data), data)
-        self._run(self.store._s_put, self._all_keys, args)
+            args += (_keys.canonical_text(key), _meta(key, data), data)
+        self._run(self.engine.s_put, self._all_keys, args)
 
-    def _delete(self, key: Any, now: float) -> Any:
-        found = self._run(self.store._s_delete, self._all_keys, [float(now), _keys.canonical_text(key)])
-        return MISSING if found is None else self._unpack(*found)[1]
+    def delete(self, key: Any, now: float) -> bool:
+        return self.delete_many([key], now) > 0
 
-    def _delete_all(self, keys: list[Any], now: float) -> int:
-        return int(self._run(self.store._s_delete_all, self._all_keys, [float(now), *map(_keys.canonical_text, keys)]))
+    def pop(self, key: Any, now: float, decode: Callable[[Any], Any]) -> Any:
+        # Decoded before it is removed: the script removes the entry only when it is still the one
+        # decoded (same meta, same data), else hands back the current one to decode instead.
+        self.check_writable()
+        args: list[Any] = [float(now), _keys.canonical_text(key), "", ""]
+        value: Any = MISSING
+        while True:
+            found = self._run(self.engine.s_pop, self._all_keys, args)
+            if found is None:
+                return MISSING
+            if not isinstance(found, list):  # 1: removed, and it was the entry decoded
+                return value
+            meta, data = found
+            value = decode(_data(meta, data))
+            args[2:] = [meta, _sha1(data)]
 
-    def _popitem(self, now: float) -> tuple[Any, Any] | None:
-        found = self._run(self.store._s_popitem, self._all_keys, [float(now)])
-        return None if found is None else self._unpack(*found)
+    def popitem(self, now: float, decode: Callable[[Any], Any]) -> tuple[Any, Any] | None:
+        # As pop: the newest live entry is decoded first, and removed only while it is still newest
+        # and unchanged.
+        self.check_writable()
+        args: list[Any] = [float(now), "", "", ""]
+        item: tuple[Any, Any] | None = None
+        while True:
+            found = self._run(self.engine.s_popitem, self._all_keys, args)
+            if found is None:
+                return None
+            if not isinstance(found, list):
+                return item
+            canonical, meta, data = found
+            item = (_stored_key(meta), decode(_data(meta, data)))
+            args[1:] = [canonical, meta, _sha1(data)]
 
-    def _setdefault(self, key: Any, data: Any, now: float, expires: float | None) -> Any:
-        found = self._run(self.store._s_setdefault, self._all_keys,
-                          [float(now), self._expires(expires), _keys.canonical_text(key), self._meta(key, data), data])
-        return MISSING if found[0] == 0 else self._unpack(found[1], found[2])[1]
+    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+                   decode: Callable[[Any], Any]) -> Any:
+        self.check_writable()
+        found = self._run(self.engine.s_setdefault, self._all_keys,
+                          [float(now), _expires(expires), _keys.canonical_text(key), _meta(key, data), data])
+        return MISSING if found[0] == 0 else decode(_data(found[1], found[2]))
 
-    def _pages(self, now: float, reverse: bool, with_data: bool) -> Iterator[list[Any]]:
+    # -- many keys ----------------------------------------------------------------------------
+
+    def put_many(self, pairs: Iterable[Any], encode: Callable[[Any], Any], now: float,
+                 expires: float | None) -> int:
+        entries = [(_keys.normalize(key), encode(value)) for key, value in pairs]  # all checked before writing
+        self._put_all(entries, now, expires)
+        return len(entries)
+
+    def get_many(self, keys: list[Any], now: float) -> list[Any]:
+        """:meth:`get` of each key in one atomic read (one script)."""
+        return [MISSING if found is None else _data(found[0], found[1])
+                for found in self._get_all(keys, now, True)]
+
+    def expiry_many(self, keys: list[Any], now: float) -> list[Any]:
+        """:meth:`expiry` of each key in one atomic read (one script, no values read)."""
+        return [MISSING if found is None else found[2] for found in self._get_all(keys, now, False)]
+
+    def delete_many(self, keys: list[Any], now: float) -> int:
+        self.check_writable()
+        return int(self._run(self.engine.s_delete_all, self._all_keys,
+                             [float(now), *map(_keys.canonical_text, keys)]))
+
+    # -- the whole collection -----------------------------------------------------------------
+
+    def _pages(self, reverse: bool, with_data: bool) -> Iterator[list[Any]]:
         """Pages of the page script's output (without the position), in order, until the end.
 
-        Only the entries there when the iteration began are read (forwards, up to the newest
-        position then; an entry added meanwhile comes after it), so adding keys in the loop
-        cannot make it endless; backwards, new entries are behind the start anyway."""
+        Each page is its own atomic read on the clock at that moment.  Only the entries there
+        when the iteration began are read (forwards, up to the newest position then; an entry
+        added meanwhile comes after it), so adding keys in the loop cannot make it endless;
+        backwards, new entries are behind the start anyway."""
+        self.check()
         bound = "+inf" if reverse else "-inf"
         end = "-inf"
         if not reverse:
-            newest = self.store._call(self.store._client.zrevrange, self._all_keys[0], 0, 0, withscores=True)
+            newest = self.engine.call(self.engine.client.zrevrange, self._all_keys[0], 0, 0, withscores=True)
             end = repr(float(newest[0][1])) if newest else "-inf"
         flags = ["1" if reverse else "0", PAGE, "1" if with_data else "0", end]
+        clock = self.engine.clock
         while True:
-            self._check_read()
-            page = self._run(self.store._s_page, self._all_keys, [float(now), bound, *flags])
+            self.check()
+            page = self._run(self.engine.s_page, self._all_keys, [float(clock()), bound, *flags])
             if not page:
                 return
             bound = "(" + _text(page[0])
             yield page[1:]
 
-    def _entries(self, now: float, reverse: bool) -> Iterator[tuple[Any, Any]]:
-        unpack = self._unpack
-        for page in self._pages(now, reverse, True):
+    def keys(self, reverse: bool) -> Iterator[Any]:
+        """Every live key, in pages of :data:`PAGE` keys; no values read."""
+        for page in self._pages(reverse, False):
+            for meta in page:
+                yield _stored_key(meta)
+
+    def items(self, reverse: bool, decode: Callable[[Any], Any] | None) -> Iterator[tuple[Any, Any]]:
+        if decode is None:
+            serializer = self.serializer
+            decode = lambda data: _serializers.decode(serializer, data)
+        for page in self._pages(reverse, True):
             for i in range(0, len(page), 2):
-                yield unpack(page[i], page[i + 1])
+                meta = page[i]
+                yield _stored_key(meta), decode(_data(meta, page[i + 1]))
 
-    def _count(self, now: float) -> int:
-        return int(self._run(self.store._s_count, self._count_keys, [float(now)])[0])
+    def count(self, now: float) -> int:
+        self.check()
+        return int(self._run(self.engine.s_count, self._count_keys, [float(now)])[0])
 
-    def _clear(self) -> None:
-        self._run(self.store._s_clear, self._all_keys, [])
+    def clear(self) -> None:
+        self.check_writable()
+        self._run(self.engine.s_clear, self._all_keys, [])
 
-    def _purge(self, now: float) -> int:
-        return int(self._run(self.store._s_purge, self._all_keys, [float(now)]))
+    def purge(self, now: float) -> int:
+        self.check_writable()
+        purged = int(self._run(self.engine.s_purge, self._all_keys, [float(now)]))
+        self.expirations += purged
+        return purged
 
-    def _sizes(self, now: float) -> tuple[int, int, int]:
-        live, expired = (int(n) for n in self._run(self.store._s_count, self._count_keys, [float(now)]))
+    def sizes(self, now: float) -> tuple[int, int, int]:
+        self.check()
+        live, expired = (int(n) for n in self._run(self.engine.s_count, self._count_keys, [float(now)]))
         size = 0
         try:  # streamed with HSCAN (not one snapshot): stats only
-            for _, value in self.store._client.hscan_iter(self._all_keys[2], count=PAGE):
+            for _, value in self.engine.client.hscan_iter(self._all_keys[2], count=PAGE):
                 size += len(value)
         except _redis.exceptions.RedisError as exc:
-            raise _translate(exc, self.store._where) from exc
+            raise _translate(exc, self.engine.where) from exc
         return live, size, expired
-
-    # -- faster, single-snapshot versions of base methods --------------------------------------
-
-    def keys(self, *, reverse: bool = False) -> Iterator[Any]:
-        """Every live key, in insertion order (or reversed); pages of :data:`PAGE` keys, no values read."""
-        self._check_read()
-        now = self.store.now()
-        for page in self._pages(now, reverse, False):
-            for meta in page:
-                yield _keys.from_tagged_text(meta[1:].decode("utf-8"))
-
-    def get_many(self, keys: Any, default: Any = None) -> list[Any]:
-        """Values for ``keys``, in the same positions (``default`` where missing); one atomic read."""
-        normalized = _keys.normalize_many(keys, "get_many")
-        self._check_read()
-        found = self._get_all(normalized, self.store.now())
-        self._n_gets += len(normalized)
-        out = []
-        for entry in found:
-            self._n_hits += entry is not None
-            out.append(default if entry is None else self._decode(entry[0]))
-        return out
-
-    def ttl_many(self, keys: Any) -> list[float | None]:
-        """:meth:`ttl` for each key, in the same positions; one atomic read."""
-        normalized = _keys.normalize_many(keys, "ttl_many")
-        self._check_read()
-        now = self.store.now()
-        return [None if entry is None else remaining(entry[1], now)
-                for entry in self._get_all(normalized, now)]
