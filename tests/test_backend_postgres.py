@@ -114,18 +114,18 @@ def typed(items: Any) -> list[Any]:
 
 
 def test_open_dispatches_on_the_url(db: Any, schema_url: str) -> None:
-    assert isinstance(db, pg.PostgresStore)
+    assert isinstance(db.engine, pg.PostgresEngine)
     assert db.collections() == []
     other = kvlite.open(schema_url.replace("postgresql://", "postgres://", 1))
     try:
-        assert isinstance(other, pg.PostgresStore) and other.schema == db.schema
+        assert isinstance(other.engine, pg.PostgresEngine) and other.engine.schema == db.engine.schema
     finally:
         other.close()
 
 
 def test_repr_and_url_hide_the_password(pgmod: Any) -> None:
-    assert pg._redacted("postgresql://ann:s3cret@h:5/db?x=1") == "postgresql://ann:***@h:5/db?x=1"
-    assert pg._redacted("postgresql://ann@h/db") == "postgresql://ann@h/db"
+    assert pg.redacted("postgresql://ann:s3cret@h:5/db?x=1") == "postgresql://ann:***@h:5/db?x=1"
+    assert pg.redacted("postgresql://ann@h/db") == "postgresql://ann@h/db"
 
 
 def test_pool_parameters_are_taken_out_of_the_url(pgmod: Any) -> None:
@@ -159,7 +159,7 @@ def test_durability_full_needs_a_server_with_fsync(open_pg: Callable[..., Any],
         store = kvlite.open(new_schema_url(durable.url), durability="full")
         try:
             assert store.durability == "full"
-            with store._conn() as conn:
+            with store.engine.connection() as conn:
                 assert conn.execute("SHOW synchronous_commit").fetchone()[0] == "on"
             store.collection("c").put("k", 1)
             assert store.collection("c").get("k") == 1
@@ -186,7 +186,7 @@ def test_json_serializer_returning_bytes_gets_bytes_back(db: Any) -> None:
     assert c.get("k") == {"a": 1} and c.pop("k") == {"a": 1}
     c.put("j", {"a": 2})
     assert list(c.find("$[?(@.a == 2)]")) == [("j", {"a": 2})]  # pushed down, then loads(bytes)
-    assert c._json  # stored as text (jsonb-queryable) all the same
+    assert c._table.json  # stored as text (jsonb-queryable) all the same
 
 
 def test_bad_options_are_refused(schema_url: str) -> None:
@@ -446,14 +446,14 @@ def test_setdefault_revives_an_expired_key(db: Any, clock: Clock) -> None:
 def test_huge_ttl_is_capped_and_stays_finite(db: Any, clock: Clock, schema_url: str) -> None:
     c = db.collection("c")
     c.put("k", 1, ttl=1e300)  # after timestamptz's last year (294276): capped to the year ~293,500
-    assert c.ttl("k") == pytest.approx(pg._MAX_EPOCH - clock.now, abs=1e-3)
+    assert c.ttl("k") == pytest.approx(pg.text.MAX_EPOCH - clock.now, abs=1e-3)
     assert math.isfinite(c.ttl("k")) and c.ttl_many(["k"]) == [c.ttl("k")]
     c.put("k2", 2, ttl=c.ttl("k"))  # a TTL read back is a TTL kvlite accepts (kvlite.copy does this)
     clock.advance(1e12)
     assert c.get("k") == 1 and c.get("k2") == 2
     with psycopg.connect(schema_url, autocommit=True) as conn:  # what older versions stored: infinity
-        conn.execute(f"UPDATE {c._tname} SET expires_at = 'infinity' WHERE key_canon = 's:k'")
-    assert c.ttl("k") == pytest.approx(pg._MAX_EPOCH - clock.now, abs=1e-3)
+        conn.execute(f"UPDATE {c._table.sql_name} SET expires_at = 'infinity' WHERE key_canon = 's:k'")
+    assert c.ttl("k") == pytest.approx(pg.text.MAX_EPOCH - clock.now, abs=1e-3)
 
 
 def test_ttl_microseconds(db: Any, clock: Clock) -> None:
@@ -567,7 +567,7 @@ def test_differential_against_sqlite(pair: tuple[Any, Any], clock: Clock, ops: l
 
 def test_iteration_spans_pages(db: Any) -> None:
     c = db.collection("c")
-    n = pg._PAGE * 2 + 7
+    n = pg.table.PAGE * 2 + 7
     c.put_many((i, i) for i in range(n))
     assert list(c.keys()) == list(range(n))
     assert list(c.keys(reverse=True)) == list(range(n - 1, -1, -1))
@@ -615,6 +615,62 @@ def test_a_block_that_goes_on_after_postgresql_aborted_it_is_transaction_lost(db
                 c.put("b", "poison")
             c.put("c", "after")
     assert list(c.items()) == [("a", "before")]
+
+
+class _FailsOnBad(kvlite.Serializer):
+    """Text values; the stored text ``"bad"`` cannot be decoded."""
+
+    name = "fails-on-bad-pg-test"
+
+    def dumps(self, value: Any) -> str:
+        return str(value)
+
+    def loads(self, data: Any) -> Any:
+        if data == "bad":
+            raise ValueError("cannot decode 'bad'")
+        return data
+
+
+def test_pop_and_popitem_keep_a_value_they_cannot_decode(db: Any) -> None:
+    """pop, popitem and setdefault decode before their transaction commits: a value the serializer
+    refuses raises SerializationError and stays stored (also inside a block, which goes on)."""
+    kvlite.register_serializer(_FailsOnBad(), replace=True)
+    c = db.collection("c", serializer=_FailsOnBad.name)
+    c.put("k", "bad")
+    for call in (lambda: c.pop("k"), lambda: c.pop("k", None), c.popitem, lambda: c.setdefault("k", "x")):
+        with pytest.raises(SerializationError):
+            call()
+    assert list(c.keys()) == ["k"]
+    with db.transaction():
+        with pytest.raises(SerializationError):
+            c.pop("k")
+        c.put("after", "ok")
+    assert list(c.keys()) == ["k", "after"]
+
+
+def test_str_keys_with_a_lone_surrogate_are_invalid_everywhere(db: Any) -> None:
+    c = db.collection("c")
+    for call in (lambda: c.get("\ud800"), lambda: c.put("\ud800", 1), lambda: c.ttl("\ud800"),
+                 lambda: c.get_many(["\ud800"]), lambda: c.delete("\ud800"), lambda: c.setdefault("\ud800", 1)):
+        with pytest.raises(InvalidKey):
+            call()
+    assert "\ud800" not in c and len(c) == 0
+
+
+def test_committed_is_false_only_inside_a_block(db: Any) -> None:
+    """What the Store caches hangs on it: a collection made in a block that rolls back is never cached."""
+    engine = db.engine
+    assert engine.committed()
+    with db.transaction():
+        assert not engine.committed()
+        with db.transaction():
+            assert not engine.committed()
+        seen_by_other_thread: list[bool] = []
+        worker = threading.Thread(target=lambda: seen_by_other_thread.append(engine.committed()))
+        worker.start()
+        worker.join()
+        assert seen_by_other_thread == [True]
+    assert engine.committed()
 
 
 def test_put_many_rejects_bad_input_before_writing(db: Any) -> None:
@@ -1101,11 +1157,11 @@ def test_explain_shows_the_pushdown(db: Any) -> None:
     assert plain["streaming"] is True
     assert c.create_index("$.age") == "$.age" and c.indexes() == ["$.age"]
     assert c.create_index("$.age") == "$.age"  # idempotent
-    with psycopg.connect(db._pool.conninfo, autocommit=True) as conn:
-        conn.execute(f"ANALYZE {c._tname}")
+    with psycopg.connect(db.engine.pool.conninfo, autocommit=True) as conn:
+        conn.execute(f"ANALYZE {c._table.sql_name}")
     indexed = c.explain("$[?(@.age == 42)]")["steps"][0]
     assert indexed["pushdown"] == ["int(age) == 42 (index)"]
-    assert any(c._index_name("$.age") in line for line in indexed["query_plan"]), indexed["query_plan"]
+    assert any(c._table.index_name("$.age") in line for line in indexed["query_plan"]), indexed["query_plan"]
     assert [k for k, _ in c.find("$[?(@.age == 42)]")] == [f"u{i}" for i in range(3000) if i % 97 == 42]
     assert c.drop_index("$.age") is True and c.indexes() == [] and c.drop_index("$.age") is False
     with pytest.raises(NotSupported):
@@ -1149,7 +1205,7 @@ def test_pushdown_is_a_superset_of_python(db: Any, literal: Any, op: Any, stored
     cond = pg.compile_expression(expr, 0, {"$.a", "$.x"} if indexed else set())
     if cond is None:
         return
-    with psycopg.connect(db._pool.conninfo, autocommit=True) as conn:
+    with psycopg.connect(db.engine.pool.conninfo, autocommit=True) as conn:
         sql_matches = conn.execute(f"SELECT {cond.sql} FROM (SELECT %(doc)s::jsonb AS doc) AS t",
                                    {**cond.params, "doc": text}).fetchone()[0]
     if python_matches:

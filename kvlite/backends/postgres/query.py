@@ -1,0 +1,211 @@
+"""Queries pushed down to PostgreSQL, and the collection's indexes.
+
+The query front-end (:mod:`kvlite.query`) parses; :func:`find` runs the plan
+on a :class:`~kvlite.backends.postgres.table.PostgresTable`.  On a JSON
+collection, a JSONPath without ``order_by`` pushes the filter of each scan
+step down (:func:`kvlite.backends.postgres.pushdown.compile_expression`):
+PostgreSQL narrows the rows, read in pages by ``id`` as every iteration is, and
+Python re-checks every row it lets through, so the answer is the one Python
+evaluation gives.  Steps with nothing to push down run in Python over the
+streamed rows (:mod:`kvlite.query.python_source`); everything else
+(``order_by``, ObjectPath, other serializers, a path without a filter to push
+down) is left to the front-end's Python evaluation (:func:`find` returns ``None``).
+
+Indexes: :func:`create_index` makes a btree index on ``doc #> '{a,b}'`` for a
+plain field path, named after a hash of the path, the path itself kept in the
+index's comment (:func:`indexes` reads it back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Iterator
+
+from ...errors import NotSupported
+from ...keys import view as view_key
+from ...query import jsonpath as _jp
+from ...query import python_source
+from ...query.matches import Tracker, key_candidates, owner
+from .pushdown import PgCondition, compile_expression, index_expr
+from .table import PAGE
+from .text import quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    from .table import PostgresTable
+
+__all__ = ["find", "explain", "create_index", "drop_index", "indexes", "index_name"]
+
+_NOTE = ("filters on plain field paths run in PostgreSQL (jsonb_path_exists); "
+         "Python re-checks every row and runs the rest of the path")
+
+
+# -- running a plan --------------------------------------------------------------------------
+
+
+class _PlainDocuments:
+    """What :mod:`kvlite.query.python_source` reads of a collection, over a table: its entries
+    as plain data (``_raw_items``), point lookups (``_table.entry``) and the clock (``store.now``)."""
+
+    def __init__(self, table: PostgresTable) -> None:
+        self._table = table
+        self.store = self
+
+    def now(self) -> float:
+        return self._table.engine.clock()
+
+    def _decode_raw(self, data: Any) -> Any:
+        return self._table.decode_raw(data)
+
+    def _raw_items(self, *, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
+        return self._table.items(reverse, None)
+
+
+def _pushable(table: PostgresTable, step: _jp.Step) -> bool:
+    """Whether PostgreSQL can narrow the rows of ``step`` (without reading the table's indexes)."""
+    if step.kind != "scan" or step.filter is None:
+        return False
+    return any(compile_expression(expr, 0, set()) is not None for expr in step.filter.expressions)
+
+
+def _where(table: PostgresTable, step: _jp.Step) -> list[PgCondition]:
+    """The pushed-down conditions of a plan step (empty: none)."""
+    if not _pushable(table, step):
+        return []
+    indexed = set(table.indexes())
+    string_order = table.engine.server_version >= 130000  # jsonpath compares strings by code point
+    out: list[PgCondition] = []
+    for expr in step.filter.expressions:
+        cond = compile_expression(expr, len(out), indexed, string_order)
+        if cond is not None:
+            out.append(cond)
+    return out
+
+
+def _select(table: PostgresTable, where: list[PgCondition]) -> tuple[str, dict[str, Any]]:
+    """A keyset page query (see :meth:`PostgresTable.pages`) over the live rows that pass every
+    condition of ``where``, and the conditions' parameters."""
+    params: dict[str, Any] = {}
+    for cond in where:
+        params.update(cond.params)
+    conds = " AND ".join(cond.sql for cond in where)
+    sql = (f"SELECT id, key_text, {table.value_columns} FROM {table.sql_name} WHERE id > %(after)s "
+           f"AND id <= %(newest)s AND {table.live_sql} AND {conds} ORDER BY id LIMIT %(page)s")
+    return sql, params
+
+
+def find(table: PostgresTable, language: str, parsed: Any, order_by: str | None, desc: bool,
+         tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
+    """The matches of a parsed JSONPath whose filters PostgreSQL narrows, else ``None`` (the
+    front-end evaluates it in Python: the same answer)."""
+    if language != "jsonpath" or order_by is not None or not table.json:
+        return None
+    steps = _jp.plan(parsed).steps
+    if not any(_pushable(table, step) for step in steps):
+        return None
+    return _run(table, steps, tracker)
+
+
+def _run(table: PostgresTable, steps: list[_jp.Step], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    documents = _PlainDocuments(table)
+
+    def source(reverse: bool) -> Iterator[tuple[Any, Any]]:
+        return table.items(reverse, None)
+
+    for step in steps:
+        where = _where(table, step)
+        if not where:
+            yield from python_source.run(documents, [step], source, tracker, view_key, key_candidates, owner)
+            continue
+        sql, params = _select(table, where)
+        for key, data in table.entries(sql, params, False):
+            doc = table.decode_raw(data)
+            tracker.current = doc
+            for value in _jp.apply_rest(step, doc, None):
+                yield key, value
+
+
+def explain(table: PostgresTable, language: str, parsed: Any, order_by: str | None,
+            desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """``(steps, notes)`` for the queries :func:`find` narrows in PostgreSQL (a step with a
+    pushed-down filter shows its conditions, its SQL and PostgreSQL's plan); ``None`` for the
+    rest, which the front-end explains as Python evaluation."""
+    if language != "jsonpath" or order_by is not None or not table.json:
+        return None
+    steps = []
+    for step in _jp.plan(parsed).steps:
+        # A slice of the documents is taken from a list of them all (python_source.run).
+        kind = "fallback" if step.kind == "position" and step.slice is not None else step.kind
+        shown: dict[str, Any] = {
+            "kind": kind, "pushdown": [],
+            "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
+                       else "the engine on each document, streamed from the backend")}
+        where = _where(table, step)
+        if where:
+            sql, params = _select(table, where)
+            run = {**params, "after": -(1 << 63), "newest": (1 << 63) - 1, "now": table.engine.clock(),
+                   "page": PAGE}
+            shown["pushdown"] = [cond.text for cond in where]
+            shown["python"] = "jsonpath-ng on each document PostgreSQL lets through (filter re-checked)"
+            shown["sql"] = sql
+            shown["params"] = params
+            shown["query_plan"] = [row[0] for row in table.engine.fetchall("EXPLAIN " + sql, run)]
+        steps.append(shown)
+    return steps, [_NOTE]
+
+
+# -- indexes ---------------------------------------------------------------------------------------
+
+
+def _index_path(table: PostgresTable, path: str) -> str:
+    """The plain field path (``$.a.b``) of ``path``; :class:`NotSupported` unless the table holds
+    JSON and ``path`` is a chain of plain field names."""
+    if not table.json:
+        raise NotSupported("indexes need a JSON collection (they index the jsonb doc column)")
+    sql_path = _jp.sql_path(_jp.parse(path))
+    if sql_path is None:
+        raise NotSupported(f"an index path must be a plain field path like '$.age' or '$.a.b', not {path!r}")
+    return sql_path
+
+
+def index_name(table: PostgresTable, sql_path: str) -> str:
+    """The (unqualified) name of ``table``'s index on ``sql_path``: ``kv_<id>_ix_<hash>``."""
+    digest = hashlib.sha1(sql_path.encode()).hexdigest()[:16]
+    return f"kv_{table.table_id:d}_ix_{digest}"
+
+
+def create_index(table: PostgresTable, path: str) -> str:
+    """A btree index on ``doc #> '{a,b}'`` for the plain field path ``path`` (``"$.a.b"``).
+
+    Filters on that path then narrow rows through the index.  Idempotent; returns the
+    normalised path.
+    """
+    sql_path = _index_path(table, path)
+    table.check_writable()
+    name = index_name(table, sql_path)
+    with table.engine.atomic() as conn:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {table.sql_name} ({index_expr(sql_path)})")
+        conn.execute(f"COMMENT ON INDEX {table.engine.index_name(name)} IS {quote_literal(sql_path)}")
+    return sql_path
+
+
+def drop_index(table: PostgresTable, path: str) -> bool:
+    """Drop the index on ``path``; ``False`` if there was none."""
+    sql_path = _index_path(table, path)
+    table.check_writable()
+    name = table.engine.index_name(index_name(table, sql_path))
+    with table.engine.atomic() as conn:
+        existed = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]  # type: ignore[index]
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+    return bool(existed)
+
+
+def indexes(table: PostgresTable) -> list[str]:
+    """Paths of ``table``'s indexes, sorted."""
+    if not table.json:
+        return []
+    table.check()
+    rows = table.engine.fetchall(
+        "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass", (table.sql_name,))
+    prefix = f"kv_{table.table_id:d}_ix_"
+    return sorted(comment for name, comment in rows if name.startswith(prefix) and comment)
