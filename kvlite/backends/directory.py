@@ -5,6 +5,14 @@ file inside the folder, so writers on different collections never wait for
 each other (each file has its own write lock), and dropping a collection
 deletes its file.
 
+:class:`DirectoryEngine` is the folder; each collection file it opens gets an
+SQLite engine of its own (``_FileEngine``, an
+:class:`~kvlite.backends.sqlite.SQLiteEngine` that only ever connects to the
+file it first opened), and a collection's table is that engine's table.  A
+collection's handle is its file's engine with its table id: a file dropped and
+made again gets a new engine, so a collection object made for the old file is
+never handed out for the new one.
+
 File names: the collection name, percent-encoded (UTF-8) so any name is a
 safe file name, plus ``.kvlite``; a name whose encoded form would be too long
 for a file system gets a hash-based file name instead.  Each file is an
@@ -56,8 +64,10 @@ system with ``flock`` (Linux, macOS, BSD); elsewhere (Windows, some network
 file systems) kvlite opens and drops without it.
 
 What differs from a single-file store: ``transaction()`` on the folder raises
-:class:`~kvlite.errors.NotSupported` (a transaction cannot span files); use
-``collection.store.transaction()`` for atomic work inside one collection.
+:class:`~kvlite.errors.NotSupported` (a transaction cannot span files); each
+single call, the ``_many`` ones included, is atomic on its own.  ``snapshot()``
+is no snapshot across files (each call reads its own), and ``info()`` and
+``vacuum()`` raise :class:`~kvlite.errors.NotSupported` (there is no one file).
 ``collections()`` lists names in file-name order.  See docs/backends/embedded.md.
 """
 
@@ -71,25 +81,28 @@ import threading
 import time
 import urllib.parse
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from .. import serializers as _serializers
-from ..errors import (CollectionDropped, CorruptStore, KvliteError, NotSupported, ReadOnlyError, StoreClosed,
-                      StoreLocked)
-from ..names import validate_collection_name
-from ..store import Store
-from .base import store_stats, validate_settings
+from ..errors import (
+    CollectionDropped,
+    CorruptStore,
+    KvliteError,
+    NotSupported,
+    ReadOnlyError,
+    StoreLocked,
+)
+from .base import MISSING, Engine
+from .sqlite import SQLiteEngine
+from .sqlite.table import SQLiteTable
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:
-    from ..collection import Collection
-    from ..dictview import DictView
-
-__all__ = ["DirectoryStore", "LOCK_FILE", "SUFFIX", "file_name"]
+__all__ = ["LOCK_FILE", "SUFFIX", "DirectoryEngine", "file_name"]
 
 SUFFIX = ".kvlite"
 #: The folder lock (not a collection: it does not end in ``.kvlite``).
@@ -223,19 +236,21 @@ def _dropped(path: str) -> KvliteError:
                              "was deleted; store.collection(name) gives the current one")
 
 
-class _FileStore(Store):
-    """The kvlite store in one collection file: every connection is to the file first opened.
+class _FileEngine(SQLiteEngine):
+    """The SQLite engine of one collection file: every connection is to the file first opened.
 
     SQLite opens a path; after a drop the path is gone (or is a new file), and a
-    new connection (a new thread) of a store that had the old file open must not
+    new connection (a new thread) of an engine that had the old file open must not
     create or open that one.  The old file cannot be freed (so its inode cannot be
-    reused) while the store lives: the store always keeps one connection open.
+    reused) while the engine lives: one connection to it is always open until
+    :meth:`close` (SQLiteEngine makes a thread's new connection before it closes
+    those of threads that have ended).
     """
 
     def __init__(self, path: str, folder_lock: _FolderLock, **options: Any) -> None:
         self._folder_lock = folder_lock
         self._identity: tuple[int, int] | None = None
-        self._tombstone = _tombstone(path)
+        self.tombstone = _tombstone(path)
         super().__init__(path, **options)
 
     def _connect(self) -> Any:
@@ -248,83 +263,93 @@ class _FileStore(Store):
             return conn
 
     def is_current(self) -> bool:
-        """Whether the path still is the file this store opened (not dropped, not made again)."""
+        """Whether the path still is the file this engine opened (not dropped, not made again)."""
         return (self._identity is not None and _identity(self.path) == self._identity
-                and not os.path.exists(self._tombstone))
+                and not os.path.exists(self.tombstone))
 
-    def collection(self, name: str, **options: Any) -> Collection:
-        # Through collection.store too: never make a collection again in a dropped file.
+    def open_collection(self, name: str, serializer: str, known: Any = MISSING) -> tuple[int, str]:
+        # Never make a collection again in a dropped file, whoever asks.
         with self._folder_lock.hold(exclusive=False):
             if not self.is_current():
                 raise _dropped(self.path)
-            return super().collection(name, **options)
+            return super().open_collection(name, serializer, known)
+
+    def create(self, name: str, serializer: str) -> tuple[int, str]:
+        with self._folder_lock.hold(exclusive=False):
+            if not self.is_current():
+                raise _dropped(self.path)
+            return super().create(name, serializer)
 
 
-class DirectoryStore:
-    """A folder of kvlite files, one per collection (the ``per-collection`` layout)."""
+class _Handle(NamedTuple):
+    """A collection of the folder as this engine knows it: the engine of its file, and its table
+    in that file.  A file dropped and made again has a new engine, so a new handle."""
+
+    file: _FileEngine
+    table_id: int
+
+
+class DirectoryEngine(Engine):
+    """A folder of kvlite files, one per collection (the ``per-collection`` layout).
+
+    ``transaction()`` raises :class:`~kvlite.errors.NotSupported`: a transaction cannot
+    span the files of a folder.
+    """
 
     #: ``transaction()`` cannot span collections (files); see :meth:`transaction`.
     supports_transactions = False
+    #: Each collection is an SQLite file of its own, with its indexes.
+    supports_indexes = True
 
-    def __init__(self, path: str | os.PathLike[str], *, serializer: str | _serializers.Serializer = "json",
-                 durability: str = "normal", timeout: float = 30.0, clock: Callable[[], float] = time.time,
-                 readonly: bool = False) -> None:
-        self.path = self.url = os.fspath(path)
-        self.readonly = readonly
-        self.durability = durability
-        self.timeout = timeout = validate_settings(durability, timeout)
-        self._options: dict[str, Any] = {"serializer": serializer, "durability": durability,
-                                         "timeout": timeout, "clock": clock, "readonly": readonly}
-        self._default_serializer = _serializers.get(serializer)
-        self._clock = clock
+    def __init__(self, path: str | os.PathLike[str], *, durability: str = "normal", timeout: float = 30.0,
+                 clock: Callable[[], float] = time.time, readonly: bool = False) -> None:
+        # The settings are checked (by Engine) before the folder is made.
+        super().__init__(os.fspath(path), clock=clock, readonly=readonly, durability=durability, timeout=timeout)
+        self._options: dict[str, Any] = {"durability": durability, "timeout": self.timeout, "clock": clock,
+                                         "readonly": readonly}
         if not os.path.isdir(self.path):
             if readonly:
                 raise ReadOnlyError(f"folder {self.path!r} does not exist and the store is read-only")
             os.makedirs(self.path, exist_ok=True)
-        self._folder_lock = _FolderLock(self.path, timeout, readonly)
-        self._stores: dict[str, _FileStore] = {}
-        # Stores of dropped files, kept (by their old collection objects only) so those raise
-        # "dropped" instead of StoreClosed; closed with the folder store.
-        self._retired: weakref.WeakSet[_FileStore] = weakref.WeakSet()
+        self._folder_lock = _FolderLock(self.path, self.timeout, readonly)
+        self._engines: dict[str, _FileEngine] = {}
+        # Engines of dropped files, kept (by their old collection objects only) so those raise
+        # "dropped" instead of StoreClosed; closed with the folder's engine.
+        self._retired: weakref.WeakSet[_FileEngine] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._closed = False
         if not readonly:
             self._clean_up()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreClosed("the store is closed")
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, file_name(name))
 
-    def _store(self, name: str, *, create: bool,
-               serializer: str | _serializers.Serializer | None = None) -> _FileStore | None:
-        """The store of collection ``name``'s current file (the caller holds the folder lock).
+    def _engine(self, name: str, *, make_with: str | None = None) -> _FileEngine | None:
+        """The engine of collection ``name``'s current file (the caller holds the folder lock).
 
-        ``None`` when there is no file and ``create`` is false, or when the file is
+        ``None`` when there is no file and ``make_with`` is ``None``, or when the file is
         dropped but not deleted yet (a crash cut its drop off: see :meth:`_finish_drop`).
-        With ``create`` a missing file is made, the collection in it (see :meth:`_make_file`).
+        With ``make_with`` (a serializer name) a missing file is made, the collection in it
+        recording that serializer (see :meth:`_make_file`).
         """
-        self._check_open()
+        self.check_open()
         path = self._file(name)
         with self._lock:
-            store = self._stores.get(name)
-            if store is not None and not store.closed and store.is_current():
-                return store
-            if store is not None:  # its file was dropped (maybe made again) by another client
-                del self._stores[name]
-                self._retired.add(store)
+            engine = self._engines.get(name)
+            if engine is not None and not engine.closed and engine.is_current():
+                return engine
+            if engine is not None:  # its file was dropped (maybe made again) by another client
+                del self._engines[name]
+                self._retired.add(engine)
             if os.path.exists(_tombstone(path)):
                 return None
             if not os.path.exists(path):
-                if not create:
+                if make_with is None:
                     return None
-                self._make_file(name, path, serializer)
-            store = self._stores[name] = _FileStore(path, self._folder_lock, **self._options)
-            return store
+                self._make_file(name, path, make_with)
+            engine = self._engines[name] = _FileEngine(path, self._folder_lock, **self._options)
+            return engine
 
-    def _make_file(self, name: str, path: str, serializer: str | _serializers.Serializer | None) -> None:
+    def _make_file(self, name: str, path: str, serializer: str) -> None:
         """Make the file of collection ``name`` at ``path`` (the caller holds the folder lock shared).
 
         It is made complete under a temporary name that is no collection file name:
@@ -337,8 +362,11 @@ class DirectoryStore:
         folder, base = os.path.split(path)
         temp = os.path.join(folder, f".{base}{_NEW}{os.urandom(8).hex()}")
         try:
-            with Store(temp, **self._options) as fresh:
-                fresh.collection(name, serializer=serializer)
+            fresh = SQLiteEngine(temp, **self._options)
+            try:
+                fresh.create(name, serializer)
+            finally:
+                fresh.close()
             wal = temp + "-wal"
             if os.path.exists(wal) and os.path.getsize(wal) > 0:  # never moved away from its WAL
                 raise KvliteError(f"cannot make collection {name!r}: SQLite left its WAL {wal!r} on closing")
@@ -376,22 +404,30 @@ class DirectoryStore:
         finally:
             os.close(fd)
 
-    def now(self) -> float:
-        return self._clock()
+    # -- the registry of collections: the folder's files -------------------------------------
 
-    def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-                   model: type | None = None) -> Collection:
-        """The collection ``name`` in its own file (created on first use)."""
-        validate_collection_name(name)
-        self._check_open()
+    def lookup(self, name: str) -> tuple[_Handle, str] | None:
+        """The collection in ``name``'s current file (``None``: no file, or a dropped one)."""
+        with self._folder_lock.hold(exclusive=False):
+            engine = self._engine(name)
+            found = None if engine is None else engine.lookup(name)
+        if engine is None or found is None:
+            return None
+        return _Handle(engine, found[0]), found[1]
+
+    def open_collection(self, name: str, serializer: str, known: Any = MISSING) -> tuple[_Handle, str]:
+        """The collection in ``name``'s own file, made (file and collection) when there is none."""
         path = self._file(name)
         while True:
             with self._folder_lock.hold(exclusive=False):
                 if self.readonly and not _is_collection_file(path):
                     raise ReadOnlyError(f"collection {name!r} does not exist and the store is read-only")
-                store = self._store(name, create=True, serializer=serializer)
-                if store is not None:
-                    return store.collection(name, serializer=serializer, model=model)
+                engine = self._engine(name, make_with=serializer)
+                if engine is not None:
+                    same_file = isinstance(known, _Handle) and known.file is engine
+                    table_id, stored = engine.open_collection(name, serializer,
+                                                              known.table_id if same_file else MISSING)
+                    return _Handle(engine, table_id), stored
             # The name's old file is dropped but not deleted (a crash cut the drop off): finish that
             # drop before the name is made anew.
             with self._folder_lock.hold(exclusive=True):
@@ -399,17 +435,22 @@ class DirectoryStore:
                     raise KvliteError(f"collection {name!r} cannot be made again yet: the file {path!r} of the "
                                       "dropped one could not be deleted")
 
-    def serializer_of(self, name: str) -> str | None:
-        """The serializer recorded for collection ``name`` (``None`` if it does not exist)."""
-        validate_collection_name(name)
-        self._check_open()
-        with self._folder_lock.hold(exclusive=False):
-            store = self._store(name, create=False)
-            return None if store is None else store.serializer_of(name)
+    def create(self, name: str, serializer: str) -> tuple[_Handle, str]:
+        self.check_writable()
+        return self.open_collection(name, serializer)
 
-    def collections(self) -> list[str]:
+    def same_handle(self, cached: Any, current: Any) -> bool:
+        """The same file (this engine's object for it) and the same table in it."""
+        return (isinstance(cached, _Handle) and isinstance(current, _Handle) and cached.file is current.file
+                and cached.table_id == current.table_id)
+
+    def table(self, name: str, handle: Any, serializer: _serializers.Serializer) -> SQLiteTable:
+        """The table of the collection in its file's engine."""
+        return handle.file.table(name, handle.table_id, serializer)  # type: ignore[no-any-return]
+
+    def names(self) -> list[str]:
         """Every collection in the folder, in file-name order."""
-        self._check_open()
+        self.check_open()
         names = []
         with self._folder_lock.hold(exclusive=False):
             entries = sorted(os.listdir(self.path))
@@ -421,36 +462,36 @@ class DirectoryStore:
                     continue  # dropped; a crash cut the drop off before the file was deleted
                 stem = entry[: -len(SUFFIX)]
                 if stem.startswith("~"):
-                    with Store(os.path.join(self.path, entry), readonly=True) as store:
-                        names.extend(store.collections())
+                    hashed = SQLiteEngine(os.path.join(self.path, entry), readonly=True)
+                    try:
+                        names.extend(hashed.names())
+                    finally:
+                        hashed.close()
                 else:
                     names.append(urllib.parse.unquote(stem))
         return names
 
-    def drop_collection(self, name: str) -> bool:
+    def drop(self, name: str) -> bool:
         """Delete the collection and its file; ``False`` if there was none (see the module doc)."""
-        self._check_open()
-        validate_collection_name(name)
-        if self.readonly:
-            raise ReadOnlyError("the store was opened read-only")
+        self.check_writable()
         path = self._file(name)
         with self._folder_lock.hold(exclusive=True):
             self._remove_leftovers()  # what crashes left, this name's cut-off drop too
-            store = self._store(name, create=False)
-            if store is None:
+            engine = self._engine(name)
+            if engine is None:
                 return False
-            if not store._conn().getautocommit():
+            if not engine.connection().getautocommit():
                 raise KvliteError(f"cannot drop collection {name!r} inside a transaction() block of "
                                   "its own file: the file is deleted, which cannot be rolled back")
-            self._drop_in_file(store)
+            self._drop_in_file(engine)
             with self._lock:
-                if self._stores.get(name) is store:
-                    del self._stores[name]
-                    self._retired.add(store)  # its old collection objects now raise "dropped"
+                if self._engines.get(name) is engine:
+                    del self._engines[name]
+                    self._retired.add(engine)  # its old collection objects now raise "dropped"
             self._bury(path)
         return True
 
-    def _drop_in_file(self, store: _FileStore) -> None:
+    def _drop_in_file(self, engine: _FileEngine) -> None:
         """The drop's one step (the caller holds the folder lock exclusively): in one write
         transaction on the file, delete its collection, and create its tombstone before committing.
 
@@ -459,30 +500,30 @@ class DirectoryStore:
         collection as it was (the delete is rolled back); after it, the collection is dropped
         (:meth:`_finish_drop` deletes it inside the file again if the commit did not happen).
         """
-        tombstone = store._tombstone
+        tombstone = engine.tombstone
         names: list[str] = []
         made = False
         try:
-            with store.transaction():
+            with engine.transaction():
                 # First inside the file, like any write: every connection that has it open sees
                 # the collection gone.
-                names = store.collections()
+                names = engine.names()
                 for name in names:
-                    store.drop_collection(name)
+                    engine.drop(name)
                 os.close(os.open(tombstone, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644))
                 made = True
                 self._sync_folder()
         except BaseException as exc:
             if made:
                 try:
-                    rolled_back = set(names) <= set(store.collections())
+                    rolled_back = set(names) <= set(engine.names())
                 except BaseException:  # noqa: BLE001 - unknown: the tombstone stands, the drop is done
                     rolled_back = False
                 if rolled_back:  # the drop did not happen: nor does its tombstone
                     with contextlib.suppress(OSError):
                         os.remove(tombstone)
             if isinstance(exc, OSError):
-                raise KvliteError(f"cannot drop the collection of {store.path!r}: {exc}") from exc
+                raise KvliteError(f"cannot drop the collection of {engine.path!r}: {exc}") from exc
             raise
 
     def _bury(self, path: str) -> bool:
@@ -512,9 +553,12 @@ class DirectoryStore:
             return True
         if os.path.exists(path) and os.path.exists(path + "-wal"):
             try:
-                with Store(path, **self._options) as dropped:
-                    for name in dropped.collections():
-                        dropped.drop_collection(name)
+                dropped = SQLiteEngine(path, **self._options)
+                try:
+                    for name in dropped.names():
+                        dropped.drop(name)
+                finally:
+                    dropped.close()
             except CorruptStore:
                 pass  # a damaged file: nobody can use it, it only goes
         return self._bury(path)
@@ -541,59 +585,44 @@ class DirectoryStore:
             if held:
                 self._remove_leftovers()
 
-    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-             model: type | None = None) -> DictView:
-        return self.collection(name, serializer=serializer, model=model).dict()
+    # -- blocks ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[DirectoryStore]:
-        raise NotSupported("a transaction cannot span the files of a per-collection store; "
-                           "use collection.store.transaction() for one collection")
-        yield self  # pragma: no cover
+    def transaction(self) -> Iterator[None]:
+        """``transaction()`` raises NotSupported: a transaction cannot span the files of a folder."""
+        raise NotSupported("a transaction cannot span the files of a per-collection store; each single "
+                           "call (including the _many ones) is atomic on its own")
+        yield  # pragma: no cover
 
-    @contextlib.contextmanager
-    def _read_snapshot(self) -> Iterator[None]:
-        yield  # each collection is its own file: reads go through collection.store
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """No snapshot spans the files of a folder: each call reads its own."""
+        return contextlib.nullcontext()
 
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[DirectoryStore]:
-        """No snapshot spans the files of a folder: each collection's reads are their own
-        (``collection.store.snapshot()`` gives one within a collection)."""
-        yield self
+    # -- the whole folder --------------------------------------------------------------------
 
-    def _each_store(self) -> Iterator[_FileStore]:
-        for name in self.collections():
+    def purge_expired(self, now: float) -> dict[str, int]:
+        """Purge each collection's file in turn (each its own transaction)."""
+        purged: dict[str, int] = {}
+        for name in self.names():
             with self._folder_lock.hold(exclusive=False):
-                store = self._store(name, create=False)
-            if store is not None:
-                yield store
+                engine = self._engine(name)
+            if engine is not None:
+                purged.update(engine.purge_expired(now))
+        return purged
 
-    def purge_expired(self) -> int:
-        return sum(store.purge_expired() for store in self._each_store())
+    def info(self) -> dict[str, Any]:
+        raise NotSupported("a per-collection folder is not one file: info() has nothing to report on; "
+                           "see stats(), or open one collection's file with kvlite.open(file)")
 
-    def stats(self) -> dict[str, Any]:
-        per = {}
-        for store in self._each_store():
-            per.update(store.stats()["collections"])
-        return store_stats(self.path, per)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
+    def vacuum(self) -> None:
+        raise NotSupported("vacuum() works on one SQLite file, not on a per-collection folder; "
+                           "open one collection's file with kvlite.open(file) to vacuum it")
 
     def close(self) -> None:
-        self._closed = True
+        """Close the engine of every collection file this engine opened (dropped ones too)."""
+        super().close()
         with self._lock:
-            stores, self._stores = [*self._stores.values(), *self._retired], {}
+            engines, self._engines = [*self._engines.values(), *self._retired], {}
             self._retired = weakref.WeakSet()
-        for store in stores:
-            store.close()
-
-    def __enter__(self) -> DirectoryStore:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<kvlite.DirectoryStore {self.path!r}{' closed' if self._closed else ''}>"
+        for engine in engines:
+            engine.close()
