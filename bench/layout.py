@@ -27,7 +27,7 @@ def _writer(target: str, layout: str, collection: str, writes: int, start: multi
     doc = {"name": "x" * 40, "n": 0}
     start.wait()
     for i in range(writes):
-        with store.transaction() if layout == "single" else coll.store.transaction():
+        with coll.transaction():
             coll.put(i, doc)
     store.close()
 

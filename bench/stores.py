@@ -691,7 +691,7 @@ class KvliteRedis(KvliteCollection):
         if self._owner:
             self.store.drop_collection("bench")
             # The namespace is this measurement's alone: remove its last key (the collection counter).
-            self.store._client.delete(f"{self.store.prefix}:registry:seq")
+            self.store.engine.client.delete(f"{self.store.engine.prefix}:registry:seq")
         self.store.close()
 
 

@@ -15,6 +15,7 @@ schedule (SQLite: every 1024 writes through a collection object).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
@@ -214,11 +215,12 @@ class Collection:
     def setdefault(self, key: Any, default: Any = None, *, ttl: float | None = None) -> Any:
         """The value of ``key``; if missing, store ``default`` (with ``ttl``) and return it.
 
-        A bad ``ttl`` or a ``default`` the serializer refuses is an error even when the key exists."""
+        ``default`` is encoded only when it is stored (as in ``dict``, a default given for a
+        key that exists is never looked at); a bad ``ttl`` is an error either way."""
         key = _normalize(key)
         now = self._clock()
         expires = expiry(ttl, now)
-        existing = self._table.setdefault(key, self._encode(default), now, expires, self._decode)
+        existing = self._table.setdefault(key, lambda: self._encode(default), now, expires, self._decode)
         return default if existing is MISSING else existing
 
     # -- whole collection -------------------------------------------------------------
@@ -281,6 +283,19 @@ class Collection:
             "expired_pending": pending,
             "bytes": size,
         }
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Collection]:
+        """An atomic block over this collection: every write in it lands, or none does.
+
+        The same as ``store.transaction()`` on engines that hold all collections in one
+        transaction space; in a per-collection folder it is a transaction of this
+        collection's own file (``store.transaction()`` raises there).
+
+        :raises NotSupported: the engine cannot make several calls atomic.
+        """
+        with self._table.engine.transaction():
+            yield self
 
     # -- queries (kvlite.query) ---------------------------------------------------------
 

@@ -237,7 +237,7 @@ def test_a_50_mb_value_round_trips(open_store: Callable[..., kvlite.Store]) -> N
 
 def test_values_and_keys_over_the_sqlite_length_limit_raise(filled: kvlite.Store) -> None:
     """SQLite's length limit (1e9 bytes by default) is lowered on this connection to test the path."""
-    conn = filled._conn()
+    conn = filled.engine.connection()
     old = conn.limit(apsw.SQLITE_LIMIT_LENGTH, 100_000)
     try:
         docs = filled.collection("docs")
@@ -652,7 +652,7 @@ def test_readonly_file_or_directory(layout: str) -> None:
             work = base / "s.db"
             shutil.copy(path, work)
             with kvlite.open(work) as writer:
-                writer._conn().execute("PRAGMA wal_autocheckpoint = 0")
+                writer.engine.connection().execute("PRAGMA wal_autocheckpoint = 0")
                 writer.collection("docs").put("only in the wal", 1)
                 shutil.copy(work, path)
                 shutil.copy(f"{work}-wal", f"{path}-wal")

@@ -322,9 +322,11 @@ class Table(ABC):
         """Remove the newest live entry: ``(key, decode(data))``, else ``None`` (as :meth:`pop`)."""
 
     @abstractmethod
-    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+    def setdefault(self, key: Any, default: Callable[[], Any], now: float, expires: float | None,
                    decode: Callable[[Any], Any]) -> Any:
-        """Atomically: ``decode`` of the live entry's data, or store ``data`` and return ``MISSING``."""
+        """Atomically: ``decode`` of the live entry's data, or store the data ``default()`` gives
+        and return ``MISSING``.  ``default`` is called only when the key is missing (it may
+        raise: then nothing is written)."""
 
     # -- many keys ----------------------------------------------------------------------------
 

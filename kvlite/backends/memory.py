@@ -257,13 +257,14 @@ class MemoryTable(Table):
                     return entry[0], self._remove(key, now, decode)
             return None
 
-    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+    def setdefault(self, key: Any, default: Callable[[], Any], now: float, expires: float | None,
                    decode: Callable[[Any], Any]) -> Any:
         with self._lock:
             self.check_writable()
             entry = self.data.get(key)
             if entry is not None and _live(entry, now):
                 return decode(entry[1])
+            data = default()
             self.engine.touch(self.data)
             self._write(key, data, now, expires)
             return MISSING

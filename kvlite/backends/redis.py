@@ -653,9 +653,15 @@ class RedisTable(Table):
             item = (_stored_key(meta), decode(_data(meta, data)))
             args[1:] = [canonical, meta, _sha1(data)]
 
-    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+    def setdefault(self, key: Any, default: Callable[[], Any], now: float, expires: float | None,
                    decode: Callable[[Any], Any]) -> Any:
         self.check_writable()
+        # The default is encoded only for a key that is missing: read first; the script below
+        # still decides atomically (a key written meanwhile wins, and its value is returned).
+        entry = self.entry(key, now)
+        if entry is not None:
+            return decode(entry[1])
+        data = default()
         found = self._run(self.engine.s_setdefault, self._all_keys,
                           [float(now), _expires(expires), _keys.canonical_text(key), _meta(key, data), data])
         return MISSING if found[0] == 0 else decode(_data(found[1], found[2]))

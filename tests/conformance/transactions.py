@@ -26,19 +26,19 @@ def _sentences(text: str) -> list[str]:
 def transaction_documented_as_not_supported(store: Any) -> bool:
     """Whether the store's documentation says its ``transaction()`` raises ``NotSupported``.
 
-    Read from the backend module's docstring, its store class's docstring, a
-    ``transaction`` method the class itself defines, and the backend's page in
+    Read from the engine module's docstring, its engine class's docstring, a
+    ``transaction`` method the class itself defines, and the engine's page in
     ``docs/backends/`` (a Markdown line), when there is one: a sentence (or a
     line) that names both ``transaction()`` and ``NotSupported``.
     """
-    cls = type(store)
+    cls = type(store.engine)
     module = sys.modules[cls.__module__]
     texts = [module.__doc__ or "", cls.__doc__ or ""]
     if "transaction" in vars(cls):
         texts.append(vars(cls)["transaction"].__doc__ or "")
     pieces = [sentence for text in texts for sentence in _sentences(text)]
     for page in (DOCS_DIR / "backends").glob("*.md"):
-        if page.stem in cls.__module__.rsplit(".", 1)[-1]:
+        if page.stem in cls.__module__.split(".")[2:]:  # kvlite.backends.<engine>[.module]
             pieces += page.read_text(encoding="utf-8").splitlines()
     return any("transaction()" in piece and "NotSupported" in piece for piece in pieces)
 

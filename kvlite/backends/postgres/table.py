@@ -219,10 +219,15 @@ class PostgresTable(Table):
             # The newest row went away under us (another client popped it): look again.
         raise StoreLocked("popitem() kept losing the race for the newest entry to other clients")
 
-    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+    def setdefault(self, key: Any, default: Callable[[], Any], now: float, expires: float | None,
                    decode: Callable[[Any], Any]) -> Any:
         self.check_writable()
-        params = self._params(key, data, now, expires)
+        # The default is encoded only for a key that is missing: read first; the statements
+        # below still decide atomically (a key written meanwhile wins, and its value is returned).
+        entry = self.entry(key, now)
+        if entry is not None:
+            return decode(entry[1])
+        params = self._params(key, default(), now, expires)
         for _ in range(100):
             with self.engine.atomic() as conn:
                 if conn.execute(self._sql_insert_or_revive, params).fetchone() is not None:

@@ -421,9 +421,11 @@ class SQLiteEngine(Engine):
                 if not keep:
                     reader.close(True)
 
-    def _read_snapshot(self) -> contextlib.AbstractContextManager[Any]:
-        """One read snapshot of this thread's connection (the same call on every kind of store)."""
-        return self.read(self.connection())
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read snapshot of this thread's connection (inside a transaction: that one)."""
+        with self.read(self.connection()):
+            yield
 
     def snapshot(self) -> contextlib.AbstractContextManager[None]:
         """A block in which every read of this thread sees the store as it was when it began.
@@ -487,6 +489,10 @@ class SQLiteEngine(Engine):
             return row
         if row is not None:
             return self.lookup(name) or self.open_collection(name, serializer)
+        return self.create(name, serializer)
+
+    def create(self, name: str, serializer: str) -> tuple[int, str]:
+        conn = self.connection()
         with self.write(conn):
             row = self._registry_row(conn, name)
             if row is None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 import apsw
 
 from ...errors import QuerySyntaxError
+from ...keys import decode as decode_key
 from ...keys import view as view_key
 from ...query import jsonpath as _jp
 from ...query import objectpath as _op
@@ -183,8 +184,6 @@ def _reader(table: SQLiteTable, tracker: Tracker | None, ordered: bool) -> Calla
     """``one(row, document=None)``: ``(key, document)`` of a row of :func:`_select` (``(key,
     document, sure)`` when it has the ``sure`` column; ``ordered``: it ends with the order
     column); the document is decoded unless given."""
-    from ..keys import decode as decode_key
-
     decode = table.decode_raw  # documents as plain data: the engines walk dicts and lists
     flagged = 5 if ordered else 4  # the width of a row with the `sure` column
 
@@ -206,8 +205,6 @@ def _rows(table: SQLiteTable, sql: str, params: list[Any], tracker: Tracker | No
     read from a cursor and decoded one at a time (on the query's connection, ``tracker.conn``).
     With an ``order`` by ``order_by`` (``sql`` from :func:`_select` with it), in its exact
     order: only a run of rows tied on a rounded REAL is held, to be re-sorted (:func:`_runs`)."""
-    from ..keys import decode as decode_key
-
     exact = order is not None and order.column is not None
     one = _reader(table, tracker, exact)
     decode = table.decode_raw

@@ -239,7 +239,7 @@ class SQLiteTable(Table):
                 return None
             return _keys.decode(row[0], row[1]), decode(row[2])
 
-    def setdefault(self, key: Any, data: Any, now: float, expires: float | None,
+    def setdefault(self, key: Any, default: Callable[[], Any], now: float, expires: float | None,
                    decode: Callable[[Any], Any]) -> Any:
         stored, key_type = _keys.encode(key)
         conn = self.engine.connection()
@@ -249,7 +249,7 @@ class SQLiteTable(Table):
                 if row is not None:
                     return decode(row[0])
                 conn.execute(self._sql_delete_expired_key, (stored, now))
-                conn.execute(self._sql_put, (stored, key_type, data, now, expires))
+                conn.execute(self._sql_put, (stored, key_type, default(), now, expires))
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
         return MISSING
