@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from . import keys as _keys
 from .backends.base import MISSING, Table, entry_pairs
+from .dictview import DictView
 from .errors import InvalidKey, KvliteError
 from .models import ModelAdapter
 from .serializers import Serializer, decode, decode_error, encoder
 from .ttl import expiry, remaining
 
 if TYPE_CHECKING:
-    from .dictview import DictView
     from .store import Store
 
 __all__ = ["Collection", "MISSING"]
@@ -353,8 +353,6 @@ class Collection:
 
     def dict(self) -> DictView:
         """A :class:`~kvlite.DictView` over this collection: a ``MutableMapping`` that behaves like ``dict``."""
-        from .dictview import DictView
-
         if self._dict is None:
             self._dict = DictView._over(self)
         return self._dict

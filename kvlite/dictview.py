@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from .collection import MISSING, Collection
+from .backends.base import MISSING
 from .errors import InvalidKey, KvliteError
+
+if TYPE_CHECKING:
+    from .collection import Collection
 
 
 class DictView(MutableMapping):  # type: ignore[type-arg]
@@ -48,6 +51,8 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
 
     def __init__(self, /, *args: Any, **kwargs: Any) -> None:
         """Like ``dict(...)``: a view over a new private in-memory store, filled from the arguments."""
+        # The package's one lazy import: the Store module imports the Collection, which
+        # imports this module for Collection.dict(); a DictView made on its own needs a Store.
         from .store import Store
 
         self._collection = Store(":memory:").collection("dict")
@@ -160,10 +165,9 @@ class DictView(MutableMapping):  # type: ignore[type-arg]
     # -- dict extras ------------------------------------------------------------------
 
     def _new_like(self) -> DictView:
-        from .store import Store
-
         source = self._collection
-        collection = Store(":memory:", serializer=source.serializer).collection("dict", model=source.model)
+        store = type(source.store)(":memory:", serializer=source.serializer)
+        collection = store.collection("dict", model=source.model)
         return type(self)._over(collection)
 
     def copy(self) -> DictView:

@@ -27,7 +27,6 @@ from ...query import jsonpath as _jp
 from ...query import python_source
 from ...query.matches import Tracker, key_candidates, owner
 from .pushdown import PgCondition, compile_expression, index_expr
-from .table import PAGE
 from .text import quote_ident, quote_literal
 
 if TYPE_CHECKING:
@@ -143,7 +142,7 @@ def explain(table: PostgresTable, language: str, parsed: Any, order_by: str | No
         if where:
             sql, params = _select(table, where)
             run = {**params, "after": -(1 << 63), "newest": (1 << 63) - 1, "now": table.engine.clock(),
-                   "page": PAGE}
+                   "page": table.PAGE}
             shown["pushdown"] = [cond.text for cond in where]
             shown["python"] = "jsonpath-ng on each document PostgreSQL lets through (filter re-checked)"
             shown["sql"] = sql

@@ -49,6 +49,9 @@ class PostgresTable(Table):
     is (a stand-in, for statistics, has no ``json`` flag).
     """
 
+    #: Rows read per page when iterating (also what explain() reports).
+    PAGE = PAGE
+
     engine: PostgresEngine
 
     def __init__(self, engine: PostgresEngine, name: str, table_id: int, value_type: str,
