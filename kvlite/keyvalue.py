@@ -63,9 +63,15 @@ from typing import Any, Callable, SupportsFloat, TypeVar
 import orjson
 
 from .collection import Collection
-from .errors import CollectionDropped, InvalidCollectionName, InvalidTTL, SerializationError
-from .serializers import CompressedSerializer, JSONSerializer, Serializer
+from .errors import (
+    CollectionDropped,
+    InvalidCollectionName,
+    InvalidTTL,
+    SerializationError,
+)
 from .names import MAX_COLLECTION_NAME
+from .serializers import CompressedSerializer, JSONSerializer, Serializer
+from .store import Store
 from .store import open as open_store
 
 __all__ = ["KeyValue", "DEFAULT_COLLECTION", "LONG_NAME_PREFIX", "NAMES_COLLECTION", "check_key", "check_value",
@@ -216,9 +222,9 @@ class KeyValue:
     it opens and then owns: ``close()`` closes it).
     """
 
-    def __init__(self, store: Any, *, default_collection: str = DEFAULT_COLLECTION) -> None:
+    def __init__(self, store: Store | str | os.PathLike[str], *, default_collection: str = DEFAULT_COLLECTION) -> None:
         self._owns = isinstance(store, (str, os.PathLike))
-        self.store = open_store(store) if self._owns else store
+        self.store: Store = open_store(store) if isinstance(store, (str, os.PathLike)) else store
         self.default_collection = default_collection
         # Collection objects by the name a call gives.  Looking a collection up reads the store's
         # registry (a query, or a round trip to a server), which would double the cost of a get;

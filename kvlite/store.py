@@ -200,11 +200,6 @@ class Store:
                     stale[0]._table.dropped = True
         return dropped
 
-    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-             model: type | None = None) -> DictView:
-        """Shortcut for ``store.collection(name, serializer=..., model=...).dict()``."""
-        return self.collection(name, serializer=serializer, model=model).dict()
-
     # -- blocks -----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -275,7 +270,7 @@ class Store:
                 opened = [coll for (n, _), (coll, handle) in list(self._collections.items())
                           if n == name and not coll._table.dropped and recorded is not None
                           and engine.same_handle(handle, recorded[0])]
-                info = collection_stats(opened, recorded, lambda handle, serializer: Collection(
+                info = collection_stats(opened, recorded, lambda handle, serializer, name=name: Collection(
                     self, name, engine.table(name, handle, serializer), serializer))
                 if info is not None:
                     per[name] = info
@@ -323,6 +318,12 @@ class Store:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"serializer={self._default_serializer.name!r}"
         return f"<kvlite.Store {self.url!r} {state}>"
+
+    # Last in the class: a method named dict would hide the builtin in the annotations below it.
+    def dict(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
+             model: type | None = None) -> DictView:
+        """Shortcut for ``store.collection(name, serializer=..., model=...).dict()``."""
+        return self.collection(name, serializer=serializer, model=model).dict()
 
 
 def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open

@@ -45,7 +45,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..errors import CollectionDropped, KvliteError, NotSupported, ReadOnlyError, StoreClosed
+from ..errors import (
+    CollectionDropped,
+    KvliteError,
+    NotSupported,
+    ReadOnlyError,
+    StoreClosed,
+)
 
 if TYPE_CHECKING:
     from ..query.matches import Tracker

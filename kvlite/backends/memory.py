@@ -31,6 +31,7 @@ See docs/backends/embedded.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import weakref
@@ -284,8 +285,7 @@ class MemoryTable(Table):
 
     def items(self, reverse: bool, decode: Callable[[Any], Any] | None) -> Iterator[tuple[Any, Any]]:
         if decode is None:
-            serializer = self.serializer
-            decode = lambda data: _serializers.decode(serializer, data)  # noqa: E731
+            decode = functools.partial(_serializers.decode, self.serializer)
         for entry in self._entries(reverse):
             yield entry[0], decode(entry[1])
 

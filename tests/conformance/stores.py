@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from conftest import Clock
 
+import kvlite
+from kvlite.backends.base import Engine, Table
 from kvlite.errors import (
     CollectionDropped,
     KvliteError,
@@ -29,6 +31,13 @@ def _dropped_calls(c: Any) -> list[Callable[[], Any]]:
 
 class StoreLifecycle(EngineTests):
     """Dropped collections, read-only stores, typed collections, stats, durability."""
+
+    def test_one_store_and_one_collection_class_on_every_engine(self, store: Any) -> None:
+        coll = store.collection("typed")
+        assert type(store) is kvlite.Store and type(coll) is kvlite.Collection
+        assert type(coll.dict()) is kvlite.DictView
+        assert isinstance(store.engine, Engine) and isinstance(coll._table, Table)
+        assert store.supports_transactions is type(store.engine).supports_transactions
 
     def test_a_dropped_collection_object_never_shows_old_data(self, store: Any) -> None:
         c = store.collection("gone")

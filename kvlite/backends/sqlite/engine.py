@@ -27,7 +27,14 @@ from typing import Any, Callable, Iterator
 import apsw
 
 from ... import serializers as _serializers
-from ...errors import CorruptStore, KvliteError, NotSupported, ReadOnlyError, StoreClosed, TransactionLost
+from ...errors import (
+    CorruptStore,
+    KvliteError,
+    NotSupported,
+    ReadOnlyError,
+    StoreClosed,
+    TransactionLost,
+)
 from ..base import MISSING, Engine
 from . import migrate
 from .errors import DB_ERRORS, needs_wal_index, translate_error

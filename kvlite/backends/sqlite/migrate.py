@@ -9,8 +9,8 @@ each recorded in ``kvlite_migrations``: either all of them land or none.
 
 from __future__ import annotations
 
-import os
 import contextlib
+import os
 import re
 import time
 from dataclasses import dataclass
