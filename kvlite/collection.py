@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Collection", "MISSING"]
 
 _MAX_KEY = _keys.MAX_KEY_LENGTH
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _normalize = _keys.normalize
 
 
@@ -95,7 +96,8 @@ class Collection:
         :raises InvalidKey: unsupported key type (a missing key is never an error)."""
         # The hot path of kvlite, kept to few calls: a str key needs no conversion here.
         if type(key) is not str or len(key) > _MAX_KEY:
-            key = _normalize(key)
+            if type(key) is not int or not _INT_MIN <= key <= _INT_MAX:  # a 64-bit int is its own form
+                key = _normalize(key)
         data = self._table.get(key)
         self._n_gets += 1
         if data is MISSING:
@@ -122,7 +124,8 @@ class Collection:
         :raises SerializationError: the serializer cannot encode ``value`` (nothing written).
         """
         if type(key) is not str or len(key) > _MAX_KEY:
-            key = _normalize(key)
+            if type(key) is not int or not _INT_MIN <= key <= _INT_MAX:  # a 64-bit int is its own form
+                key = _normalize(key)
         now = self._clock()
         expires = None if ttl is None else expiry(ttl, now)
         self._table.put(key, self._encode(value), now, expires)
@@ -130,14 +133,17 @@ class Collection:
 
     def delete(self, key: Any) -> bool:
         """Remove ``key``; ``True`` if a live entry was removed, ``False`` if none (or it had expired)."""
-        deleted = self._table.delete(_normalize(key), self._clock())
+        if type(key) is not int or not _INT_MIN <= key <= _INT_MAX:  # a str is checked: see Table
+            key = _normalize(key)
+        deleted = self._table.delete(key, self._clock())
         self._n_deletes += deleted
         return deleted
 
     def ttl(self, key: Any) -> float | None:
         """Seconds until ``key`` expires; ``None`` when it never expires or is missing."""
         if type(key) is not str or len(key) > _MAX_KEY:
-            key = _normalize(key)
+            if type(key) is not int or not _INT_MIN <= key <= _INT_MAX:  # a 64-bit int is its own form
+                key = _normalize(key)
         now = self._clock()
         expires = self._table.expiry(key, now)
         return None if expires is MISSING else remaining(expires, now)
@@ -145,7 +151,8 @@ class Collection:
     def __contains__(self, key: Any) -> bool:
         try:
             if type(key) is not str or len(key) > _MAX_KEY:
-                key = _normalize(key)
+                if type(key) is not int or not _INT_MIN <= key <= _INT_MAX:
+                    key = _normalize(key)
             return self._table.expiry(key, self._clock()) is not MISSING
         except InvalidKey:
             return False

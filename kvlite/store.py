@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from . import serializers as _serializers
@@ -60,6 +61,8 @@ class Store:
         self._closed = False
         # Collection objects handed out, with the registry handle each was made for.
         self._collections: dict[tuple[str, type | None], tuple[Collection, Any]] = {}
+        # The Stores of the engines inside this one's (see _owner_of), made on first use.
+        self._inner: weakref.WeakKeyDictionary[Engine, Store] = weakref.WeakKeyDictionary()
 
     # -- facts --------------------------------------------------------------------------
 
@@ -137,7 +140,8 @@ class Store:
             return coll
         if stored != wanted.name:
             raise SerializerMismatch(name, stored, wanted.name)
-        coll = Collection(self, name, engine.table(name, handle, wanted), wanted, model)
+        table = engine.table(name, handle, wanted)
+        coll = Collection(self._owner_of(table), name, table, wanted, model)
         if engine.committed():
             # Inside an open transaction the collection's creation may still be rolled back:
             # cache only what is committed, so a rollback never leaves a stale entry.
@@ -168,7 +172,20 @@ class Store:
         if decode:
             return self.collection(name, serializer=stored)
         stand_in = _serializers.stand_in(stored)
-        return Collection(self, name, self.engine.table(name, handle, stand_in), stand_in)
+        table = self.engine.table(name, handle, stand_in)
+        return Collection(self._owner_of(table), name, table, stand_in)
+
+    def _owner_of(self, table: Any) -> Store:
+        """The Store a collection object belongs to: this one, or, for an engine made of other
+        engines (a per-collection folder: one SQLite engine per collection file), the Store of
+        the table's own engine, so that ``collection.store.transaction()``, ``info()``,
+        ``vacuum()`` and ``path`` are its file's, as documented."""
+        if table.engine is self.engine:
+            return self
+        owner = self._inner.get(table.engine)
+        if owner is None:
+            owner = self._inner[table.engine] = Store(table.engine, serializer=self._default_serializer)
+        return owner
 
     def collections(self) -> list[str]:
         """Names of every collection, oldest first (one snapshot)."""
@@ -180,8 +197,7 @@ class Store:
 
         Reads only the registry: it never decodes a value."""
         self._check_open()
-        recorded = self.engine.lookup(validate_collection_name(name))
-        return None if recorded is None else recorded[1]
+        return self.engine.serializer_of(validate_collection_name(name))
 
     def drop_collection(self, name: str) -> bool:
         """Delete the collection ``name`` and all its entries; ``False`` when there was none.

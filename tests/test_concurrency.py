@@ -32,11 +32,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import helpers_proc as hp
+import pytest
 
 import kvlite
 
@@ -186,3 +188,37 @@ def test_streaming_reader_and_writers_both_progress(tmp_path: Path) -> None:
     with kvlite.open(path) as store:
         assert store.collection("progress").count() == 3
         assert sum(v for _, v in store.collection("progress").items()) == written
+
+
+@pytest.mark.parametrize("target", [":memory:", "file"])
+def test_compound_writes_read_the_clock_once_they_hold_the_write_lock(tmp_path: Any, target: str) -> None:
+    """An entry that expires while setdefault/pop/popitem/delete_many/purge_expired wait for another
+    writer's lock is expired for them, as for every read made after the wait."""
+    db = kvlite.open(":memory:" if target == ":memory:" else tmp_path / "c.db")
+    c = db.collection("c")
+    held = threading.Event()
+
+    def hold_the_lock() -> None:
+        with db.transaction():
+            held.set()
+            time.sleep(0.6)
+
+    def while_locked(call: Any) -> Any:
+        c.clear()
+        c.put("k", "old", ttl=0.3)
+        held.clear()
+        other = threading.Thread(target=hold_the_lock)
+        other.start()
+        held.wait()
+        try:
+            return call()
+        finally:
+            other.join()
+
+    assert while_locked(lambda: c.setdefault("k", "new")) == "new" and c.get("k") == "new"
+    assert while_locked(lambda: c.pop("k", "default")) == "default"
+    with pytest.raises(KeyError):
+        while_locked(c.popitem)
+    assert while_locked(lambda: c.delete_many(["k"])) == 0
+    assert while_locked(db.purge_expired) == 1
+    db.close()

@@ -92,9 +92,8 @@ def test_writes_after_another_process_dropped_the_collection_raise(tmp_path: Pat
         ca = a.collection("c")
         ca.put("before", 1)
         _drop_in_another_process(tmp_path, "c")
-        # The collection's file engine (the old design's collection.store) never makes it again either.
         for call in (lambda: ca.put("after", 2), lambda: ca.get("before"), lambda: len(ca),
-                     lambda: ca.put_many({"x": 1}), lambda: ca._table.engine.open_collection("c", "json")):
+                     lambda: ca.put_many({"x": 1}), lambda: ca.store.collection("c")):
             with pytest.raises(CollectionDropped, match="dropped"):
                 call()
         assert a.collections() == [] and not (tmp_path / file_name("c")).exists()
@@ -189,7 +188,7 @@ def test_opening_waits_for_a_drop_and_a_drop_for_openers(tmp_path: Path) -> None
 def test_drop_inside_the_collections_own_transaction_is_refused(tmp_path: Path) -> None:
     with kvlite.open(tmp_path, layout="per-collection") as store:
         c = store.collection("c")
-        with c._table.engine.transaction():  # the collection's own file (its engine)
+        with c.store.transaction():
             c.put("k", 1)
             with pytest.raises(KvliteError, match="transaction"):
                 store.drop_collection("c")

@@ -27,7 +27,10 @@ What a Table's methods get and give (the *contract*):
 - *data* is a serializer's output (``str`` or ``bytes``), never decoded by the
   engine except through the ``decode`` function a method is given;
 - ``now`` is the store's clock at the call; an entry whose expiry is at or
-  before it does not exist for any read (:func:`kvlite.ttl.is_live`);
+  before it does not exist for any read (:func:`kvlite.ttl.is_live`).  An
+  engine that waits for a write lock reads the clock again once it holds it
+  (and moves ``expires`` by the same amount): an entry that expired while the
+  call waited is not treated as live (SQLite does; memory:// holds its lock);
 - every call is atomic on its own; a Table raises
   :class:`~kvlite.errors.StoreClosed` once its engine is closed,
   :class:`~kvlite.errors.CollectionDropped` once its collection is dropped,
@@ -198,6 +201,12 @@ class Engine(ABC):
             found = self.create(name, serializer)
         return found
 
+    def serializer_of(self, name: str) -> str | None:
+        """The serializer name recorded for ``name`` (``None``: no such collection), reading
+        no more than the registry."""
+        found = self.lookup(name)
+        return None if found is None else found[1]
+
     def same_handle(self, cached: Any, current: Any) -> bool:
         """Whether two handles name the same collection (not a newer one of that name)."""
         return bool(cached == current)
@@ -345,11 +354,13 @@ class Table(ABC):
 
     def get_many(self, keys: list[Any], now: float) -> list[Any]:
         """:meth:`get` of each key in one snapshot (``MISSING`` where none)."""
+        self.check()  # also for no keys at all
         with self.engine.reading():
             return [self.get(key) for key in keys]
 
     def expiry_many(self, keys: list[Any], now: float) -> list[Any]:
         """:meth:`expiry` of each key in one snapshot."""
+        self.check()
         with self.engine.reading():
             return [self.expiry(key, now) for key in keys]
 

@@ -244,10 +244,7 @@ class MemoryTable(Table):
     def pop(self, key: Any, now: float, decode: Callable[[Any], Any]) -> Any:
         with self._lock:
             self.check_writable()
-            entry = self.data.get(key)
-            if entry is None or not _live(entry, now):
-                return MISSING
-            return self._remove(key, now, decode)
+            return self._remove(key, now, decode)  # an expired entry is removed too (MISSING)
 
     def popitem(self, now: float, decode: Callable[[Any], Any]) -> tuple[Any, Any] | None:
         with self._lock:

@@ -69,6 +69,15 @@ class Expiry(EngineTests):
         assert c.setdefault("x", "new") == "new"  # setdefault over an expired key also counts as new
         assert list(c.keys()) == ["b", "c", True, "x"]
 
+    def test_pop_of_an_expired_key_gives_the_default_and_removes_the_entry(self, store: Any, clock: Clock) -> None:
+        c = store.collection("c")
+        c.put("k", 1, ttl=1)
+        clock.advance(5)
+        assert c.pop("k", "D") == "D"
+        with pytest.raises(KeyError):
+            c.pop("k")
+        assert c.stats()["expired_pending"] == 0  # as SQLite's DELETE ... RETURNING
+
     def test_purge_expired_counts(self, make_store: StoreMaker, clock: Clock) -> None:
         store = make_store()
         a, b = store.collection("a"), store.collection("b")

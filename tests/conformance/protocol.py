@@ -157,7 +157,7 @@ class KeyValueProtocol(EngineTests):
         store.close()
         assert store.closed
         for call in (lambda: c.get("a"), lambda: c.put("a", 2), lambda: store.collection("d"), lambda: list(c.items()),
-                     lambda: len(c)):
+                     lambda: len(c), lambda: c.get_many([]), lambda: c.ttl_many([])):
             with pytest.raises(StoreClosed):
                 call()
         store.close()  # idempotent

@@ -487,6 +487,10 @@ class SQLiteEngine(Engine):
                 self._check_table(conn, name, row[0])
         return row
 
+    def serializer_of(self, name: str) -> str | None:
+        row = self._registry_row(self.connection(), name)  # the registry only: the table is not read
+        return None if row is None else row[1]
+
     def open_collection(self, name: str, serializer: str, known: Any = MISSING) -> tuple[int, str]:
         conn = self.connection()
         # One statement is one snapshot: the table a cached object reads is the registry's still
@@ -588,6 +592,7 @@ class SQLiteEngine(Engine):
         conn = self.connection()
         purged: dict[str, int] = {}
         with self.write(conn):
+            now = self.clock()  # again, now that the write lock is held
             try:
                 for table_id, name in conn.execute("SELECT id, name FROM kvlite_collections").fetchall():
                     conn.execute(f"DELETE FROM {table_sql_name(table_id)} WHERE expires_at <= ?", (now,))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteTable", "table_sql_name", "create_table_sql"]
 
 _PURGE_EVERY = 1024
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _MAX_KEY = _keys.MAX_KEY_LENGTH
 _PAGE = 1000
 
@@ -157,8 +158,10 @@ class SQLiteTable(Table):
     # -- single keys ------------------------------------------------------------------
 
     def get(self, key: Any) -> Any:
-        # The hot path: the thread's reused cursor is taken without a method call.
-        stored = key if type(key) is str else _keys.encode(key)[0]
+        # The hot path: the thread's reused cursor is taken without a method call; a str or a
+        # 64-bit int is stored as it is (kvlite.keys.encode would give it back unchanged).
+        kind = type(key)
+        stored = key if kind is str or (kind is int and _INT_MIN <= key <= _INT_MAX) else _keys.encode(key)[0]
         try:
             cursor = self.engine.local.cursor
         except AttributeError:
@@ -220,6 +223,7 @@ class SQLiteTable(Table):
         stored, _ = _keys.encode(key)
         conn = self.engine.connection()
         with self.engine.write(conn):  # decode before commit: a value that cannot be decoded stays stored
+            now = self._clock()  # again, now that the write lock is held (see Table's contract)
             try:
                 row = conn.execute(self._sql_pop, (stored, now)).fetchone()
             except DB_ERRORS as exc:
@@ -231,6 +235,7 @@ class SQLiteTable(Table):
     def popitem(self, now: float, decode: Callable[[Any], Any]) -> tuple[Any, Any] | None:
         conn = self.engine.connection()
         with self.engine.write(conn):  # decode before commit: a value that cannot be decoded stays stored
+            now = self._clock()  # again, now that the write lock is held
             try:
                 row = conn.execute(self._sql_popitem, (now,)).fetchone()
             except DB_ERRORS as exc:
@@ -244,6 +249,10 @@ class SQLiteTable(Table):
         stored, key_type = _keys.encode(key)
         conn = self.engine.connection()
         with self.engine.write(conn):
+            later = self._clock()  # again, now that the write lock is held: the TTL starts here
+            if expires is not None:
+                expires += later - now
+            now = later
             try:
                 row = conn.execute(self._sql_get, (stored, now)).fetchone()
                 if row is not None:
@@ -318,6 +327,7 @@ class SQLiteTable(Table):
         conn = self.engine.connection()
         removed = 0
         with self.engine.write(conn):
+            now = self._clock()  # again, now that the write lock is held
             try:
                 for key in keys:
                     row = conn.execute(self._sql_delete, (_keys.encode(key)[0], now)).fetchone()
@@ -393,7 +403,7 @@ class SQLiteTable(Table):
 
     def purge(self, now: float) -> int:
         with self.engine.write(self.engine.connection()):
-            return self._purge_now()
+            return self._purge_now()  # reads the clock with the write lock held
 
     def clear(self) -> None:
         conn = self.engine.connection()
