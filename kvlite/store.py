@@ -95,14 +95,15 @@ class Store:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Whether the store (or the engine under it: a per-collection folder's file) is closed."""
+        return self._closed or self.engine.closed
 
     def now(self) -> float:
         """The store's clock (``time.time`` unless ``clock=`` was given)."""
         return self.engine.clock()
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or self.engine.closed:
             raise StoreClosed("the store is closed")
 
     # -- collections -----------------------------------------------------------------
