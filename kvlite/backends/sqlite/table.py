@@ -60,6 +60,13 @@ def create_table_sql(table_id: int) -> str:
     """
 
 
+def _stored(key: Any) -> Any:
+    """The stored form of a normalised key: a ``str`` or a 64-bit ``int`` is its own (no call to
+    :func:`kvlite.keys.encode`, which the Collection's normalisation already ran)."""
+    kind = type(key)
+    return key if kind is str or (kind is int and _INT_MIN <= key <= _INT_MAX) else _keys.encode(key)[0]
+
+
 class SQLiteTable(Table):
     """The table ``kv_<table_id>`` of an :class:`~kvlite.backends.sqlite.engine.SQLiteEngine`."""
 
@@ -180,7 +187,7 @@ class SQLiteTable(Table):
         try:
             row = self.engine.connection().execute(
                 f"SELECT key, key_type, {self.value_sql} FROM {self.sql_name} WHERE key = ? AND {self.live_sql}",
-                (_keys.encode(key)[0], now)).fetchone()
+                (_stored(key), now)).fetchone()
         except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
         return None if row is None else (_keys.decode(row[0], row[1]), row[2])
@@ -271,7 +278,7 @@ class SQLiteTable(Table):
         try:
             with self.engine.read(conn):
                 for key in keys:
-                    row = conn.execute(self._sql_get, (_keys.encode(key)[0], now)).fetchone()
+                    row = conn.execute(self._sql_get, (_stored(key), now)).fetchone()
                     out.append(MISSING if row is None else row[0])
         except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
@@ -283,7 +290,7 @@ class SQLiteTable(Table):
         try:
             with self.engine.read(conn):
                 for key in keys:
-                    row = conn.execute(self._sql_ttl, (_keys.encode(key)[0], now)).fetchone()
+                    row = conn.execute(self._sql_ttl, (_stored(key), now)).fetchone()
                     out.append(MISSING if row is None else row[0])
         except STATEMENT_ERRORS as exc:
             raise translate_error(exc) from exc
@@ -330,7 +337,7 @@ class SQLiteTable(Table):
             now = self._clock()  # again, now that the write lock is held
             try:
                 for key in keys:
-                    row = conn.execute(self._sql_delete, (_keys.encode(key)[0], now)).fetchone()
+                    row = conn.execute(self._sql_delete, (_stored(key), now)).fetchone()
                     removed += bool(row and row[0])
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
