@@ -344,3 +344,27 @@ def test_many_first_opens_of_a_new_file_at_once_all_succeed(tmp_path: Path) -> N
             thread.join(30)
         assert not errors, errors
         assert raw(path, "PRAGMA user_version") == [(migrate.latest_version(),)]
+
+
+def test_a_source_tree_that_is_not_installed_finds_its_migrations(tmp_path: Path) -> None:
+    """``python -m kvlite`` run from a checkout imports the checkout's ``kvlite/``, which has no
+    ``migrations`` package inside: the files are found in the checkout's top-level ``migrations/``
+    (CI's demo step runs exactly so; it failed with "migration files are missing")."""
+    repo = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "checkout"
+    shutil.copytree(repo / "kvlite", copy / "kvlite", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(repo / "migrations", copy / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH")}
+    script = ("import json, kvlite; from kvlite.backends.sqlite import migrate; "
+              "print(json.dumps([kvlite.__file__, str(migrate._folder()), migrate.latest_version()]))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=copy, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    module, folder, latest = json.loads(run.stdout)
+    assert Path(module).resolve().is_relative_to(copy.resolve())
+    assert Path(folder).resolve() == (copy / "migrations").resolve()
+    assert latest == len(MIGRATION_FILES)
+    demo = subprocess.run([sys.executable, "-m", "kvlite", "demo"], capture_output=True, text=True, cwd=copy,
+                          env=env, timeout=300)
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert (copy / "kvlite-demo.db").stat().st_size > 0

@@ -41,8 +41,8 @@ def _folder() -> Any:
     """Where the SQL files are: inside the installed package (``kvlite/migrations``, put there
     from the repository's top-level ``migrations/`` when the wheel is built), or, when kvlite
     runs from a source checkout, that top-level folder itself."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "migrations", here.parent / "migrations"):
+    package = Path(__file__).resolve().parents[2]  # the kvlite package: kvlite/backends/sqlite/ -> kvlite/
+    for candidate in (package / "migrations", package.parent / "migrations"):
         if candidate.is_dir() and any(candidate.glob("[0-9][0-9][0-9][0-9]_*.sql")):
             return candidate
     try:  # e.g. a zipped install, where the files are not on disk
