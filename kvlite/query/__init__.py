@@ -27,39 +27,58 @@ from ..keys import view as view_key
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import python_source
+from . import rfc9535 as _rfc
 from .failures import engine_failure, evaluation_error
-from .matches import Tracker, key_candidates, owner
+from .matches import Tracker, owner
 
 if TYPE_CHECKING:
     from ..collection import Collection
 
 __all__ = ["find", "explain", "ENGINES"]
 
-ENGINES = ("jsonpath", "objectpath")
+#: The query languages: RFC 9535 JSONPath (the default), jsonpath-ng's dialect, ObjectPath, JMESPath.
+ENGINES = ("jsonpath", "jsonpath-ng", "objectpath", "jmespath")
+
+
+def parse(engine: str, path: str) -> Any:
+    """``path`` parsed by ``engine``'s language (:class:`QuerySyntaxError` if it does not parse)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "jsonpath":
+        return _rfc.parse(path)
+    if engine == "jsonpath-ng":
+        return _jp.parse(path)
+    if engine == "objectpath":
+        return _op.parse(path)
+    from . import jmespath as _jm
+
+    return _jm.parse(path)
 
 
 def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | None = None,
          offset: int = 0, order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
     """``(key, matched value)`` for every match of ``path``; see :meth:`Collection.find`."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError("limit must be an int >= 0 or None")
     if not isinstance(offset, int) or offset < 0:
         raise ValueError("offset must be an int >= 0")
     if desc and order_by is None:
         raise ValueError("desc=True orders by order_by: give order_by too")
+    parsed = parse(engine, path)
     tracker = Tracker()
-    parsed = _jp.parse(path) if engine == "jsonpath" else _op.parse(path)
     found = coll._table.find(engine, parsed, order_by, desc, tracker)
     if found is not None:
         matches = found
     else:  # the engine does not narrow queries: Python evaluation over its streamed entries
         src = python_source.source(coll, order_by, desc)
         if engine == "jsonpath":
-            matches = python_source.run(coll, _jp.plan(parsed).steps, src, tracker, view_key, key_candidates, owner)
-        else:
+            matches = python_source.run_rfc9535(coll, _rfc.plan(parsed).steps, src, tracker, view_key)
+        elif engine == "jsonpath-ng":
+            matches = python_source.run(coll, _jp.plan(parsed).steps, src, tracker, view_key, owner)
+        elif engine == "objectpath":
             matches = python_source.run_objectpath(parsed, src, tracker, view_key)
+        else:
+            matches = python_source.run_jmespath(parsed, src, tracker, view_key)
     if coll._model is not None:
         matches = _as_models(coll, matches, tracker)
     # islice takes at most sys.maxsize; no collection has that many matches.
@@ -106,21 +125,24 @@ def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
 def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
             desc: bool = False) -> dict[str, Any]:
     """What the engine narrows and what runs in Python for ``path`` (see :meth:`Collection.explain`)."""
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if desc and order_by is None:
         raise ValueError("desc=True orders by order_by: give order_by too")
-    parsed = _jp.parse(path) if engine == "jsonpath" else _op.parse(path)
+    parsed = parse(engine, path)
     planned = coll._table.explain(engine, parsed, order_by, desc)
     if planned is None:
         return _explain_python(coll, parsed, path, engine, order_by)
     steps, notes = planned
     streaming = all(s["kind"] != "fallback" for s in steps)
-    return {"engine": engine, "path": path, "streaming": streaming, "steps": steps, "notes": notes}
+    return {"collection": coll.name, "engine": engine, "path": path, "streaming": streaming, "steps": steps,
+            "notes": notes}
 
 
 def _explain_python(coll: Collection, parsed: Any, path: str, engine: str, order_by: str | None) -> dict[str, Any]:
     if engine == "objectpath":
+        kinds = ["scan" if parsed.rowwise else "fallback"]
+    elif engine == "jsonpath":
+        kinds = ["fallback" if step.kind == "whole" else step.kind for step in _rfc.plan(parsed).steps]
+    elif engine == "jmespath":
         kinds = ["scan" if parsed.rowwise else "fallback"]
     else:
         # A slice of the documents is taken from a list of them all (python_source.run).
@@ -132,5 +154,6 @@ def _explain_python(coll: Collection, parsed: Any, path: str, engine: str, order
     notes = [f"{type(coll.store.engine).__name__} has no query engine: every document is decoded and checked in Python"]
     if order_by is not None:
         notes.append("order_by sorts in Python, which loads the collection")
-    return {"engine": engine, "path": path, "streaming": "fallback" not in kinds and order_by is None,
+    return {"collection": coll.name, "engine": engine, "path": path,
+            "streaming": "fallback" not in kinds and order_by is None,
             "steps": steps, "notes": notes}

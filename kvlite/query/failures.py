@@ -1,7 +1,7 @@
 """Which exceptions raised while a query runs are the query engine's own, and what they become.
 
-While a query runs, code of several owners runs: the engines (jsonpath-ng,
-objectpath) and kvlite's adapters of them, kvlite's storage code (SQL,
+While a query runs, code of several owners runs: the engines (jsonpath-rfc9535,
+jsonpath-ng, objectpath, jmespath) and kvlite's adapters of them, kvlite's storage code (SQL,
 decoding), the caller's code (a signal handler, the objects of a pickle
 collection, an exception thrown into the result iterator by its consumer),
 and the standard library under any of them.  Only an error of the engine
@@ -31,8 +31,10 @@ from ..errors import KvliteError, NotSupported, QueryEvaluationError
 
 __all__ = ["engine_failure", "evaluation_error"]
 
-_ENGINES = frozenset({"jsonpath_ng", "objectpath", "ply"})  # ply: jsonpath-ng's parser
-_ADAPTERS = frozenset({"kvlite.query.jsonpath", "kvlite.query.objectpath"})
+# ply: jsonpath-ng's parser; regex and iregexp_check: RFC 9535's match() and search()
+_ENGINES = frozenset({"jsonpath_ng", "objectpath", "ply", "jsonpath_rfc9535", "regex", "iregexp_check", "jmespath"})
+_ADAPTERS = frozenset({"kvlite.query.jsonpath", "kvlite.query.objectpath", "kvlite.query.rfc9535",
+                       "kvlite.query.jmespath"})
 _STDLIB = frozenset(sys.stdlib_module_names)
 
 

@@ -22,6 +22,7 @@ import orjson
 from .. import keys as _keys
 from . import jsonpath as _jp
 from . import objectpath as _op
+from . import rfc9535 as _rfc
 
 Source = Callable[[bool], Iterator[tuple[Any, Any]]]
 
@@ -82,47 +83,69 @@ def mapping_of(entries: Iterable[tuple[Any, Any]], view_key: Callable[[Any], str
 
 
 def run(coll: Any, plan_steps: list[_jp.Step], src: Source, tracker: Any,
-        view_key: Callable[[Any], str], key_candidates: Callable[[str], list[Any]],
-        owner: Callable[..., Any]) -> Iterator[tuple[Any, Any]]:
-    """Matches of a JSONPath plan, step by step, over ``src``."""
+        view_key: Callable[[Any], str], owner: Callable[..., Any]) -> Iterator[tuple[Any, Any]]:
+    """Matches of a jsonpath-ng plan, step by step, over ``src``."""
     for step in plan_steps:
         if step.kind == "fallback":
             mapping, originals = mapping_of(src(False), view_key, tracker)
             for match in _jp.matches(step.tree, mapping):
                 yield owner(match, mapping, originals), match.value
             continue
-        for key, doc in _documents(coll, step, src, view_key, key_candidates):
+        for key, doc in _documents(coll, step, src, view_key):
             tracker.current = doc
             values = _jp.descend(step, doc, None) if step.kind == "descend" else _jp.apply_rest(step, doc, None)
             for value in values:
                 yield key, value
 
 
-def _documents(coll: Any, step: _jp.Step, src: Source, view_key: Callable[[Any], str],
-               key_candidates: Callable[[str], list[Any]]) -> Iterator[tuple[Any, Any]]:
+def run_rfc9535(coll: Any, steps: list[_rfc.Step], src: Source, tracker: Any,
+                view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    """Matches of an RFC 9535 plan over ``src``: every document is decoded and checked here."""
+
+    def scan(step: _rfc.Step) -> Iterator[tuple[Any, str, Any, bool]]:
+        for key, doc in src(False):
+            tracker.current = doc
+            yield key, view_key(key), doc, False
+
+    def lookup(name: str) -> tuple[Any, Any] | None:
+        return _lookup(coll, name, src, view_key)
+
+    return _rfc.run(steps, scan=scan, lookup=lookup, tracker=tracker,
+                    load=lambda: mapping_of(src(False), view_key, tracker))
+
+
+def _lookup(coll: Any, name: str, src: Source, view_key: Callable[[Any], str]) -> tuple[Any, Any] | None:
+    """The live ``(key, document)`` whose key reads as ``name`` (several: the newest, as in a dict)."""
+    from ..errors import InvalidKey
+    from .matches import key_candidates
+
+    hits = []
+    for candidate in key_candidates(name):
+        try:
+            entry = coll._table.entry(_keys.normalize(candidate), coll.store.now())
+        except InvalidKey:
+            continue
+        if entry is not None and view_key(entry[0]) == name:
+            hits.append(entry)
+    if len(hits) == 1:
+        return hits[0][0], coll._decode_raw(hits[0][1])
+    found = None
+    if hits:
+        for key, doc in src(False):
+            if view_key(key) == name:
+                found = (key, doc)
+    return found
+
+
+def _documents(coll: Any, step: _jp.Step, src: Source,
+               view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
     if step.kind in ("scan", "descend"):
         yield from src(False)
     elif step.kind == "keys":
-        from ..errors import InvalidKey
-
         for name in step.names:
-            hits = []
-            for candidate in key_candidates(name):
-                try:
-                    entry = coll._table.entry(_keys.normalize(candidate), coll.store.now())
-                except InvalidKey:
-                    continue
-                if entry is not None and view_key(entry[0]) == name:
-                    hits.append(entry)
-            if len(hits) == 1:
-                yield hits[0][0], coll._decode_raw(hits[0][1])
-            elif hits:  # several stored keys read as the same text: the newest wins, as in a dict
-                found = None
-                for key, doc in src(False):
-                    if view_key(key) == name:
-                        found = (key, doc)
-                if found is not None:
-                    yield found
+            found = _lookup(coll, name, src, view_key)
+            if found is not None:
+                yield found
     elif step.slice is None:
         for index in step.positions:
             if index >= 0:

@@ -36,7 +36,7 @@ from ...errors import (
     TransactionLost,
 )
 from ..base import MISSING, Engine
-from . import migrate
+from . import migrate, rfc9535_sql
 from .errors import DB_ERRORS, needs_wal_index, translate_error
 from .table import SQLiteTable, create_table_sql, table_sql_name
 
@@ -264,6 +264,7 @@ class SQLiteEngine(Engine):
     def _configure(self, conn: apsw.Connection) -> None:
         """Every SQLite setting kvlite uses, in one place."""
         conn.set_busy_timeout(int(self.timeout * 1000))
+        rfc9535_sql.register(conn)  # match() and search() of the default JSONPath, in SQL
         try:
             version = migrate.inspect(conn)  # reads only: a foreign file is never modified
             if not self._memory and not self.readonly:

@@ -21,7 +21,9 @@ from ...keys import view as view_key
 from ...query import jsonpath as _jp
 from ...query import objectpath as _op
 from ...query import python_source
+from ...query import rfc9535 as _rfc
 from ...query.matches import Tracker, key_candidates, owner
+from . import rfc9535_sql
 from .errors import DB_ERRORS, translate_error
 
 if TYPE_CHECKING:
@@ -441,8 +443,12 @@ def find(table: SQLiteTable, language: str, parsed: Any, order_by: str | None, d
     read snapshot; see :meth:`kvlite.Collection.find`."""
     order = _order_sql(table, order_by, desc)
     if language == "jsonpath":
+        return _in_snapshot(table, tracker, lambda: _find_rfc9535(table, parsed, order, tracker))
+    if language == "jsonpath-ng":
         return _in_snapshot(table, tracker, lambda: _find_jsonpath(table, parsed, order, tracker))
-    return _in_snapshot(table, tracker, lambda: _find_objectpath(table, parsed, order, tracker))
+    if language == "objectpath":
+        return _in_snapshot(table, tracker, lambda: _find_objectpath(table, parsed, order, tracker))
+    return None
 
 
 def _in_snapshot(table: SQLiteTable, tracker: Tracker,
@@ -457,6 +463,43 @@ def _in_snapshot(table: SQLiteTable, tracker: Tracker,
             raise translate_error(exc) from exc
         tracker.last_id = -1 if row[0] is None else row[0]
         yield from run()
+
+
+def _rfc_conditions(table: SQLiteTable, step: _rfc.Step) -> tuple[list[rfc9535_sql.Condition], bool]:
+    """The SQL conditions of an RFC 9535 scan step, and whether they decide it exactly."""
+    if step.filter is None or not table.serializer.json:
+        return [], False
+    return rfc9535_sql.conditions(step.filter)
+
+
+def _rfc_select(table: SQLiteTable, where: list[rfc9535_sql.Condition], order: _Order) -> tuple[str, list[Any]]:
+    if order.forward == "id" and where and {c.path for c in where} & set(table.indexes()):
+        order = order._replace(forward="+id")  # narrow through the index, sort the few hits
+    return _select(table, where, order)  # type: ignore[arg-type]
+
+
+def _lookup(table: SQLiteTable, name: str, tracker: Tracker) -> tuple[Any, Any] | None:
+    """The live ``(key, document)`` whose key reads as ``name`` (several: the newest, as in a dict)."""
+    found = None
+    candidates = key_candidates(name)
+    marks = ", ".join("?" for _ in candidates)
+    sql = (f"SELECT key, key_type, {table.value_sql} FROM {table.sql_name} "
+           f"WHERE {table.live_sql} AND +id <= ? AND key IN ({marks}) ORDER BY id")
+    for key, doc in _rows(table, sql, [_NOW, _LAST_ID] + candidates, tracker):
+        if view_key(key) == name:
+            found = (key, doc)
+    return found
+
+
+def _find_rfc9535(table: SQLiteTable, query: Any, order: _Order, tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    def scan(step: _rfc.Step) -> Iterator[tuple[Any, str, Any, bool]]:
+        where, exact = _rfc_conditions(table, step)
+        sql, params = _rfc_select(table, where, order)
+        for key, doc in _rows(table, sql, params, tracker, order):
+            yield key, (key if key.__class__ is str else view_key(key)), doc, exact
+
+    return _rfc.run(_rfc.plan(query).steps, scan=scan, lookup=lambda name: _lookup(table, name, tracker),
+                    load=lambda: _load(table, order, tracker), tracker=tracker)
 
 
 def _find_jsonpath(table: SQLiteTable, tree: Any, order: _Order,
@@ -491,7 +534,9 @@ def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None
     order = _order_sql(table, order_by, desc)
     pushdown = table.serializer.json
     steps: list[dict[str, Any]] = []
-    if language == "objectpath":
+    if language == "jsonpath":
+        steps = _explain_rfc9535(table, parsed, order)
+    elif language == "objectpath":
         sql, params = _select(table, [], order)
         steps.append({
             "kind": "scan" if parsed.rowwise else "fallback",
@@ -500,7 +545,7 @@ def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None
                        else "objectpath on the whole collection loaded in memory"),
             "pushdown": [],
         })
-    else:
+    elif language == "jsonpath-ng":
         for step in _jp.plan(parsed).steps:
             where = step.where if pushdown else []
             info: dict[str, Any] = {"kind": step.kind, "pushdown": [c.text for c in where]}
@@ -533,12 +578,57 @@ def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None
     return steps, notes
 
 
+_RFC_PYTHON = {
+    "keys": "point lookups of {names}",
+    "descend": "the descendant segment inside every document",
+    "whole": "the query on the whole collection loaded in memory (a filter reads the root $)",
+}
+
+
+def _explain_rfc9535(table: SQLiteTable, query: Any, order: _Order) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    indexed = set(table.indexes())
+    for step in _rfc.plan(query).steps:
+        where, exact = _rfc_conditions(table, step)
+        info: dict[str, Any] = {"kind": "fallback" if step.kind == "whole" else step.kind,
+                                "pushdown": [c.text for c in where]}
+        if step.kind == "scan":
+            if step.filter is None:
+                info["python"] = "every document"
+            elif exact:
+                info["python"] = "nothing: SQL decides the filter exactly"
+            else:
+                info["python"] = "the filter re-checked on each row SQL lets through"
+        else:
+            info["python"] = _RFC_PYTHON[step.kind].format(names=", ".join(repr(n) for n in step.names))
+        if step.rest:
+            info["python"] += "; then " + "".join(str(segment) for segment in step.rest) + " in each document"
+        if step.kind != "keys":
+            sql, params = _rfc_select(table, where, order)
+            info["sql"] = sql
+            info["params"] = [p for p in params if p not in _PLACEHOLDERS]
+            info["query_plan"] = _query_plan(table, sql, params)
+            used = sorted({c.path for c in where if c.path in indexed})
+            if used:
+                info["indexes"] = used
+                info["why"] = ("an expression index on json_extract(value, path) serves each comparison on "
+                               "that path; json_extract reads true as 1 and rounds integers beyond 64 bits, so "
+                               "json_type() in the same condition keeps only values of the literal's type")
+        steps.append(info)
+    return steps
+
+
 def _query_plan(table: SQLiteTable, sql: str, params: list[Any]) -> list[str]:
+    """SQLite's plan for ``sql``, with kvlite's index names shown as the paths they index."""
     params = _bind(table, params, None)
     try:
-        return [row[3] for row in table.engine.connection().execute("EXPLAIN QUERY PLAN " + sql, params)]
+        rows = [row[3] for row in table.engine.connection().execute("EXPLAIN QUERY PLAN " + sql, params)]
     except apsw.Error as exc:
         raise translate_error(exc) from exc
+    names = {_index_name(table, path): path for path in indexes(table)}
+    for name, path in names.items():
+        rows = [row.replace(f"INDEX {name}", f"INDEX on {path}") for row in rows]
+    return rows
 
 
 # -- indexes ------------------------------------------------------------------------------------------
