@@ -107,14 +107,14 @@ def run_rfc9535(coll: Any, steps: list[_rfc.Step], src: Source, tracker: Any,
             tracker.current = doc
             yield key, view_key(key), doc, False
 
-    def lookup(name: str) -> tuple[Any, Any] | None:
-        return _lookup(coll, name, src, view_key)
+    def by_name(name: str) -> tuple[Any, Any] | None:
+        return lookup(coll, name, src, view_key)
 
-    return _rfc.run(steps, scan=scan, lookup=lookup, tracker=tracker,
+    return _rfc.run(steps, scan=scan, lookup=by_name, tracker=tracker,
                     load=lambda: mapping_of(src(False), view_key, tracker))
 
 
-def _lookup(coll: Any, name: str, src: Source, view_key: Callable[[Any], str]) -> tuple[Any, Any] | None:
+def lookup(coll: Any, name: str, src: Source, view_key: Callable[[Any], str]) -> tuple[Any, Any] | None:
     """The live ``(key, document)`` whose key reads as ``name`` (several: the newest, as in a dict)."""
     from ..errors import InvalidKey
     from .matches import key_candidates
@@ -143,7 +143,7 @@ def _documents(coll: Any, step: _jp.Step, src: Source,
         yield from src(False)
     elif step.kind == "keys":
         for name in step.names:
-            found = _lookup(coll, name, src, view_key)
+            found = lookup(coll, name, src, view_key)
             if found is not None:
                 yield found
     elif step.slice is None:

@@ -22,7 +22,8 @@ from typing import Any
 from ...query import jsonpath as _jp
 from ...query.jsonpath import field_chain
 
-__all__ = ["PgCondition", "compile_expression", "numeric_bounds", "index_expr", "jsonpath_string"]
+__all__ = ["PgCondition", "compile_expression", "numeric_bounds", "index_expr", "jsonpath_string", "json_number",
+           "json_string"]
 
 
 @dataclass
@@ -60,12 +61,12 @@ def jsonpath_string(text: str) -> str | None:
     return "".join(out)
 
 
-def _json_number(value: Decimal) -> str:
+def json_number(value: Decimal) -> str:
     """A JSON number for a finite decimal (plain digits when short, else exponent form)."""
     return format(value, "f") if abs(value.adjusted()) < 30 else format(value, "e")
 
 
-def _json_string(text: str) -> str | None:
+def json_string(text: str) -> str | None:
     if "\x00" in text:
         return None  # jsonb cannot hold \u0000
     return json.dumps(text, ensure_ascii=False)
@@ -131,7 +132,7 @@ def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool 
     if op is None or op in ("!=", "=~"):
         preds, arms, text = [], ["X IS NOT NULL"], f"{shown} exists"
     elif type(literal) is str:
-        encoded = _json_string(literal)
+        encoded = json_string(literal)
         text = f"{shown} {op} {literal!r}"
         if op in ("=", "==") and encoded is not None:
             variables[f"s{n}"] = encoded
@@ -151,10 +152,10 @@ def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool 
         text = f"{'int(' + shown + ')' if type(literal) is int else shown} {op} {literal!r}"
         numeric = []
         if lo is not None:
-            variables[f"lo{n}"] = _json_number(lo)
+            variables[f"lo{n}"] = json_number(lo)
             numeric.append(f"@ >= $lo{n}")
         if hi is not None:
-            variables[f"hi{n}"] = _json_number(hi)
+            variables[f"hi{n}"] = json_number(hi)
             numeric.append(f"@ <= $hi{n}")
         preds.append("(" + " && ".join(numeric) + ")")
         if lo is not None and hi is not None:

@@ -25,7 +25,9 @@ from ...errors import NotSupported
 from ...keys import view as view_key
 from ...query import jsonpath as _jp
 from ...query import python_source
-from ...query.matches import Tracker, key_candidates, owner
+from ...query import rfc9535 as _rfc
+from ...query.matches import Tracker, owner
+from . import rfc9535_sql
 from .pushdown import PgCondition, compile_expression, index_expr
 from .text import quote_ident, quote_literal
 
@@ -96,7 +98,14 @@ def find(table: PostgresTable, language: str, parsed: Any, order_by: str | None,
          tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
     """The matches of a parsed JSONPath whose filters PostgreSQL narrows, else ``None`` (the
     front-end evaluates it in Python: the same answer)."""
-    if language != "jsonpath" or order_by is not None or not table.json:
+    if order_by is not None or not table.json:
+        return None
+    if language == "jsonpath":
+        rfc_steps = _rfc.plan(parsed).steps
+        if not any(_rfc_where(table, step) for step in rfc_steps):
+            return None
+        return _run_rfc9535(table, rfc_steps, tracker)
+    if language != "jsonpath-ng":
         return None
     steps = _jp.plan(parsed).steps
     if not any(_pushable(table, step) for step in steps):
@@ -113,7 +122,7 @@ def _run(table: PostgresTable, steps: list[_jp.Step], tracker: Tracker) -> Itera
     for step in steps:
         where = _where(table, step)
         if not where:
-            yield from python_source.run(documents, [step], source, tracker, view_key, key_candidates, owner)
+            yield from python_source.run(documents, [step], source, tracker, view_key, owner)
             continue
         sql, params = _select(table, where)
         for key, data in table.entries(sql, params, False):
@@ -123,12 +132,43 @@ def _run(table: PostgresTable, steps: list[_jp.Step], tracker: Tracker) -> Itera
                 yield key, value
 
 
+def _rfc_where(table: PostgresTable, step: _rfc.Step) -> list[PgCondition]:
+    """The pushed-down conditions of an RFC 9535 scan step (empty: none)."""
+    if step.kind != "scan" or step.filter is None:
+        return []
+    return rfc9535_sql.conditions(step.filter, table.engine.server_version >= 130000)
+
+
+def _run_rfc9535(table: PostgresTable, steps: list[_rfc.Step], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    documents = _PlainDocuments(table)
+
+    def scan(step: _rfc.Step) -> Iterator[tuple[Any, str, Any, bool]]:
+        where = _rfc_where(table, step)
+        rows = table.entries(*_select(table, where), False) if where else table.items(False, None)
+        for key, data in rows:
+            doc = table.decode_raw(data) if where else data
+            tracker.current = doc
+            yield key, view_key(key), doc, False
+
+    def lookup(name: str) -> tuple[Any, Any] | None:
+        return python_source.lookup(documents, name, lambda reverse: table.items(reverse, None), view_key)
+
+    def load() -> tuple[dict[str, Any], dict[str, Any]]:
+        return python_source.mapping_of(table.items(False, None), view_key, tracker)
+
+    return _rfc.run(steps, scan=scan, lookup=lookup, load=load, tracker=tracker)
+
+
 def explain(table: PostgresTable, language: str, parsed: Any, order_by: str | None,
             desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
     """``(steps, notes)`` for the queries :func:`find` narrows in PostgreSQL (a step with a
     pushed-down filter shows its conditions, its SQL and PostgreSQL's plan); ``None`` for the
     rest, which the front-end explains as Python evaluation."""
-    if language != "jsonpath" or order_by is not None or not table.json:
+    if order_by is not None or not table.json:
+        return None
+    if language == "jsonpath":
+        return _explain_rfc9535(table, parsed)
+    if language != "jsonpath-ng":
         return None
     steps = []
     for step in _jp.plan(parsed).steps:
@@ -145,6 +185,27 @@ def explain(table: PostgresTable, language: str, parsed: Any, order_by: str | No
                    "page": table.PAGE}
             shown["pushdown"] = [cond.text for cond in where]
             shown["python"] = "jsonpath-ng on each document PostgreSQL lets through (filter re-checked)"
+            shown["sql"] = sql
+            shown["params"] = params
+            shown["query_plan"] = [row[0] for row in table.engine.fetchall("EXPLAIN " + sql, run)]
+        steps.append(shown)
+    return steps, [_NOTE]
+
+
+def _explain_rfc9535(table: PostgresTable, parsed: Any) -> tuple[list[dict[str, Any]], list[str]] | None:
+    steps = []
+    for step in _rfc.plan(parsed).steps:
+        shown: dict[str, Any] = {"kind": "fallback" if step.kind == "whole" else step.kind, "pushdown": [],
+                                 "python": "the query on each document, streamed from the backend"}
+        if step.kind == "whole":
+            shown["python"] = "the query on the whole collection loaded in memory (a filter reads the root $)"
+        where = _rfc_where(table, step)
+        if where:
+            sql, params = _select(table, where)
+            run = {**params, "after": -(1 << 63), "newest": (1 << 63) - 1, "now": table.engine.clock(),
+                   "page": table.PAGE}
+            shown["pushdown"] = [cond.text for cond in where]
+            shown["python"] = "the filter re-checked on each document PostgreSQL lets through"
             shown["sql"] = sql
             shown["params"] = params
             shown["query_plan"] = [row[0] for row in table.engine.fetchall("EXPLAIN " + sql, run)]
