@@ -298,7 +298,10 @@ def test_installed_wheel_ships_migrations_and_opens_a_store(tmp_path: Path) -> N
     # wheel wins, and .pth files inside them (such as an editable install's finder) are not run.
     venv_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True, env=env, timeout=60).stdout.strip()
-    outer = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    # (Every site-packages folder on the path: a virtual environment made with --system-site-packages
+    # finds its dependencies in the base interpreter's.)
+    outer = dict.fromkeys([sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+                          + [entry for entry in sys.path if os.path.basename(entry) in ("site-packages", "dist-packages")])
     Path(venv_site, "outer_env.pth").write_text("\n".join(outer) + "\n", encoding="utf-8")
     install = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
                               str(wheel)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
