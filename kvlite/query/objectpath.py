@@ -197,10 +197,65 @@ def evaluate(parsed: Parsed, mapping: dict[str, Any]) -> list[Any]:
 
 def owners(parsed: Parsed, mapping: dict[str, Any], originals: dict[str, Any]) -> Any:
     """``owner(value)``: the collection key of the document an evaluated match came from, or
-    ``None`` (an aggregate, a list built from several documents)."""
+    ``None`` (an aggregate, a list built from several documents).
+
+    A match is a document itself, or a value inside one document (``$..email`` returns the
+    very objects stored in the loaded documents): it is found by identity.  A value that is
+    the same object in several documents, or one Python shares between unrelated values
+    (``true``, ``null``, small numbers: see :func:`_identifiable`), belongs to none: ``None``."""
     by_identity = {id(doc): originals.get(name) for name, doc in mapping.items()}
     named = originals.get(parsed.source_name) if parsed.source_name is not None else None
-    return lambda value: by_identity.get(id(value), named)
+    inside: dict[int, Any] = {}
+
+    def owner(value: Any) -> Any:
+        found = by_identity.get(id(value), _NOBODY)
+        if found is not _NOBODY:
+            return found
+        if named is not None:
+            return named
+        if not _identifiable(value):
+            return None
+        if not inside:
+            inside.update(_values_inside(mapping, originals))
+        found = inside.get(id(value))
+        return None if found is _SHARED else found
+
+    return owner
+
+
+_NOBODY, _SHARED = object(), object()
+
+
+def _identifiable(value: Any) -> bool:
+    """Whether ``value``'s identity can tell where it came from: not an object CPython shares
+    between unrelated values (``None``, booleans, small ints, empty and one-character strings),
+    which an aggregate (``count(...)``) may return without reading any document."""
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -5 <= value <= 256
+    if isinstance(value, str):
+        return len(value) > 1
+    return True
+
+
+def _values_inside(mapping: dict[str, Any], originals: dict[str, Any]) -> dict[int, Any]:
+    """``{id(value): key}`` for every value nested in the documents (``_SHARED`` when the same
+    object is in several documents); the documents are alive while the query runs, so ids
+    are not reused."""
+    out: dict[int, Any] = {}
+    for name, doc in mapping.items():
+        key = originals.get(name)
+        stack = list(doc.values()) if isinstance(doc, dict) else list(doc) if isinstance(doc, list) else []
+        while stack:
+            value = stack.pop()
+            seen = out.get(id(value), _NOBODY)
+            out[id(value)] = key if seen is _NOBODY or seen == key else _SHARED
+            if isinstance(value, dict):
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+    return out
 
 
 def rowwise(parsed: Parsed, document: Any) -> list[Any]:
