@@ -256,7 +256,9 @@ class Collection:
     def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
         """Number of live (not expired) entries; with ``path``, the number of matches of the query."""
         if path is not None:
-            return sum(1 for _ in self.find(path, engine=engine))
+            from .query import count
+
+            return count(self, path, engine=engine)
         return self._table.count(self._clock())
 
     def __len__(self) -> int:

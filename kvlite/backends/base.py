@@ -400,10 +400,16 @@ class Table(ABC):
 
     def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
              tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
-        """The matches of a query parsed by :mod:`kvlite.query` (``language`` is ``"jsonpath"``
-        or ``"objectpath"``), narrowed by the engine (SQL push-down) and re-checked in Python,
+        """The matches of a query parsed by :mod:`kvlite.query` (``language`` is one of
+        :data:`kvlite.query.ENGINES`), narrowed by the engine (SQL push-down) and re-checked in Python,
         as ``(key, plain value)``; or ``None``: the query front-end then evaluates it in Python
         over :meth:`items`.  Errors in ``order_by`` are raised at once, the rest on iteration."""
+        return None
+
+    def count_matches(self, language: str, parsed: Any) -> int | None:
+        """The number of matches of a query when the engine can count them without reading the
+        documents (the whole query decided in SQL: one ``COUNT``); ``None``: the front-end counts
+        what :meth:`find` yields."""
         return None
 
     def explain(self, language: str, parsed: Any, order_by: str | None,

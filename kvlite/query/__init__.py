@@ -34,7 +34,7 @@ from .matches import Tracker, owner
 if TYPE_CHECKING:
     from ..collection import Collection
 
-__all__ = ["find", "explain", "ENGINES"]
+__all__ = ["find", "count", "explain", "parse", "ENGINES"]
 
 #: The query languages: RFC 9535 JSONPath (the default), jsonpath-ng's dialect, ObjectPath, JMESPath.
 ENGINES = ("jsonpath", "jsonpath-ng", "objectpath", "jmespath")
@@ -84,6 +84,16 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
     # islice takes at most sys.maxsize; no collection has that many matches.
     stop = None if limit is None or offset + limit > sys.maxsize else offset + limit
     return _guarded(matches, path, engine, min(offset, sys.maxsize), stop)
+
+
+def count(coll: Collection, path: str, *, engine: str = "jsonpath") -> int:
+    """The number of matches of ``path`` (see :meth:`Collection.count`): one SQL ``COUNT`` when
+    the engine decides the whole query in SQL, else the matches :func:`find` yields, counted."""
+    parsed = parse(engine, path)
+    counted = coll._table.count_matches(engine, parsed)
+    if counted is not None:
+        return counted
+    return sum(1 for _ in find(coll, path, engine=engine))
 
 
 def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str, offset: int,

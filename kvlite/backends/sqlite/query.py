@@ -469,7 +469,7 @@ def _rfc_conditions(table: SQLiteTable, step: _rfc.Step) -> tuple[list[rfc9535_s
     """The SQL conditions of an RFC 9535 scan step, and whether they decide it exactly."""
     if step.filter is None or not table.serializer.json:
         return [], False
-    return rfc9535_sql.conditions(step.filter)
+    return rfc9535_sql.conditions(step.filter, table.sql_name)
 
 
 def _rfc_select(table: SQLiteTable, where: list[rfc9535_sql.Condition], order: _Order) -> tuple[str, list[Any]]:
@@ -500,6 +500,26 @@ def _find_rfc9535(table: SQLiteTable, query: Any, order: _Order, tracker: Tracke
 
     return _rfc.run(_rfc.plan(query).steps, scan=scan, lookup=lambda name: _lookup(table, name, tracker),
                     load=lambda: _load(table, order, tracker), tracker=tracker)
+
+
+def count_matches(table: SQLiteTable, language: str, parsed: Any) -> int | None:
+    """The number of matches of an RFC 9535 query ``$[?filter]`` whose filter SQL decides
+    exactly: one ``SELECT count(*)``, no document read; else ``None``."""
+    if language != "jsonpath":
+        return None
+    steps = _rfc.plan(parsed).steps
+    if len(steps) != 1 or steps[0].kind != "scan" or steps[0].rest or steps[0].filter is None:
+        return None
+    where, exact = _rfc_conditions(table, steps[0])
+    if not exact:
+        return None
+    sql = (f"SELECT count(*) FROM {table.sql_name} WHERE {table.live_sql} AND "
+           + " AND ".join(f"({c.sql})" for c in where))
+    params = [table.engine.clock()] + [p for c in where for p in c.params]
+    try:
+        return int(table.engine.connection().execute(sql, params).fetchone()[0])
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
 
 
 def _find_jsonpath(table: SQLiteTable, tree: Any, order: _Order,

@@ -100,15 +100,15 @@ def sql_path(parts: list[str | int] | None) -> str | None:
     return out
 
 
-def conditions(expression: FilterExpression) -> tuple[list[Condition], bool]:
-    """The SQL conditions of a filter on the documents (its top-level ``&&`` terms each one,
-    ANDed) and whether they are exact together (no Python re-check needed)."""
+def conditions(expression: FilterExpression, table: str) -> tuple[list[Condition], bool]:
+    """The SQL conditions of a filter on the documents of ``table`` (its SQL name; its top-level
+    ``&&`` terms each one, ANDed) and whether they are exact together (no Python re-check)."""
     terms: list[Any] = []
     _conjuncts(expression.expression, terms)
     out: list[Condition] = []
     exact = True
     for term in terms:
-        found = _condition(term)
+        found = _condition(term, table)
         if found is None:
             exact = False
             continue
@@ -153,10 +153,10 @@ def _both(left: Condition, right: Condition, glue: str) -> Condition:
                      path=left.path or right.path, exact=left.exact and right.exact)
 
 
-def _condition(expr: Any) -> Condition | None:
+def _condition(expr: Any, table: str) -> Condition | None:
     """An SQL condition for one filter expression, or ``None`` (not narrowed in SQL)."""
     if isinstance(expr, LogicalExpression):
-        left, right = _condition(expr.left), _condition(expr.right)
+        left, right = _condition(expr.left, table), _condition(expr.right, table)
         if expr.operator == "&&":
             if left is None or right is None:
                 found = left or right
@@ -168,7 +168,7 @@ def _condition(expr: Any) -> Condition | None:
             return None
         return _both(left, right, "OR")
     if isinstance(expr, PrefixExpression) and expr.operator == "!":
-        inner = _condition(expr.right)
+        inner = _condition(expr.right, table)
         if inner is None or not inner.exact:
             return None
         # NOT of a condition that may be NULL (a missing field) must be true there.
@@ -189,11 +189,11 @@ def _condition(expr: Any) -> Condition | None:
                          f"kvlite_rfc9535_{expr.name}(json_extract(value, '{path}'), ?)", [pattern],
                          path=path, exact=True)
     if isinstance(expr, ComparisonExpression):
-        return _comparison(expr)
+        return _comparison(expr, table)
     return None
 
 
-def _comparison(expr: ComparisonExpression) -> Condition | None:
+def _comparison(expr: ComparisonExpression, table: str) -> Condition | None:
     left, op, right = expr.left, expr.operator, expr.right
     is_literal, value = _literal(right)
     if not is_literal:
@@ -202,7 +202,7 @@ def _comparison(expr: ComparisonExpression) -> Condition | None:
     if not is_literal:
         return None
     if isinstance(left, FunctionExtension) and left.name == "length" and len(left.args) == 1:
-        return _length(left, op, value)
+        return _length(left, op, value, table)
     path = _path_of(left)
     if path is None:
         return None
@@ -237,15 +237,16 @@ def _comparison_with(path: str, op: str, value: Any) -> Condition | None:
     return None
 
 
-def _length(function: FunctionExtension, op: str, value: Any) -> Condition | None:
+def _length(function: FunctionExtension, op: str, value: Any, table: str) -> Condition | None:
     """``length(@.path) op n``: the length of a string, an array or an object; ``Nothing``
-    (compared with a number: only ``!=`` holds) for anything else."""
+    (compared with a number: only ``!=`` holds) for anything else.  (Inside the subquery,
+    a bare ``value`` would be ``json_each``'s own column: the table's is named in full.)"""
     path = _path_of(function.args[0])
     if path is None or isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) >= _BIG:
         return None
     length = (f"CASE json_type(value, '{path}') WHEN 'text' THEN length(json_extract(value, '{path}')) "
               f"WHEN 'array' THEN json_array_length(value, '{path}') "
-              f"WHEN 'object' THEN (SELECT count(*) FROM json_each(value, '{path}')) END")
+              f"WHEN 'object' THEN (SELECT count(*) FROM json_each({table}.value, '{path}')) END")
     if op == "!=":
         return Condition(f"{length} IS NOT ?", [value], path=path, exact=True)
     if op == "==":

@@ -432,6 +432,11 @@ class SQLiteTable(Table):
 
         return query.find(self, language, parsed, order_by, desc, tracker)
 
+    def count_matches(self, language: str, parsed: Any) -> int | None:
+        from . import query
+
+        return query.count_matches(self, language, parsed)
+
     def explain(self, language: str, parsed: Any, order_by: str | None,
                 desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
         from . import query
