@@ -170,3 +170,19 @@ def run_objectpath(parsed: _op.Parsed, src: Source, tracker: Any,
     owner = _op.owners(parsed, mapping, originals)
     for value in _op.evaluate(parsed, mapping):
         yield owner(value), value
+
+
+def run_jmespath(parsed: Any, src: Source, tracker: Any,
+                 view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    """Matches of a parsed JMESPath expression (:mod:`kvlite.query.jmespath`) over ``src``: a
+    row-wise one evaluated on each streamed document, any other on the loaded collection."""
+    from . import jmespath as _jm
+
+    if parsed.rowwise:
+        for key, doc in src(False):
+            tracker.current = doc
+            for value in _jm.rowwise(parsed, doc):
+                yield key, value
+        return
+    mapping, originals = mapping_of(src(False), view_key, tracker)
+    yield from _jm.whole(parsed, mapping, originals)

@@ -448,6 +448,8 @@ def find(table: SQLiteTable, language: str, parsed: Any, order_by: str | None, d
         return _in_snapshot(table, tracker, lambda: _find_jsonpath(table, parsed, order, tracker))
     if language == "objectpath":
         return _in_snapshot(table, tracker, lambda: _find_objectpath(table, parsed, order, tracker))
+    if language == "jmespath":
+        return _in_snapshot(table, tracker, lambda: _find_jmespath(table, parsed, order, tracker))
     return None
 
 
@@ -548,6 +550,63 @@ def _find_objectpath(table: SQLiteTable, parsed: _op.Parsed, order: _Order,
         yield owner_of(value), value
 
 
+def _find_jmespath(table: SQLiteTable, parsed: Any, order: _Order,
+                   tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    """A row-wise JMESPath query (:mod:`kvlite.query.jmespath`) one document at a time, its
+    filter narrowed in SQL (:mod:`.jmespath_sql`; rows SQL proves skip the re-check); any
+    other on the collection loaded in memory."""
+    from ...query import jmespath as _jm
+    from . import jmespath_sql
+
+    if not parsed.rowwise:
+        mapping, originals = _load(table, order, tracker)
+        yield from _jm.whole(parsed, mapping, originals)
+        return
+    where, _ = jmespath_sql.where(table, parsed)
+    if order.forward == "id" and jmespath_sql.indexed(table, where):
+        order = order._replace(forward="+id")  # narrow through the index, sort the few hits
+    sql, params = _select(table, where, order, sure=bool(where))  # type: ignore[arg-type]
+    if where:
+        for key, doc, sure in _rows(table, sql, params, tracker, order):
+            for value in _jm.rowwise(parsed, doc, sure):
+                yield key, value
+    else:
+        for key, doc in _rows(table, sql, params, tracker, order):
+            for value in _jm.rowwise(parsed, doc):
+                yield key, value
+
+
+def _explain_jmespath(table: SQLiteTable, parsed: Any, order: _Order) -> list[dict[str, Any]]:
+    from . import jmespath_sql
+
+    if not parsed.rowwise:
+        sql, params = _select(table, [], order)
+        info: dict[str, Any] = {"kind": "fallback", "pushdown": [],
+                                "python": "jmespath on the whole collection loaded in memory"}
+    else:
+        where, exact = jmespath_sql.where(table, parsed)
+        used = jmespath_sql.indexed(table, where)
+        if order.forward == "id" and used:
+            order = order._replace(forward="+id")
+        sql, params = _select(table, where, order, sure=bool(where))  # type: ignore[arg-type]
+        info = {"kind": "scan", "pushdown": [c.text for c in where]}
+        if parsed.condition is None:
+            info["python"] = "jmespath on each document"
+        elif exact:
+            info["python"] = "nothing for the filter: SQL decides it exactly; jmespath on each document it keeps"
+        elif where and where[0].sure != "0":
+            info["python"] = ("the filter re-checked on each row SQL does not prove (where jmespath may "
+                              "raise); jmespath on each document it keeps")
+        else:
+            info["python"] = "the filter re-checked on each row SQL lets through; jmespath on each document it keeps"
+        if used:
+            info["indexes"] = used
+    info["sql"] = sql
+    info["params"] = [p for p in params if p not in _PLACEHOLDERS]
+    info["query_plan"] = _query_plan(table, sql, params)
+    return [info]
+
+
 def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None,
             desc: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """``(steps, notes)``: what runs in SQL and what in Python (see :meth:`kvlite.Collection.explain`)."""
@@ -556,6 +615,8 @@ def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None
     steps: list[dict[str, Any]] = []
     if language == "jsonpath":
         steps = _explain_rfc9535(table, parsed, order)
+    elif language == "jmespath":
+        steps = _explain_jmespath(table, parsed, order)
     elif language == "objectpath":
         sql, params = _select(table, [], order)
         steps.append({
