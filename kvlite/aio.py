@@ -299,6 +299,8 @@ class AsyncCollection:
         return await self.store._call(self.sync.setdefault, key, default, ttl=ttl)
 
     async def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
+        """:meth:`kvlite.Collection.count`; ``engine`` is one of :data:`kvlite.query.ENGINES`
+        (``"jsonpath"``, RFC 9535, by default) and is passed through as it is."""
         return await self.store._call(self.sync.count, path, engine=engine)
 
     async def purge_expired(self) -> int:
@@ -310,8 +312,10 @@ class AsyncCollection:
     async def stats(self) -> dict[str, Any]:
         return await self.store._call(self.sync.stats)
 
-    async def explain(self, path: str, **options: Any) -> dict[str, Any]:
-        return await self.store._call(self.sync.explain, path, **options)
+    async def explain(self, path: str, *, engine: str = "jsonpath", **options: Any) -> dict[str, Any]:
+        """:meth:`kvlite.Collection.explain`; ``engine`` is one of :data:`kvlite.query.ENGINES`
+        (``"jsonpath"``, RFC 9535, by default)."""
+        return await self.store._call(self.sync.explain, path, engine=engine, **options)
 
     async def create_index(self, path: str) -> str:
         return await self.store._call(self.sync.create_index, path)
@@ -347,12 +351,19 @@ class AsyncCollection:
                 with contextlib.suppress(Exception):
                     await self.store._call(iterator.close)
 
-    def find(self, path: str, *, batch: int = 256, **options: Any) -> AsyncIterator[tuple[Any, Any]]:
-        """``async for key, value in coll.find(path)``: :meth:`kvlite.Collection.find`, in batches."""
-        return self._stream(lambda: self.sync.find(path, **options), batch)
+    def find(self, path: str, *, engine: str = "jsonpath", batch: int = 256,
+             **options: Any) -> AsyncIterator[tuple[Any, Any]]:
+        """``async for key, value in coll.find(path)``: :meth:`kvlite.Collection.find`, in batches.
 
-    def select(self, path: str, *, batch: int = 256, **options: Any) -> AsyncIterator[Any]:
-        return self._stream(lambda: self.sync.select(path, **options), batch)
+        ``engine`` is one of :data:`kvlite.query.ENGINES`: ``"jsonpath"`` (RFC 9535 JSONPath, the
+        default), ``"jsonpath-ng"``, ``"objectpath"`` or ``"jmespath"``."""
+        return self._stream(lambda: self.sync.find(path, engine=engine, **options), batch)
+
+    def select(self, path: str, *, engine: str = "jsonpath", batch: int = 256,
+               **options: Any) -> AsyncIterator[Any]:
+        """``async for value in coll.select(path)``: :meth:`kvlite.Collection.select`, in batches
+        (``engine`` as in :meth:`find`)."""
+        return self._stream(lambda: self.sync.select(path, engine=engine, **options), batch)
 
     def keys(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
         return self._stream(lambda: self.sync.keys(reverse=reverse), batch)

@@ -254,7 +254,9 @@ class Collection:
         return self._table.keys(False)
 
     def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
-        """Number of live (not expired) entries; with ``path``, the number of matches of the query."""
+        """Number of live (not expired) entries; with ``path``, the number of matches of the query
+        (``engine`` as in :meth:`find`: one of :data:`kvlite.query.ENGINES`, ``"jsonpath"``,
+        RFC 9535 JSONPath, by default)."""
         if path is not None:
             from .query import count
 
@@ -312,8 +314,14 @@ class Collection:
              order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
         """Yield ``(key, value)`` for every match of ``path``, streaming.
 
-        ``path`` is JSONPath (jsonpath-ng's extended syntax) or, with
-        ``engine="objectpath"``, ObjectPath.  The root ``$`` is the collection
+        ``engine`` is one of :data:`kvlite.query.ENGINES` and names ``path``'s
+        language: ``"jsonpath"`` (the default) is RFC 9535 JSONPath
+        (``$[?@.age > 30 && @.tags]``); ``"jsonpath-ng"`` is jsonpath-ng's
+        extended dialect (``$[?(@.age > 30 & @.tags)]``, ``sorted``, ``=~``);
+        ``"objectpath"`` is ObjectPath; ``"jmespath"`` is JMESPath.  Under RFC
+        9535 an index or slice selects nothing of the root object (``$[0]``
+        matches nothing: page with ``limit``/``offset``), and comparisons do not
+        coerce types.  The root ``$`` is the collection
         seen as the mapping ``{key: document}``; the matches, their values and
         their order are exactly what the engine returns on that mapping loaded
         in memory (see ``docs/queries.md``).  ``key`` is the key of the
@@ -325,21 +333,25 @@ class Collection:
         values first when ascending).  ``offset`` and ``limit`` page through
         the matches; reading stops as soon as ``limit`` matches are out.
 
-        :raises QuerySyntaxError: the path does not parse.
+        :raises QuerySyntaxError: the path does not parse in ``engine``'s language.
+        :raises ValueError: ``engine`` is not one of :data:`kvlite.query.ENGINES`.
         """
         from .query import find
 
         return find(self, path, engine=engine, limit=limit, offset=offset, order_by=order_by, desc=desc)
 
     def select(self, path: str, **options: Any) -> Iterator[Any]:
-        """Like :meth:`find`, yielding only the matched values."""
+        """Like :meth:`find`, yielding only the matched values (the same ``engine``, one of
+        :data:`kvlite.query.ENGINES`; ``"jsonpath"``, RFC 9535 JSONPath, by default)."""
         return (value for _, value in self.find(path, **options))
 
     def explain(self, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
                 desc: bool = False) -> dict[str, Any]:
         """How :meth:`find` would run ``path``: which part the engine narrows (in SQL, with its
         query plan, so you can see an index being used) and which runs in Python, and whether
-        it streams."""
+        it streams.  ``engine`` is one of :data:`kvlite.query.ENGINES`, as in :meth:`find`:
+        ``"jsonpath"`` (RFC 9535 JSONPath, the default), ``"jsonpath-ng"`` (jsonpath-ng's
+        extended dialect), ``"objectpath"`` or ``"jmespath"``."""
         from .query import explain
 
         return explain(self, path, engine=engine, order_by=order_by, desc=desc)

@@ -162,15 +162,15 @@ def _demo_reset(db: Store, path: str) -> None:
 
 def _demo_queries(coll: Collection) -> None:
     """Print a few queries over ``coll``, the demo's users (u1, u2, u3, u5)."""
-    print("\nqueries (JSONPath; filters run in SQLite):")
-    _say("users.select('$[?(@.age > 40)].name')", list(coll.select("$[?(@.age > 40)].name")))
+    print("\nqueries (RFC 9535 JSONPath, the default engine; filters run in SQLite):")
+    _say("users.select('$[?@.age > 40].name')", list(coll.select("$[?@.age > 40].name")))
     _say("users.find('$.*.langs[0]')", list(coll.find("$.*.langs[0]")))
-    _say("users.count('$[?(@.age >= 36)]')", coll.count("$[?(@.age >= 36)]"))
+    _say("users.count('$[?@.age >= 36]')", coll.count("$[?@.age >= 36]"))
     coll.create_index("$.age")
-    plan = coll.explain("$[?(@.age == 36)]")["steps"][0]["query_plan"]
+    plan = coll.explain("$[?@.age == 36]")["steps"][0]["query_plan"]
     searches = [line for line in plan if line.startswith("SEARCH")]
     _say("users.create_index('$.age')")
-    _say("users.explain('$[?(@.age == 36)]')", searches[0] if searches else plan, "SQLite's plan")
+    _say("users.explain('$[?@.age == 36]')", searches[0] if searches else plan, "SQLite's plan")
     _say("users.select('$.*.name', order_by='-$.age', limit=2)",
          list(coll.select("$.*.name", order_by="-$.age", limit=2)))
     _say("users.select('$.*[@.age > 40].name', engine='objectpath')",

@@ -1,6 +1,8 @@
 """Commands that run queries: ``find``, ``query``, ``count``, ``explain`` and ``index``.
 
-PATH is a JSONPath (RFC 9535) or, with ``--engine objectpath``, an ObjectPath expression;
+PATH is written in the query language ``--engine`` names (one of :data:`kvlite.query.ENGINES`):
+RFC 9535 JSONPath by default (``jsonpath``), jsonpath-ng's extended dialect
+(``jsonpath-ng``), ObjectPath (``objectpath``) or JMESPath (``jmespath``);
 the root ``$`` is the collection as a mapping ``key -> document``.  A PATH that does not
 parse is a usage error (exit code 2, see :func:`kvlite.cli.main`).  Only ``json`` and
 ``jsonb`` collections can be queried.
@@ -14,6 +16,7 @@ from typing import Any
 
 from .. import keys as _keys
 from ..keys import Key
+from ..query import ENGINES
 from ..store import Store
 from .common import (
     CliError,
@@ -33,8 +36,12 @@ __all__ = ["setup_count", "setup_explain", "setup_find", "setup_index", "setup_q
 def _query_args(parser: argparse.ArgumentParser) -> None:
     file_arg(parser)
     parser.add_argument("collection", metavar="COLL", help="collection name")
-    parser.add_argument("path", metavar="PATH", help="a JSONPath (or, with --engine objectpath, ObjectPath)")
-    parser.add_argument("--engine", choices=("jsonpath", "objectpath"), default="jsonpath")
+    parser.add_argument("path", metavar="PATH",
+                        help="a query in the --engine's language (by default RFC 9535 JSONPath)")
+    parser.add_argument("--engine", choices=ENGINES, default="jsonpath",
+                        help="the query language: 'jsonpath' is RFC 9535 JSONPath (the default), "
+                             "'jsonpath-ng' is jsonpath-ng's extended dialect, "
+                             "'objectpath' is ObjectPath, 'jmespath' is JMESPath")
 
 
 def _paging_args(parser: argparse.ArgumentParser) -> None:
