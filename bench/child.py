@@ -8,8 +8,8 @@ opened, the data loaded for in-memory stores and the inputs prepared).
 The runner forks a child per measurement and calls :func:`measure` in it
 (where ``fork`` exists), or runs ``python -m bench.child '<json spec>'``.
 
-Spec keys: ``mode`` ("populate" or "run"), ``store``, ``folder``, ``n``; for
-"run" also ``workload``, ``ops``, ``single_writes``, ``mixed_ops``, ``seed``, ``max_seconds``.
+Spec keys: ``mode`` ("populate" or "run"), ``store``, ``folder``, ``n``,
+``dataset`` (optional, default "small"); for "run" also ``workload``, ``ops``, ``single_writes``, ``mixed_ops``, ``seed``, ``max_seconds``.
 Prints one JSON object on stdout.
 """
 
@@ -29,7 +29,7 @@ def populate(spec: dict[str, Any]) -> dict[str, Any]:
     """Write the N documents into ``folder`` (the template every measurement copies)."""
     store = STORES[spec["store"]](Path(spec["folder"]), autocommit=False)
     try:
-        store.bulk_write(data.items(0, spec["n"]))
+        store.bulk_write(data.items(0, spec["n"], spec.get("dataset", "small")))
         store.after_populate()
         count = store.count()
     finally:
@@ -47,7 +47,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     store = cls(folder, autocommit=work.autocommit)
     try:
         if cls.in_memory and work.needs_data:
-            store.bulk_write(data.items(0, spec["n"]))
+            store.bulk_write(data.items(0, spec["n"], work.dataset))
             store.after_populate()
         ctx = Context(folder=folder, n=spec["n"], ops=spec["ops"], single_writes=spec["single_writes"],
                       mixed_ops=spec["mixed_ops"], seed=spec["seed"], max_seconds=spec["max_seconds"])

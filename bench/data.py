@@ -1,4 +1,4 @@
-"""The benchmark's data: keys and small JSON documents, made lazily and deterministically.
+"""The benchmark's data: keys and JSON documents, made lazily and deterministically.
 
 Documents come from a fixed pool of :data:`POOL_SIZE` distinct dicts
 (document ``i`` is ``POOL[i % POOL_SIZE]``), so making one costs a list index
@@ -11,7 +11,14 @@ Field distributions (used by the query workloads):
 
 * ``age``: 0..99, each value on exactly 1% of the documents (``age == 42``
   selects 1%, ``age >= 50`` selects 50%);
+* ``id``: 0..999, each value on exactly 0.1% of the documents (``id == 421`` selects 0.1%);
 * ``active``: ``True`` on every other document.
+
+Two data sets (``dataset``): ``"small"`` (the default: the documents above,
+161-169 bytes of JSON, 168 on average) and ``"large"`` (the same fields first,
+then a ``bio`` text and a ``history`` list of 25-49 events: 4.0-7.7 KB of
+JSON, ~5.8 KB on average; the same field distributions).  The large pool is
+built on first use.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from __future__ import annotations
 import random
 from typing import Any, Iterator
 
-__all__ = ["POOL", "POOL_SIZE", "key", "doc", "items", "random_indexes", "keys_for"]
+__all__ = ["POOL", "POOL_SIZE", "DATASETS", "pool", "key", "doc", "items", "random_indexes", "keys_for"]
 
 #: Number of distinct documents the data set cycles through.
 POOL_SIZE = 1000
@@ -38,8 +45,45 @@ def _make_doc(j: int) -> dict[str, Any]:
     }
 
 
+_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do",
+          "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna", "aliqua")
+_EVENTS = ("login", "logout", "purchase", "refund", "view", "search", "update", "share")
+
+
+def _words(seed: int, count: int) -> str:
+    return " ".join(_WORDS[(seed * 7 + w * 13 + w * w) % len(_WORDS)] for w in range(count))
+
+
+def _make_large_doc(j: int) -> dict[str, Any]:
+    """The small document ``j`` followed by ~4-8 KB of text and nested events (fields after ``address``)."""
+    out = _make_doc(j)
+    out["bio"] = _words(j, 60 + j % 40)
+    out["history"] = [
+        {"ts": 1_700_000_000 + j * 1000 + e * 37, "event": _EVENTS[(j + e) % len(_EVENTS)],
+         "amount": round((j * 13 + e * 7) % 1000 * 0.37, 2), "ok": (j + e) % 5 != 0,
+         "note": _words(j + e, 8 + (j + e) % 6), "ref": f"r{j:04d}-{e:03d}"}
+        for e in range(23 + j % 22)
+    ]
+    return out
+
+
 #: The distinct documents; document ``i`` is ``POOL[i % POOL_SIZE]``.
 POOL: list[dict[str, Any]] = [_make_doc(j) for j in range(POOL_SIZE)]
+_LARGE_POOL: list[dict[str, Any]] = []
+
+#: The data sets a workload can ask for.
+DATASETS = ("small", "large")
+
+
+def pool(dataset: str = "small") -> list[dict[str, Any]]:
+    """The distinct documents of ``dataset`` (the large ones are made on first use)."""
+    if dataset == "small":
+        return POOL
+    if dataset == "large":
+        if not _LARGE_POOL:
+            _LARGE_POOL.extend(_make_large_doc(j) for j in range(POOL_SIZE))
+        return _LARGE_POOL
+    raise ValueError(f"unknown data set {dataset!r} (known: {', '.join(DATASETS)})")
 
 
 def key(i: int) -> str:
@@ -47,17 +91,17 @@ def key(i: int) -> str:
     return f"k{i:08d}"
 
 
-def doc(i: int) -> dict[str, Any]:
-    """Document ``i`` (a shared dict from :data:`POOL`: do not mutate it)."""
-    return POOL[i % POOL_SIZE]
+def doc(i: int, dataset: str = "small") -> dict[str, Any]:
+    """Document ``i`` (a shared dict from the pool: do not mutate it)."""
+    return pool(dataset)[i % POOL_SIZE]
 
 
-def items(start: int, stop: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def items(start: int, stop: int, dataset: str = "small") -> Iterator[tuple[str, dict[str, Any]]]:
     """``(key(i), doc(i))`` for ``start <= i < stop``, made one at a time."""
-    pool = POOL
+    docs = pool(dataset)
     size = POOL_SIZE
     for i in range(start, stop):
-        yield f"k{i:08d}", pool[i % size]
+        yield f"k{i:08d}", docs[i % size]
 
 
 def random_indexes(count: int, n: int, seed: int) -> list[int]:

@@ -2,9 +2,10 @@
 
 Order: for each workload, the repeats go round-robin over the stores (store
 A, B, C, then A, B, C again...), so a slow drift of the machine touches every
-store alike.  Stores that need the data set are filled once per (store, N)
-into a template folder, which each measurement copies into its own fresh
-folder; in-memory stores (``dict``) fill themselves in the measuring process.
+store alike.  Stores that need the data set are filled once per (store, N,
+data set) into a template folder, which each measurement copies into its own
+fresh folder (query strategies that read the same file as another store, e.g.
+``jsonpath-ng`` and ``kvlite``, share its template); in-memory stores (``dict``) fill themselves in the measuring process.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("kvlite", "apsw", "orjson", "diskcache", "sqlitedict", "jsonpath-ng"):
+    for dist in ("kvlite", "apsw", "orjson", "diskcache", "sqlitedict", "jsonpath-ng", "jsonpath-rfc9535"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -147,7 +148,7 @@ def run(settings: Settings, log: Callable[[str], None] = lambda msg: print(msg, 
     """Measure every cell of :func:`plan`; returns the results (see ``bench/README.md`` for the format)."""
     cells = plan(settings)
     root = Path(tempfile.mkdtemp(prefix="kvlite-bench-", dir=settings.tmp))
-    templates: dict[tuple[str, int], Path] = {}
+    templates: dict[tuple[str, int, str], Path] = {}
     results: list[dict[str, Any]] = []
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
@@ -155,31 +156,34 @@ def run(settings: Settings, log: Callable[[str], None] = lambda msg: print(msg, 
             n = settings.n_for(work)
             runs: dict[str, list[dict[str, Any]]] = {s: [] for s in stores}
             errors: dict[str, str] = {}
+            template_of = {s: (STORES[s].template or s, n, work.dataset) for s in stores}
             for store in stores:
-                if work.needs_data and not STORES[store].in_memory and (store, n) not in templates:
-                    folder = root / "templates" / f"{store}-{n}"
+                key = template_of[store]
+                if work.needs_data and not STORES[store].in_memory and key not in templates:
+                    folder = root / "templates" / f"{key[0]}-{n}-{work.dataset}"
                     folder.mkdir(parents=True)
-                    log(f"  filling {store} with {n:,} documents")
+                    log(f"  filling {key[0]} with {n:,} {work.dataset} documents")
                     try:
-                        _child({"mode": "populate", "store": store, "folder": str(folder), "n": n},
-                               settings.timeout)
-                        templates[(store, n)] = folder
+                        _child({"mode": "populate", "store": key[0], "folder": str(folder), "n": n,
+                                "dataset": work.dataset}, settings.timeout)
+                        templates[key] = folder
                     except (RuntimeError, subprocess.TimeoutExpired) as exc:
                         errors[store] = f"populate failed: {exc}"
+                        shutil.rmtree(folder, ignore_errors=True)
             for rep in range(settings.repeats):
                 for store in stores:
                     if store in errors:
                         continue
                     folder = root / "cells" / f"{work.name}-{store}-{rep}"
-                    if (store, n) in templates:
-                        shutil.copytree(templates[(store, n)], folder)
+                    if template_of[store] in templates:
+                        shutil.copytree(templates[template_of[store]], folder)
                     else:
                         folder.mkdir(parents=True)
                     spec = {
                         "mode": "run", "store": store, "workload": work.name, "folder": str(folder), "n": n,
                         "ops": settings.ops, "single_writes": settings.single_writes,
                         "mixed_ops": settings.mixed_ops, "seed": settings.seed + rep,
-                        "max_seconds": settings.max_seconds,
+                        "max_seconds": settings.max_seconds, "dataset": work.dataset,
                     }
                     try:
                         out = _child(spec, settings.timeout)
@@ -208,10 +212,21 @@ def run(settings: Settings, log: Callable[[str], None] = lambda msg: print(msg, 
             "baselines": BASELINES,
             "settings": asdict(settings),
         },
-        "workloads": {w.name: {"title": w.title, "group": w.group, "unit": w.unit, "n": settings.n_for(w)}
+        "workloads": {w.name: {"title": w.title, "group": w.group, "unit": w.unit, "n": settings.n_for(w),
+                               "dataset": w.dataset, "doc_bytes": _doc_bytes(w.dataset)}
                       for w, _ in cells},
         "cells": results,
     }
+
+
+def _doc_bytes(dataset: str) -> dict[str, float]:
+    """Size of the data set's documents as JSON text (orjson): min, mean, max bytes."""
+    import orjson
+
+    from . import data
+
+    sizes = [len(orjson.dumps(d)) for d in data.pool(dataset)]
+    return {"min": min(sizes), "mean": sum(sizes) / len(sizes), "max": max(sizes)}
 
 
 def _summarize(work: Workload, n: int, stores: list[str], runs: dict[str, list[dict[str, Any]]],

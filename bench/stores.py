@@ -36,6 +36,14 @@ without / with an expression index), ``apsw-jsonb`` / ``apsw-jsonb+index``
 (the same over a JSONB BLOB column), and ``kvlite`` / ``kvlite+index``
 (``Collection.find``; only when kvlite has it).
 
+RFC 9535 strategies (the ``rfc9535`` group; its baseline is ``rfc9535-ref``):
+``apsw`` / ``apsw+index`` (the exact SQL kvlite pushes down, run bare,
+matches decoded with orjson), the kvlite stores above (``find`` with the
+default ``engine="jsonpath"``), ``kvlite-ng`` (``find`` with
+``engine="jsonpath-ng"``, the previous default) and ``rfc9535-ref`` (every
+document decoded from a kvlite ``json`` collection and matched by the
+``jsonpath-rfc9535`` reference implementation, 1000 documents per ``find``).
+
 Add a store: subclass :class:`Adapter`, implement what it supports, and
 decorate it with :func:`register`.
 """
@@ -65,7 +73,11 @@ class QuerySpec:
     ``jsonpath`` is the path over the whole collection (root ``$`` = the
     mapping ``{key: document}``); ``predicate`` the same test on one document
     in plain Python; ``sql`` the same test as an SQL condition on the
-    ``value`` column; ``index_path``/``index_sql`` the field an index serves.
+    ``value`` column (``?`` placeholders bound to ``params``);
+    ``index_path``/``index_sql`` the field an index serves.  ``group`` is the
+    workload group, ``dataset`` the documents (:data:`bench.data.DATASETS`),
+    ``ng_path`` the path in jsonpath-ng's dialect (default: ``jsonpath``) and
+    ``select`` makes kvlite stores iterate ``select`` instead of ``find``.
     """
 
     name: str
@@ -74,6 +86,11 @@ class QuerySpec:
     sql: str
     index_path: str
     index_sql: str
+    params: tuple[Any, ...] = ()
+    group: str = "query"
+    dataset: str = "small"
+    ng_path: str | None = None
+    select: bool = False
 
 
 #: Every adapter, by name, in the order tables show them.
@@ -116,6 +133,8 @@ class Adapter:
     processes: ClassVar[bool] = True
     #: The data lives in the process: read workloads fill it in the measuring process.
     in_memory: ClassVar[bool] = False
+    #: Name of the store whose filled template folder this one reads (same file layout); None: its own.
+    template: ClassVar[str | None] = None
 
     def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
         self.folder = folder
@@ -184,7 +203,7 @@ class ApswFloor(Adapter):
 
     name = "apsw"
     title = "apsw floor"
-    groups = frozenset({"kv", "query"})
+    groups = frozenset({"kv", "query", "rfc9535"})
     threads = "per-thread"
     FILE = "floor.db"
     SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"
@@ -302,12 +321,13 @@ class ApswFloor(Adapter):
 
     def querier(self, spec: QuerySpec) -> Callable[[], int]:
         sql = self.SQL_SCAN.format(where=spec.sql)
-        conn = self.conn
+        params = spec.params
+        execute = self.cur.execute
         loads = orjson.loads
 
         def run() -> int:
             n = 0
-            for _key, value in conn.execute(sql):
+            for _key, value in execute(sql, params):
                 loads(value)
                 n += 1
             return n
@@ -321,7 +341,7 @@ class ApswFloorIndexed(ApswFloor):
 
     name = "apsw+index"
     title = "apsw + index"
-    groups = frozenset({"query"})
+    groups = frozenset({"query", "rfc9535"})
     INDEX = True
 
 
@@ -379,10 +399,12 @@ class KvliteCollection(Adapter):
 
     name = "kvlite"
     title = "kvlite Collection"
-    groups = frozenset({"kv", "query"})
+    groups = frozenset({"kv", "query", "rfc9535"})
     INDEX = False
     DURABILITY = "normal"
     SERIALIZER = "json"
+    #: ``engine=`` of ``find``/``select`` (``"jsonpath"``: RFC 9535, kvlite's default).
+    ENGINE = "jsonpath"
 
     def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
         import kvlite
@@ -437,14 +459,15 @@ class KvliteCollection(Adapter):
                 self.coll.create_index(path)
 
     def querier(self, spec: QuerySpec) -> Callable[[], int]:
-        find = self.coll.find  # type: ignore[attr-defined]
-        path = spec.jsonpath
-        for _ in find(path, limit=1):  # parse the path and import the engine now, outside the timed part
+        engine = self.ENGINE
+        path = (spec.ng_path or spec.jsonpath) if engine == "jsonpath-ng" else spec.jsonpath
+        method = self.coll.select if spec.select else self.coll.find  # type: ignore[attr-defined]
+        for _ in method(path, engine=engine, limit=1):  # parse and import the engine now, outside the timed part
             break
 
         def run() -> int:
             n = 0
-            for _ in find(path):
+            for _ in method(path, engine=engine):
                 n += 1
             return n
 
@@ -468,7 +491,7 @@ class KvliteIndexed(KvliteCollection):
 
     name = "kvlite+index"
     title = "kvlite + index"
-    groups = frozenset({"query"})
+    groups = frozenset({"query", "rfc9535"})
     INDEX = True
 
     @classmethod
@@ -499,7 +522,7 @@ class KvliteJsonbIndexed(KvliteJsonb):
 
     name = "kvlite-jsonb+index"
     title = "kvlite jsonb + index"
-    groups = frozenset({"query"})
+    groups = frozenset({"query", "rfc9535"})
     INDEX = True
 
 
@@ -548,6 +571,7 @@ class JsonpathScan(KvliteCollection):
     name = "jsonpath-ng"
     title = "jsonpath-ng scan"
     groups = frozenset({"query"})
+    template = "kvlite"
 
     @classmethod
     def supports_query(cls) -> bool:
@@ -584,6 +608,7 @@ class PythonLoop(KvliteCollection):
     name = "python-loop"
     title = "Python loop"
     groups = frozenset({"query"})
+    template = "kvlite"
 
     @classmethod
     def supports_query(cls) -> bool:
@@ -598,6 +623,63 @@ class PythonLoop(KvliteCollection):
             for _key, value in items():
                 if predicate(value):
                     n += 1
+            return n
+
+        return run
+
+
+@register
+class KvliteNg(KvliteCollection):
+    """kvlite ``find`` with ``engine="jsonpath-ng"`` (the previous default query language; rfc9535 group only)."""
+
+    name = "kvlite-ng"
+    title = "kvlite engine=jsonpath-ng"
+    groups = frozenset({"rfc9535"})
+    template = "kvlite"
+    ENGINE = "jsonpath-ng"
+
+
+@register
+class Rfc9535Reference(KvliteCollection):
+    """Query strategy: decode every document of a kvlite ``json`` collection and match it with the
+    ``jsonpath-rfc9535`` reference implementation, 1000 documents (``{key: doc}``) per ``find`` call."""
+
+    name = "rfc9535-ref"
+    title = "jsonpath-rfc9535 reference"
+    groups = frozenset({"rfc9535"})
+    template = "kvlite"
+    CHUNK = 1000
+
+    @classmethod
+    def supports_query(cls) -> bool:
+        return True
+
+    @classmethod
+    def describe(cls) -> str:
+        from importlib.metadata import version
+
+        return (f"{cls.title}: jsonpath-rfc9535 {version('jsonpath-rfc9535')} over kvlite Collection.items(), "
+                f"{cls.CHUNK} documents per find()")
+
+    def querier(self, spec: QuerySpec) -> Callable[[], int]:
+        import jsonpath_rfc9535
+
+        find = jsonpath_rfc9535.compile(spec.jsonpath).find
+        items = self.coll.items
+        size = self.CHUNK
+
+        def run() -> int:
+            # The root is the collection {key: doc}, 1000 documents at a time: the same matches as
+            # one find() over every document, with memory bounded by the chunk.
+            n = 0
+            chunk: dict[str, Any] = {}
+            for key, value in items():
+                chunk[key] = value
+                if len(chunk) == size:
+                    n += len(find(chunk))
+                    chunk = {}
+            if chunk:
+                n += len(find(chunk))
             return n
 
         return run

@@ -96,3 +96,18 @@ def test_each_kvlite_store_uses_its_serializer(tmp_path: Path) -> None:
             assert adapter.coll.serializer.name == serializer  # type: ignore[attr-defined]
         finally:
             adapter.close()
+
+
+def test_rfc9535_strategies_agree_and_targets_are_computed(tmp_path: Path) -> None:
+    names = [f"query_{q}" for q, spec in QUERIES.items() if spec.group == "rfc9535"]
+    stores = ["apsw", "kvlite", "kvlite-jsonb", "kvlite+index", "kvlite-ng", "rfc9535-ref"]
+    results = runner.run(_settings(stores, names, tmp_path), log=lambda m: None)
+    for cell in results["cells"]:
+        assert "error" not in cell, (cell["workload"], cell["store"], cell.get("error"))
+    assert expected_matches(QUERIES["rfc_selective_large"], 3000) == 3
+    assert results["workloads"]["query_rfc_selective_large"]["doc_bytes"]["mean"] > 4000
+    rows = {text: status for text, _, status in report.check_targets(results)}
+    assert rows["RFC 9535 broad (50%), small docs: default engine no slower than engine='jsonpath-ng'"] in (
+        "PASS", "FAIL")
+    assert any(text.startswith("query_rfc_stream_large on kvlite,") for text in rows)
+    assert "RFC 9535 query workloads" in report.markdown(results)

@@ -13,7 +13,10 @@ passed, so a slow peer costs seconds, not minutes; ops/s is computed over the
 operations actually done.  Bulk write and iteration always cover all N.
 
 Groups: ``kv`` workloads are compared with the ``apsw`` floor, ``query``
-workloads with the ``jsonpath-ng`` scan (see :data:`BASELINES`).
+workloads with the ``jsonpath-ng`` scan, ``rfc9535`` workloads (RFC 9535
+JSONPath, kvlite's default query language) with the ``jsonpath-rfc9535``
+reference implementation (see :data:`BASELINES`); ``bench.report`` computes
+the other ratios its targets need.
 
 Add a workload: write the function, decorate it with :func:`workload`; add a
 query: add a :class:`~bench.stores.QuerySpec` to :data:`QUERIES` (every
@@ -38,7 +41,7 @@ from .stores import STORES, Adapter, QuerySpec
 __all__ = ["Context", "Probe", "Workload", "WORKLOADS", "QUERIES", "BASELINES", "workload", "maxrss_kb"]
 
 #: The store every ratio in a group is relative to.
-BASELINES = {"kv": "apsw", "query": "jsonpath-ng"}
+BASELINES = {"kv": "apsw", "query": "jsonpath-ng", "rfc9535": "rfc9535-ref"}
 
 #: Batch size of the get_many/put_many workloads.
 BATCH = 100
@@ -129,6 +132,8 @@ class Workload:
     unit: str
     #: Extra condition on the store class (``None``: every store of the group).
     supports: Callable[[type[Adapter]], bool] | None = None
+    #: The documents it needs (:data:`bench.data.DATASETS`).
+    dataset: str = "small"
 
     def applies_to(self, cls: type[Adapter]) -> bool:
         """True when ``cls`` can run this workload."""
@@ -143,14 +148,14 @@ WORKLOADS: dict[str, Workload] = {}
 
 def workload(name: str, title: str, *, group: str = "kv", needs_data: bool = True, autocommit: bool = True,
              large: bool = False, unit: str = "ops",
-             supports: Callable[[type[Adapter]], bool] | None = None
+             supports: Callable[[type[Adapter]], bool] | None = None, dataset: str = "small"
              ) -> Callable[[Callable[[Adapter, Context], int]], Callable[[Adapter, Context], int]]:
     """Decorator registering ``run(store, ctx) -> ops`` as workload ``name``."""
 
     def deco(run: Callable[[Adapter, Context], int]) -> Callable[[Adapter, Context], int]:
         if name in WORKLOADS:
             raise ValueError(f"workload {name!r} is registered twice")
-        WORKLOADS[name] = Workload(name, title, group, run, needs_data, autocommit, large, unit, supports)
+        WORKLOADS[name] = Workload(name, title, group, run, needs_data, autocommit, large, unit, supports, dataset)
         return run
 
     return deco
@@ -434,7 +439,40 @@ def _age_at_least_50(doc: Any) -> bool:
     return age is not None and age >= 50
 
 
-#: The query workloads (each becomes ``query_<name>``): a selective (~1%) and a broad (~50%) filter.
+def _age_at_least_0(doc: Any) -> bool:
+    age = _age(doc)
+    return age is not None and age >= 0
+
+
+def _id_is_421(doc: Any) -> bool:
+    value = doc.get("id") if isinstance(doc, dict) else None
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 421
+
+
+#: The condition kvlite's RFC 9535 push-down writes for ``@.<field> <op> <number>`` (exact: no Python re-check).
+def _rfc_sql(field: str, op: str) -> str:
+    return (f"json_type(value, '$.{field}') IN ('integer', 'real') AND json_extract(value, '$.{field}') {op} ?")
+
+
+def _rfc_specs(dataset: str, suffix: str) -> tuple[QuerySpec, ...]:
+    """The RFC 9535 queries over ``dataset``: selective (0.1%), broad (50%) and a streaming ``select`` (100%)."""
+    return (
+        QuerySpec(
+            name=f"rfc_selective{suffix}", jsonpath="$[?@.id == 421]", ng_path="$[?(@.id == 421)]",
+            predicate=_id_is_421, sql=_rfc_sql("id", "="), params=(421,),
+            index_path="$.id", index_sql="json_extract(value, '$.id')", group="rfc9535", dataset=dataset,
+        ),
+        QuerySpec(
+            name=f"rfc_broad{suffix}", jsonpath="$[?@.age >= 50]", ng_path="$[?(@.age >= 50)]",
+            predicate=_age_at_least_50, sql=_rfc_sql("age", ">="), params=(50,),
+            index_path="$.age", index_sql="json_extract(value, '$.age')", group="rfc9535", dataset=dataset,
+        ),
+    )
+
+
+#: The query workloads (each becomes ``query_<name>``): a selective (~1%) and a broad (~50%) filter in
+#: the ``query`` group; in the ``rfc9535`` group, a selective (0.1%) and a broad (50%) RFC 9535 filter on
+#: the small and the large documents, and ``select`` streaming every large document.
 QUERIES: dict[str, QuerySpec] = {
     spec.name: spec
     for spec in (
@@ -454,15 +492,24 @@ QUERIES: dict[str, QuerySpec] = {
             index_path="$.age",
             index_sql="json_extract(value, '$.age')",
         ),
+        *_rfc_specs("small", ""),
+        *_rfc_specs("large", "_large"),
+        QuerySpec(
+            name="rfc_stream_large", jsonpath="$[?@.age >= 0]", ng_path="$[?(@.age >= 0)]",
+            predicate=_age_at_least_0, sql=_rfc_sql("age", ">="), params=(0,),
+            index_path="$.age", index_sql="json_extract(value, '$.age')", group="rfc9535", dataset="large",
+            select=True,
+        ),
     )
 }
 
 
 def expected_matches(spec: QuerySpec, n: int) -> int:
     """How many of the N benchmark documents ``spec`` selects."""
+    docs = data.pool(spec.dataset)
     full, rest = divmod(n, data.POOL_SIZE)
-    per_pool = sum(1 for d in data.POOL if spec.predicate(d))
-    return full * per_pool + sum(1 for d in data.POOL[:rest] if spec.predicate(d))
+    per_pool = sum(1 for d in docs if spec.predicate(d))
+    return full * per_pool + sum(1 for d in docs[:rest] if spec.predicate(d))
 
 
 def _query_workload(spec: QuerySpec) -> Callable[[Adapter, Context], int]:
@@ -483,6 +530,12 @@ def _query_workload(spec: QuerySpec) -> Callable[[Adapter, Context], int]:
     return run
 
 
+def _query_title(spec: QuerySpec) -> str:
+    what = f"select {spec.jsonpath}" if spec.select else f"query {spec.jsonpath}"
+    return what + (", large docs" if spec.dataset == "large" else "")
+
+
 for _spec in QUERIES.values():
-    workload(f"query_{_spec.name}", f"query {_spec.jsonpath}", group="query", large=True, unit="docs",
-             supports=lambda cls: cls.supports_query())(_query_workload(_spec))
+    # Large documents (~6 KB) stay at --n: --large's 1M of them would be ~6 GB per store.
+    workload(f"query_{_spec.name}", _query_title(_spec), group=_spec.group, large=_spec.dataset == "small",
+             unit="docs", supports=lambda cls: cls.supports_query(), dataset=_spec.dataset)(_query_workload(_spec))
