@@ -3,7 +3,7 @@ against (shared by tests/test_query_differential.py, the conformance suite and t
 
 The oracle is the path engine run on the collection loaded in memory as the
 mapping ``{view_key(key): document}`` (insertion order, expired entries left
-out): :func:`kvlite.query.jsonpath.evaluate` for JSONPath (jsonpath-ng with
+out): :func:`kvlite.query.jsonpath.evaluate` for jsonpath-ng's dialect (``engine="jsonpath-ng"``, with
 kvlite's adapter fixes) and :func:`kvlite.query.objectpath.evaluate` for
 ObjectPath.
 
@@ -13,8 +13,10 @@ ObjectPath.
   the view key ``"1"``, and then the collection is no longer a ``dict`` (see docs/queries.md).
 * Paths: :func:`jsonpaths`, :func:`filters`, :func:`conditions` (JSONPath from a small grammar)
   and :func:`objectpaths` (ObjectPath).
-* Checks: :func:`check_jsonpath` (``find``/``select``/``count``/paging against the oracle, owners
-  of matches, and raw jsonpath-ng wherever it answers), :func:`op_outcome` (an ObjectPath answer
+* Checks: :func:`check_jsonpath` (``find``/``select``/``count``/paging with
+  ``engine="jsonpath-ng"`` against the oracle, owners of matches, and raw jsonpath-ng wherever it
+  answers), :func:`check_rfc9535` (the same for the default engine, RFC 9535, against
+  ``jsonpath_rfc9535``, the standard's reference implementation), :func:`op_outcome` (an ObjectPath answer
   or its error, comparable), :func:`strict` (``==`` that also compares types and dict order),
   :func:`contains`, :func:`sqlite_order_key` (the order ``order_by`` gives, computed
   independently).
@@ -27,6 +29,7 @@ from typing import Any
 from unittest import mock
 
 import apsw
+import jsonpath_rfc9535
 import orjson
 from hypothesis import event
 from hypothesis import strategies as st
@@ -277,13 +280,18 @@ def raw_jsonpath_ng(path: str, mapping: dict[str, Any]) -> list[Any] | None:
         return None
 
 
+#: The paths generated here are jsonpath-ng's dialect, and the oracle is jsonpath-ng: kvlite runs
+#: them with that engine (the default engine, RFC 9535, has its own tests).
+NG = "jsonpath-ng"
+
+
 def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], originals: dict[str, Any],
                    paging: tuple[int, int]) -> None:
     before = strict(mapping)
     expected, on_object = oracle(path, mapping)
     assert strict(mapping) == before, f"the oracle changed its input: {path}"
-    found = list(coll.find(path))
-    assert [strict(v) for _, v in found] == [strict(v) for v in expected], (path, coll.explain(path))
+    found = list(coll.find(path, engine=NG))
+    assert [strict(v) for _, v in found] == [strict(v) for v in expected], (path, coll.explain(path, engine=NG))
     # Owners: the key of the document each match came from (None only for the root mapping itself).
     for key, value in found:
         if key is None:
@@ -292,9 +300,9 @@ def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], 
             name = view_key(key)
             assert name in mapping and strict(originals[name]) == strict(key), (path, key)
             assert contains(mapping[name], value) or contains(name, value), (path, key, value)
-    assert coll.count(path) == len(expected)
+    assert coll.count(path, engine=NG) == len(expected)
     offset, limit = paging
-    assert [strict(v) for v in coll.select(path, offset=offset, limit=limit)] == \
+    assert [strict(v) for v in coll.select(path, offset=offset, limit=limit, engine=NG)] == \
         [strict(v) for v in expected[offset:offset + limit]]
     # The adapter only changes what raw jsonpath-ng gets wrong: elsewhere they agree.
     # (Raw jsonpath-ng writes a filtered object's values back into the data; when it did, it answered
@@ -312,6 +320,28 @@ def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], 
             event("raw jsonpath-ng raised or changed its input")
     else:
         event("[n] or a slice on an object (adapter fix)")
+
+
+def check_rfc9535(coll: kvlite.Collection, path: str, mapping: dict[str, Any], originals: dict[str, Any],
+                  paging: tuple[int, int]) -> None:
+    """The default engine (RFC 9535 JSONPath) against the standard's reference implementation,
+    ``jsonpath_rfc9535.find``, on ``mapping``: ``find``/``select``/``count``/paging and owners."""
+    before = strict(mapping)
+    expected = jsonpath_rfc9535.find(path, mapping).values()
+    assert strict(mapping) == before, f"the reference changed its input: {path}"
+    found = list(coll.find(path))
+    assert [strict(v) for _, v in found] == [strict(v) for v in expected], (path, coll.explain(path))
+    for key, value in found:
+        if key is None:
+            assert strict(value) == strict(mapping), (path, value)
+        else:
+            name = view_key(key)
+            assert name in mapping and strict(originals[name]) == strict(key), (path, key)
+            assert contains(mapping[name], value) or contains(name, value), (path, key, value)
+    assert coll.count(path) == len(expected)
+    offset, limit = paging
+    assert [strict(v) for v in coll.select(path, offset=offset, limit=limit)] == \
+        [strict(v) for v in expected[offset:offset + limit]]
 
 
 # -- order_by -----------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """Queries on every engine: ``find``/``select``/``count`` for fixed and random JSONPath and
 ObjectPath paths equal the oracle of tests/helpers_query.py (the engine run on the collection's
 items loaded in a ``dict``), with and without an index where the engine has indexes; ``order_by``
-(one exact order on every engine, JSON collections only); typed errors; bounded iteration."""
+(one exact order on every engine, JSON collections only); typed errors; bounded iteration.
+
+JSONPath runs twice: the default engine (RFC 9535) on :data:`RFC_JSONPATHS` against the
+standard's reference implementation, and jsonpath-ng's dialect (``engine="jsonpath-ng"``) on
+:data:`JSONPATHS` and the random paths against its oracle."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from conftest import Clock
 from helpers_query import (
     ENTRIES,
     check_jsonpath,
+    check_rfc9535,
     contains,
     jsonpaths,
     objectpaths,
@@ -21,6 +26,7 @@ from helpers_query import (
     sqlite_order_key,
     strict,
 )
+import jsonpath_rfc9535
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,6 +54,16 @@ JSONPATHS = [
     "$[?(@.age >= 25 & @.age < 41)]", "$[?(@.email)]", "$[?(@.name == 'Bob')].address.x", "$[?(@.age < 30)]",
     "$[?(@.name != 'Ada')].age", "$[?(@.score > 5)]", "$[?(@.address.city == 'Kraków')].name", "$.gone",
     "($.u1.name) | ($..city)", "$[?(@.age == 36.0)]", "$[?(@.tags)].tags[*]",
+]
+#: The default engine's queries (RFC 9535), checked against jsonpath_rfc9535.
+RFC_JSONPATHS = [
+    "$", "$.*", "$[*]", "$..*", "$.u1", "$.u1.tags[*]", "$.u1.tags[0]", "$['3'].name", "$.*.name", "$..x",
+    "$..email", "$[0]", "$[-1]", "$[1:3]", "$.*[0]", "$[?@.age > 30]", "$[?@.age > 30].name",
+    "$[?@.age >= 25 && @.age < 41]", "$[?@.email]", "$[?@.name == 'Bob'].address.x", "$[?@.age < 30]",
+    "$[?@.name != 'Ada'].age", "$[?@.score > 5]", "$[?@.address.city == 'Kraków'].name", "$.gone",
+    "$['u1', 'é'].name", "$[?@.age == 36.0]", "$[?@.tags].tags[*]", "$[?@.age > 40 || !@.age]",
+    "$[?length(@.tags) > 0].name", "$[?match(@.name, 'A.*')].name", "$[?search(@.email, 'x')]",
+    "$[?@.age == null].name", "$..[?@.x]", "$[?@.x[?@.x == 3]].name",
 ]
 OBJECTPATHS = [
     "$.*", "$.*[@.age > 30]", "$.*[@.age > 30].name", "$.*[@.name is 'Bob'].address.x", "count($.*)",
@@ -93,6 +109,8 @@ class Queries(EngineTests):
         coll, mapping, originals = fill_docs(store, clock, serializer=serializer)
         for path in JSONPATHS:
             check_jsonpath(coll, path, mapping, originals, (1, 2))
+        for path in RFC_JSONPATHS:
+            check_rfc9535(coll, path, mapping, originals, (1, 2))
         indexed = []
         for path in ("$.age", "$.name", "$.address.city"):
             try:
@@ -102,6 +120,8 @@ class Queries(EngineTests):
         assert sorted(coll.indexes()) == sorted(indexed)
         for path in JSONPATHS:
             check_jsonpath(coll, path, mapping, originals, (0, 3))
+        for path in RFC_JSONPATHS:
+            check_rfc9535(coll, path, mapping, originals, (0, 3))
 
     def test_objectpath_queries_match_the_oracle(self, store: Any, clock: Clock) -> None:
         coll, mapping, _ = fill_docs(store, clock)
@@ -117,15 +137,22 @@ class Queries(EngineTests):
 
     def test_query_errors_are_typed(self, store: Any, clock: Clock) -> None:
         coll, _, _ = fill_docs(store, clock)
-        for path, engine in (("$[?(@.age >", "jsonpath"), ("$.*[", "objectpath")):
+        for path, engine in (("$[?(@.age >", "jsonpath"), ("$[?@.age > 30 & @.name]", "jsonpath"),
+                             ("$[?(@.age >", "jsonpath-ng"), ("$.*[", "objectpath")):
             with pytest.raises(QuerySyntaxError):
                 list(coll.find(path, engine=engine))
         # jsonpath-ng compares int(value) with an int literal: Ed's 30.5 is not > 30, but is > 30.0.
-        assert list(coll.select("$[?(@.age > 30)].name")) == ["Ada", "Cy"]
-        assert list(coll.select("$[?(@.age > 30.0)].name")) == ["Ada", "Cy", "Ed"]
-        assert list(coll.select("$[?(@.age > 30.0)].name", limit=1)) == ["Ada"]
-        assert list(coll.select("$[?(@.age > 30.0)].name", offset=1, limit=5)) == ["Cy", "Ed"]
-        assert coll.count("$[?(@.age > 30.0)]") == 3
+        ng = "jsonpath-ng"
+        assert list(coll.select("$[?(@.age > 30)].name", engine=ng)) == ["Ada", "Cy"]
+        assert list(coll.select("$[?(@.age > 30.0)].name", engine=ng)) == ["Ada", "Cy", "Ed"]
+        assert list(coll.select("$[?(@.age > 30.0)].name", limit=1, engine=ng)) == ["Ada"]
+        assert list(coll.select("$[?(@.age > 30.0)].name", offset=1, limit=5, engine=ng)) == ["Cy", "Ed"]
+        assert coll.count("$[?(@.age > 30.0)]", engine=ng) == 3
+        # RFC 9535 compares numbers as numbers: Ed's 30.5 is > 30.
+        assert list(coll.select("$[?@.age > 30].name")) == ["Ada", "Cy", "Ed"]
+        assert list(coll.select("$[?@.age > 30].name", limit=1)) == ["Ada"]
+        assert list(coll.select("$[?@.age > 30].name", offset=1, limit=5)) == ["Cy", "Ed"]
+        assert coll.count("$[?@.age > 30]") == 3
 
     def test_query_arguments_are_checked_alike(self, store: Any, clock: Clock) -> None:
         coll, _, _ = fill_docs(store, clock)
@@ -145,6 +172,10 @@ class Queries(EngineTests):
                 ordered = dict(sorted(mapping.items(), key=lambda item: sqlite_order_key(item[1], order), reverse=desc))
                 for path in ("$.*", "$[?(@.age > 20)].name", "$[0]", "$[-1]", "$[1:3]"):
                     expected = [strict(v) for v in qjp.evaluate(qjp.parse(path), ordered)]
+                    got = coll.select(path, order_by=order, desc=desc, engine="jsonpath-ng")
+                    assert [strict(v) for v in got] == expected, (order, path)
+                for path in ("$.*", "$[?@.age > 20].name", "$.*.name", "$..email"):
+                    expected = [strict(v) for v in jsonpath_rfc9535.find(path, ordered).values()]
                     assert [strict(v) for v in coll.select(path, order_by=order, desc=desc)] == expected, (order, path)
             assert key_types(coll.keys()) == key_types(k for k, _, ttl in DOCS if ttl is None or ttl > 10)  # unchanged
         pickled = store.collection("pickled", serializer="pickle")
@@ -182,7 +213,8 @@ class Queries(EngineTests):
         except QuerySyntaxError:
             return
         expected = [strict(v) for v in qjp.evaluate(tree, ordered)]
-        assert [strict(v) for v in coll.select(path, order_by=order, desc=desc)] == expected, (path, order, desc)
+        got = coll.select(path, order_by=order, desc=desc, engine="jsonpath-ng")
+        assert [strict(v) for v in got] == expected, (path, order, desc)
         store.drop_collection(coll.name)
 
     @settings(max_examples=EXAMPLES or 10, **HYPOTHESIS)
