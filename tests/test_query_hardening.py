@@ -94,12 +94,16 @@ def test_sqlite_never_sees_the_field_name(tmp_path: Any) -> None:
         with kvlite.open(tmp_path / "nl.db") as db:
             coll = db.collection("nl")
             coll.put_many(NEWLINE_DOCS)
-            assert [k for k, _ in coll.find("$[?(@['mark\n'] == 1 & @.mark == 1)]")] == []
-            assert [k for k, _ in coll.find("$[?(@['x\n'] == 1 & @.x == 10)]")] == ["a"]
+            ng = "jsonpath-ng"
+            assert [k for k, _ in coll.find("$[?(@['mark\n'] == 1 & @.mark == 1)]", engine=ng)] == []
+            assert [k for k, _ in coll.find("$[?(@['x\n'] == 1 & @.x == 10)]", engine=ng)] == ["a"]
+            # The same in RFC 9535's spelling (the newline as the escape \n).
+            assert [k for k, _ in coll.find("$[?@['mark\\n'] == 1 && @.mark == 1]")] == []
+            assert [k for k, _ in coll.find("$[?@['x\\n'] == 1 && @.x == 10]")] == ["a"]
             with pytest.raises(NotSupported):
                 coll.create_index("$['mark\n']")
             with pytest.raises(NotSupported):
-                list(coll.find("$[0]", order_by="$['mark\n']"))
+                list(coll.find("$.*", order_by="$['mark\n']"))
     finally:
         apsw.connection_hooks.remove(hook)
     assert any("'$.mark'" in sql for sql in statements)
@@ -177,12 +181,13 @@ def test_the_callers_objects_raise_their_own_errors(tmp_path: Any, error: type[E
     with kvlite.open(tmp_path / "p.db") as db:
         coll = db.collection("objects", serializer="pickle")
         coll.put("a", {"v": Touchy(error)})
-        # (A float or string literal: with an int literal the engine compares int(value), and
-        # int() of such an object fails in the engine: incomparable, no match.)
+        # jsonpath-ng compares them. (A float or string literal: with an int literal the engine
+        # compares int(value), and int() of such an object fails in the engine: incomparable, no match.)
+        ng = "jsonpath-ng"
         for path in ("$[?(@.v > 1.5)]", "$[?(@.v < 1.5)]", "$[?(@.v >= 'a')]", "$.*[?(@ > 0.5)]"):
             with pytest.raises(error, match="the caller's own"):
-                list(coll.find(path))
-        assert list(coll.find("$[?(@.v > 1)]")) == []
+                list(coll.find(path, engine=ng))
+        assert list(coll.find("$[?(@.v > 1)]", engine=ng)) == []
 
 
 def test_a_kvlite_error_while_a_query_runs_stays_itself(tmp_path: Any) -> None:
@@ -192,9 +197,12 @@ def test_a_kvlite_error_while_a_query_runs_stays_itself(tmp_path: Any) -> None:
         conn = db.engine.connection()
         table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
         conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', ("{not json", "b"))
-        for path in ("$.*", "$[?(@.n > 0)]", "$..n", "$[1]"):
+        for path, engine in (("$.*", "jsonpath"), ("$[?@.n > 0]", "jsonpath"), ("$..n", "jsonpath"),
+                             ("$.b", "jsonpath"), ("$[?@.n > 0 && match(@.x, 'a.*')]", "jsonpath"),
+                             ("$.*", "jsonpath-ng"), ("$[?(@.n > 0)]", "jsonpath-ng"), ("$..n", "jsonpath-ng"),
+                             ("$[1]", "jsonpath-ng")):
             with pytest.raises(KvliteError) as info:
-                list(coll.find(path))
+                list(coll.find(path, engine=engine))
             assert not isinstance(info.value, QuerySyntaxError), (path, info.value)
 
 
@@ -208,7 +216,22 @@ def test_python_s_recursion_limit_on_deep_documents_is_not_a_syntax_error(tmp_pa
         conn = db.engine.connection()
         table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
         conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', (deep, "shallow"))
-        for path, engine in (("$..x", "jsonpath"), ("$..x", "objectpath")):
+        for path, engine in (("$..x", "jsonpath-ng"), ("$..x", "objectpath")):
             with pytest.raises(NotSupported, match="recursion limit"):
                 list(coll.find(path, engine=engine))
         assert list(coll.select("$.*.a.a.a.a", limit=1)) != []
+        assert list(coll.select("$.*.a.a.a.a", limit=1, engine="jsonpath-ng")) != []
+
+
+@pytest.mark.xfail(strict=True, reason="suspected kvlite bug: the default engine (RFC 9535) reports a document "
+                   "nested deeper than its descent limit as QueryEvaluationError, not NotSupported")
+def test_python_s_recursion_limit_on_deep_documents_is_not_supported_by_the_default_engine(tmp_path: Any) -> None:
+    deep = '{"a":' * 1000 + '{"x":1}' + "}" * 1000
+    with kvlite.open(tmp_path / "s.db") as db:
+        coll = db.collection("c")
+        coll.put("shallow", {"x": 2})
+        conn = db.engine.connection()
+        table = conn.execute("SELECT table_name FROM kvlite_collections WHERE name = 'c'").fetchone()[0]
+        conn.execute(f'UPDATE "{table}" SET value = ? WHERE key = ?', (deep, "shallow"))
+        with pytest.raises(NotSupported, match="recursion limit"):
+            list(coll.find("$..x"))
