@@ -751,7 +751,7 @@ DOCS = [
     ("u7", {"name": "Ed", "age": 30.5, "email": None}),
 ]
 PATHS = [
-    "$[?(@.age > 30)]", "$[?(@.age > 30)].name", "$[?(@.age >= 25 & @.age < 41)]", "$[?(@.email)]",
+    "$[?(@.age > 30)]", "$[?(@.age > 30)].name", "$[?@.age >= 25 && @.age < 41]", "$[?(@.email)]",
     "$..x", "$..email", "$.u1.tags[*]", "$.*.name", "$[*]", "$..*", "$[?(@.name == 'Bob')].address.x",
 ]
 

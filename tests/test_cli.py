@@ -530,6 +530,12 @@ def test_find_query_count_match_the_python_api(any_cli: Cli, tmp_path: Path) -> 
     assert ok(any_cli("count", str(db), "people", "$..tags[*]")).strip() == "3"
     assert json_lines(ok(any_cli("query", str(db), "people", "$.*[@.age > 30].name",
                                  "--engine", "objectpath"))) == ["Ada", "Cy"]
+    # RFC 9535 is the default; jsonpath-ng's dialect is --engine jsonpath-ng.
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[?@.age > 30 && @.name].name"))) == ["Ada", "Cy"]
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[?(@.age > 30 & @.name)].name",
+                                 "--engine", "jsonpath-ng"))) == ["Ada", "Cy"]
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[0].name", "--engine", "jsonpath-ng"))) == ["Ada"]
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[0].name"))) == []
 
 
 def test_query_paging_and_order(cli: Cli, tmp_path: Path) -> None:
@@ -567,8 +573,14 @@ def test_bad_query_is_one_line_error(any_cli: Cli, tmp_path: Path) -> None:
     assert "objectpath" in one_error_line(any_cli("query", str(db), "people", "$.*[", "--engine",
                                                   "objectpath"), 2)
     one_error_line(any_cli("find", str(db), "nobody", "$.*"), 1)
-    deep = "$" + ".a" * 1000  # too deep for Python's recursion limit: still one line
+    assert "jsonpath" in one_error_line(any_cli("query", str(db), "people", "$[?(@.age > 1 & @.name",
+                                                "--engine", "jsonpath-ng"), 2)
+    # too deep for Python's recursion limit: still one line (RFC 9535's parser recurses on nested
+    # expressions, jsonpath-ng's on segments)
+    deep = "$[?" + "(" * 1000 + "@.age" + ")" * 1000 + "]"
     assert "too deeply" in one_error_line(any_cli("query", str(db), "people", deep), 2)
+    deep = "$" + ".a" * 1000
+    assert "too deeply" in one_error_line(any_cli("query", str(db), "people", deep, "--engine", "jsonpath-ng"), 2)
 
 
 def test_copy_between_files_with_a_new_serializer(cli: Cli, tmp_path: Path) -> None:

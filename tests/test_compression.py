@@ -330,8 +330,8 @@ _DOCS = st.lists(
                           optional={"tags": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
                                     "nested": st.fixed_dictionaries({"n": st.integers(-5, 5)})}),
     max_size=12)
-_PATHS = ["$[?(@.age > 50)]", "$[?(@.name == 'bob')].age", "$[?(@.age >= 10 & @.age < 60)].name",
-          "$[*].tags[*]", "$..n", "$[?(@.nested.n > 0)]", "$[?(@.tags)]", "$[1:3]"]
+_PATHS = ["$[?(@.age > 50)]", "$[?(@.name == 'bob')].age", "$[?@.age >= 10 && @.age < 60].name",
+          "$[*].tags[*]", "$..n", "$[?(@.nested.n > 0)]", "$[?(@.tags)]", "$[1:3]", "$.*.tags[1:3]"]
 
 
 @settings(max_examples=30, deadline=None)
