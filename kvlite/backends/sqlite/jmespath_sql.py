@@ -14,6 +14,8 @@ JMESPath's semantics, as ``jmespath/visitor.py`` (1.1.0) evaluates them, and the
                             never equal a number (``_equals`` tells ``1`` from ``true``)
 ``a == 'x'``                ``kind = 'text' AND json_extract = 'x'`` (code-point order: BINARY)
 ``a == `true```             ``kind = 'true'`` (``false``, ``null`` likewise; ``null`` also when missing)
+``a == `[]```               ``kind = 'array'`` and no element (``{}`` likewise); other lists and objects:
+                            left to Python
 ``a != v``                  ``NOT`` of the exact ``==``: a missing ``a`` is ``!=`` every non-null literal
 ``a < 1`` (and co.)         true between two numbers or two strings only; ``null`` (false) for other
                             types -- except a number against a string, where Python raises
@@ -221,7 +223,12 @@ def _equal(path: str, literal: Any) -> _Tri:
             return _Tri(_leaf(f"{_numbers(path)} AND {_extract(path)} = ?", path, literal), _FALSE, True)
         # json_extract rounds integers beyond 64 bits: only the type is sure.
         return _Tri(_leaf(_numbers(path), path), _FALSE, False)
-    # A list or an object: Python's == on the decoded value; not narrowed, never raises.
+    if literal == [] and isinstance(literal, list):
+        return _Tri(_leaf(f"{_kind(path)} = 'array' AND json_array_length(value, '{path}') = 0", path), _FALSE, True)
+    if literal == {} and isinstance(literal, dict):
+        return _Tri(_leaf(f"{_kind(path)} = 'object' AND {_extract(path)} = '{{}}'", path), _FALSE, True)
+    # Any other list or object: Python's == on the decoded value (``[1] == [true]`` there);
+    # not narrowed, never raises.
     return _Tri(_TRUE, _FALSE, False)
 
 
