@@ -38,9 +38,10 @@ from jsonpath_rfc9535.filter_expressions import (
     FunctionExtension,
     LogicalExpression,
     PrefixExpression,
+    RelativeFilterQuery,
     RootFilterQuery,
 )
-from jsonpath_rfc9535.node import JSONPathNode
+from jsonpath_rfc9535.node import JSONPathNode, JSONPathNodeList
 from jsonpath_rfc9535.segments import JSONPathChildSegment, JSONPathRecursiveDescentSegment
 from jsonpath_rfc9535.selectors import FilterSelector, NameSelector, WildcardSelector
 
@@ -88,7 +89,7 @@ def parse(path: str) -> Query:
     if not isinstance(path, str):
         raise TypeError(f"a JSONPath query is a str, not {type(path).__name__}")
     try:
-        return _ENV.compile(path)
+        query = _ENV.compile(path)
     except _rfc.JSONPathError as exc:
         message = exc.args[0] if exc.args else str(exc)
         position = exc.token.index if exc.token is not None else None
@@ -98,6 +99,47 @@ def parse(path: str) -> Query:
         raise QuerySyntaxError(str(message), path=path, engine=ENGINE, position=position) from None
     except RecursionError:
         raise QuerySyntaxError("the query nests too deeply", path=path, engine=ENGINE) from None
+    except OverflowError:  # an integer literal written with an exponent beyond the double range
+        raise QuerySyntaxError("a number in the query is out of range", path=path, engine=ENGINE) from None
+    _fix_current_nodes(query)
+    return query
+
+
+class _CurrentNode(RelativeFilterQuery):
+    """``@`` alone: the current node, as a one-node list whatever its value.
+
+    jsonpath-rfc9535 1.0.1 gives the bare value when it is not an array or an object, so
+    ``$[?@]`` tested its truthiness (dropping ``0``, ``""``, ``false``) and ``value(@)``
+    failed on a number; RFC 9535 says ``@`` is a singular query whose one node always
+    exists (2.3.5.2.2).  Arrays and objects were already given as one node."""
+
+    __slots__ = ()
+
+    def evaluate(self, context: FilterContext) -> object:
+        return JSONPathNodeList([JSONPathNode(value=context.current, location=(), parent=None,
+                                              root=context.root)])
+
+
+def _fix_current_nodes(query: Query) -> None:
+    """Make every bare ``@`` in ``query``'s filters a :class:`_CurrentNode` (in place)."""
+
+    def expression(expr: Any) -> None:
+        if isinstance(expr, RelativeFilterQuery) and not expr.query.segments:
+            expr.__class__ = _CurrentNode
+        for name in ("expression", "left", "right"):
+            inner = getattr(expr, name, None)
+            if inner is not None:
+                expression(inner)
+        for arg in getattr(expr, "args", ()):
+            expression(arg)
+        inner_query = getattr(expr, "query", None)
+        if inner_query is not None:
+            _fix_current_nodes(inner_query)
+
+    for segment in query.segments:
+        for selector in segment.selectors:
+            if isinstance(selector, FilterSelector):
+                expression(selector.expression)
 
 
 def field_path(query: Query) -> list[str | int] | None:

@@ -19,7 +19,7 @@ REAL.  So every comparison is guarded by ``json_type``:
 ``@.a != v``              ``NOT`` of the exact ``==``: a missing ``a`` is ``!=`` everything
 ``@.a < v`` (and co.)     numbers with numbers, strings with strings; never true of other types
 ``@.a`` (existence)       ``json_type(...) IS NOT NULL``
-``length(@.a) op n``      ``length()`` of text, ``json_array_length``, members of ``json_each``
+``length(@.a) op n``      characters of text, ``json_array_length``, members of ``json_each``
 ``match/search(@.a, r)``  the standard's function itself, registered in SQLite (:func:`register`):
                           the text is read from the row, the document is never decoded
 ``&&``, ``||``, ``!``     ``AND``, ``OR`` (both sides needed), ``NOT`` (of an exact condition)
@@ -239,12 +239,14 @@ def _comparison_with(path: str, op: str, value: Any) -> Condition | None:
 
 def _length(function: FunctionExtension, op: str, value: Any, table: str) -> Condition | None:
     """``length(@.path) op n``: the length of a string, an array or an object; ``Nothing``
-    (compared with a number: only ``!=`` holds) for anything else.  (Inside the subquery,
-    a bare ``value`` would be ``json_each``'s own column: the table's is named in full.)"""
+    (compared with a number: only ``!=`` holds) for anything else.  (A string's length is
+    counted by :func:`register`'s function: SQLite's ``length()`` stops at a NUL character.
+    Inside the subquery, a bare ``value`` would be ``json_each``'s own column: the table's
+    is named in full.)"""
     path = _path_of(function.args[0])
     if path is None or isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) >= _BIG:
         return None
-    length = (f"CASE json_type(value, '{path}') WHEN 'text' THEN length(json_extract(value, '{path}')) "
+    length = (f"CASE json_type(value, '{path}') WHEN 'text' THEN kvlite_rfc9535_length(json_extract(value, '{path}')) "
               f"WHEN 'array' THEN json_array_length(value, '{path}') "
               f"WHEN 'object' THEN (SELECT count(*) FROM json_each({table}.value, '{path}')) END")
     if op == "!=":
@@ -259,7 +261,8 @@ _MATCH, _SEARCH = Match(), Search()
 
 def register(conn: apsw.Connection) -> None:
     """Register the standard's ``match`` and ``search`` (the reference implementation's own,
-    I-Regexp checks included) as SQLite functions on ``conn``."""
+    I-Regexp checks included), and the length of a string in characters (NUL included), as
+    SQLite functions on ``conn``."""
 
     def match(text: Any, pattern: Any) -> int:
         return int(isinstance(text, str) and _MATCH(text, pattern))
@@ -267,5 +270,9 @@ def register(conn: apsw.Connection) -> None:
     def search(text: Any, pattern: Any) -> int:
         return int(isinstance(text, str) and _SEARCH(text, pattern))
 
+    def length(text: Any) -> int | None:
+        return len(text) if isinstance(text, str) else None
+
+    conn.create_scalar_function("kvlite_rfc9535_length", length, 1, deterministic=True)
     conn.create_scalar_function("kvlite_rfc9535_match", match, 2, deterministic=True)
     conn.create_scalar_function("kvlite_rfc9535_search", search, 2, deterministic=True)
