@@ -366,7 +366,7 @@ def text(node: Any) -> str:
         except (TypeError, ValueError):  # pragma: no cover - a literal came from JSON
             return "`...`"
     if kind == "comparator" and len(children) == 2:
-        return f"{text(children[0])} {_SYMBOL.get(node.get('value'), '?')} {text(children[1])}"
+        return f"{text(children[0])} {_SYMBOL.get(str(node.get('value')), '?')} {text(children[1])}"
     if kind == "and_expression" and len(children) == 2:
         return f"({text(children[0])} && {text(children[1])})"
     if kind == "or_expression" and len(children) == 2:
