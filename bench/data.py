@@ -16,8 +16,8 @@ Field distributions (used by the query workloads):
 
 Two data sets (``dataset``): ``"small"`` (the default: the documents above,
 161-169 bytes of JSON, 168 on average) and ``"large"`` (the same fields first,
-then a ``bio`` text and a ``history`` list of 25-49 events: 4.0-7.7 KB of
-JSON, ~5.8 KB on average; the same field distributions).  The large pool is
+then a ``bio`` text and a ``history`` list of 23-44 events: 4,041-7,744
+bytes of JSON, 5,856 on average; the same field distributions).  The large pool is
 built on first use.
 """
 
