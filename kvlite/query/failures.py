@@ -11,7 +11,8 @@ such function" -- is kvlite's to translate, into
 :class:`~kvlite.errors.QueryEvaluationError` ("could not evaluate"); Python's
 recursion limit reached there (documents, or a path, nested too deeply) is
 no fault of the path's syntax and becomes
-:class:`~kvlite.errors.NotSupported`.  Every other exception passes through
+:class:`~kvlite.errors.NotSupported`, as does the descent limit of RFC 9535 queries
+(:class:`~kvlite.query.rfc9535` descends 300 levels).  Every other exception passes through
 unchanged: kvlite's own errors, SQLite's, the caller's, ``KeyboardInterrupt``.
 
 The owner is read from the traceback: the innermost frame outside the
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+
+from jsonpath_rfc9535 import JSONPathRecursionError
 
 from ..errors import KvliteError, NotSupported, QueryEvaluationError
 
@@ -74,6 +77,9 @@ def _kind(module: Any) -> str:
 
 def evaluation_error(engine: str, path: str, exc: BaseException) -> KvliteError:
     """What an engine's own error (``engine_failure(exc)``) while evaluating ``path`` becomes."""
+    if isinstance(exc, JSONPathRecursionError):
+        return NotSupported(f"{engine} cannot evaluate {path!r} on these documents: a descendant segment "
+                            "would go deeper than its recursion limit (300 levels)")
     if isinstance(exc, RecursionError):
         return NotSupported(f"{engine} cannot evaluate {path!r} on these documents: they (or the path) nest "
                             "deeper than Python's recursion limit allows")

@@ -23,22 +23,22 @@ from .. import keys as _keys
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import rfc9535 as _rfc
+from .fields import MISSING, order_direction, plain_field, value_at
 
 Source = Callable[[bool], Iterator[tuple[Any, Any]]]
 
 
-def order_key(path: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
-    """The sort key of a ``(key, document)`` entry for ``order_by=path``: ``(0, 0)`` for a
-    missing field or ``null``, ``(1, number)`` (``true``/``false`` as 1/0) compared exactly,
-    ``(2, UTF-8 bytes)`` for a string and ``(2, JSON text)`` for an array or an object.  Every
-    engine orders by it (SQLite in SQL, and in Python where SQL ties numbers it rounded)."""
-    tree = _jp.parse(path)
+def order_key(field: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
+    """The sort key of a ``(key, document)`` entry for the plain field ``field`` (``$.a.b``, see
+    :func:`kvlite.query.fields.plain_field`): ``(0, 0)`` for a missing field or ``null``,
+    ``(1, number)`` (``true``/``false`` as 1/0) compared exactly, ``(2, UTF-8 bytes)`` for a
+    string and ``(2, JSON text)`` for an array or an object.  Every engine orders by it
+    (SQLite in SQL, and in Python where SQL ties numbers it rounded)."""
 
     def key(entry: tuple[Any, Any]) -> tuple[int, Any]:
-        found = [m.value for m in tree.find(entry[1])] if isinstance(entry[1], dict) else []
-        if not found or found[0] is None:
+        value = value_at(entry[1], field)
+        if value is MISSING or value is None:
             return (0, 0)
-        value = found[0]
         if isinstance(value, bool):
             return (1, int(value))
         if isinstance(value, (int, float)):
@@ -54,9 +54,8 @@ def source(coll: Any, order_by: str | None, desc: bool) -> Source:
     """A function ``(reverse) -> (key, document)`` iterator in the query's document order."""
     if order_by is None:
         return lambda reverse: coll._raw_items(reverse=reverse)
-    order_by, desc = _jp.order_direction(order_by, desc)
-    _jp.plain_field(coll, order_by, "order_by")  # the same rule as on SQLite
-    sort_key = order_key(order_by)
+    order_by, desc = order_direction(order_by, desc)
+    sort_key = order_key(plain_field(coll, order_by, "order_by"))  # the same rule as on SQLite
 
     def ordered(reverse: bool) -> Iterator[tuple[Any, Any]]:
         entries = list(coll._raw_items())

@@ -26,6 +26,7 @@ from ...keys import view as view_key
 from ...query import jsonpath as _jp
 from ...query import python_source
 from ...query import rfc9535 as _rfc
+from ...query.fields import plain_field
 from ...query.matches import Tracker, owner
 from . import rfc9535_sql
 from .pushdown import PgCondition, compile_expression, index_expr
@@ -221,10 +222,7 @@ def _index_path(table: PostgresTable, path: str) -> str:
     JSON and ``path`` is a chain of plain field names."""
     if not table.json:
         raise NotSupported("indexes need a JSON collection (they index the jsonb doc column)")
-    sql_path = _jp.sql_path(_jp.parse(path))
-    if sql_path is None:
-        raise NotSupported(f"an index path must be a plain field path like '$.age' or '$.a.b', not {path!r}")
-    return sql_path
+    return plain_field(table, path, "an index path")
 
 
 def index_name(table: PostgresTable, sql_path: str) -> str:

@@ -22,6 +22,7 @@ from ...query import jsonpath as _jp
 from ...query import objectpath as _op
 from ...query import python_source
 from ...query import rfc9535 as _rfc
+from ...query.fields import order_direction, plain_field
 from ...query.matches import Tracker, key_candidates, owner
 from . import rfc9535_sql
 from .errors import DB_ERRORS, translate_error
@@ -76,9 +77,10 @@ def _order_sql(table: SQLiteTable, order_by: str | None, desc: bool) -> _Order:
     """The collection's document order for ``order_by`` (``None``: insertion order)."""
     if order_by is None:
         return _Order("id", "id DESC")
-    order_by, desc = _jp.order_direction(order_by, desc)
-    expr = f"json_extract(value, '{_jp.plain_field(table, order_by, 'order_by')}')"
-    key = python_source.order_key(order_by)
+    order_by, desc = order_direction(order_by, desc)
+    field = plain_field(table, order_by, "order_by")
+    expr = f"json_extract(value, '{field}')"
+    key = python_source.order_key(field)
     # Ties keep insertion order; the second clause is the exact reverse of the first
     # (ties reversed too), which "$[-1]" and negative slices read from.
     if desc:
@@ -720,7 +722,7 @@ def _index_name(table: SQLiteTable, sql_path: str) -> str:
 
 
 def _index_path(table: SQLiteTable, path: str) -> str:
-    return _jp.plain_field(table, path, "an index")
+    return plain_field(table, path, "an index")
 
 
 def create_index(table: SQLiteTable, path: str) -> str:
