@@ -187,7 +187,8 @@ class QueryHardening(EngineTests):
         coll = store.collection("nl")
         coll.put_many(NEWLINE_DOCS)
         refused = []
-        for bad in ("$['x\n']", "$.y['x\n']"):
+        # Index and order_by paths are RFC 9535 queries: the newline is written as the escape \n.
+        for bad in ("$['x\\n']", "$.y['x\\n']"):
             for run in (lambda: coll.create_index(bad), lambda: list(coll.find("$.*", order_by=bad))):
                 try:
                     run()
