@@ -311,7 +311,8 @@ class Collection:
     # -- queries (kvlite.query) ---------------------------------------------------------
 
     def find(self, path: str, *, engine: str = "jsonpath", limit: int | None = None, offset: int = 0,
-             order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
+             order_by: str | None = None, desc: bool = False,
+             missing_last: bool = False) -> Iterator[tuple[Any, Any]]:
         """Yield ``(key, value)`` for every match of ``path``, streaming.
 
         ``engine`` is one of :data:`kvlite.query.ENGINES` and names ``path``'s
@@ -328,17 +329,24 @@ class Collection:
         document a match came from (``None`` when a query over the whole
         collection, such as ``count($.*)``, has no single source).
 
-        ``order_by`` (``"$.age"``; ``"-$.age"`` or ``desc=True`` for
-        descending) orders the *documents* before the path runs (missing
-        values first when ascending).  ``offset`` and ``limit`` page through
-        the matches; reading stops as soon as ``limit`` matches are out.
+        ``order_by`` (a plain field path, ``"$.age"``; ``"-$.age"`` or
+        ``desc=True`` for descending) orders the *documents* before the path
+        runs: documents whose field is missing or ``null`` first, then
+        numbers, then strings, then arrays and objects (descending: the
+        reverse); with ``missing_last=True`` the documents without a value come
+        last in either direction.  Ties keep insertion order.  ``offset`` and
+        ``limit`` page through the matches; reading stops as soon as ``limit``
+        matches are out.
 
         :raises QuerySyntaxError: the path does not parse in ``engine``'s language.
-        :raises ValueError: ``engine`` is not one of :data:`kvlite.query.ENGINES`.
+        :raises NotSupported: ``order_by`` is not a plain field path, or the collection is not JSON.
+        :raises ValueError: ``engine`` is not one of :data:`kvlite.query.ENGINES`; ``desc`` or
+            ``missing_last`` without ``order_by``.
         """
         from .query import find
 
-        return find(self, path, engine=engine, limit=limit, offset=offset, order_by=order_by, desc=desc)
+        return find(self, path, engine=engine, limit=limit, offset=offset, order_by=order_by, desc=desc,
+                    missing_last=missing_last)
 
     def select(self, path: str, **options: Any) -> Iterator[Any]:
         """Like :meth:`find`, yielding only the matched values (the same ``engine``, one of
@@ -346,7 +354,7 @@ class Collection:
         return (value for _, value in self.find(path, **options))
 
     def explain(self, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
-                desc: bool = False) -> dict[str, Any]:
+                desc: bool = False, missing_last: bool = False) -> dict[str, Any]:
         """How :meth:`find` would run ``path``: which part the engine narrows (in SQL, with its
         query plan, so you can see an index being used) and which runs in Python, and whether
         it streams.  ``engine`` is one of :data:`kvlite.query.ENGINES`, as in :meth:`find`:
@@ -354,7 +362,7 @@ class Collection:
         extended dialect), ``"objectpath"`` or ``"jmespath"``."""
         from .query import explain
 
-        return explain(self, path, engine=engine, order_by=order_by, desc=desc)
+        return explain(self, path, engine=engine, order_by=order_by, desc=desc, missing_last=missing_last)
 
     def create_index(self, path: str) -> str:
         """Create an index on the field ``path`` (``"$.age"``, ``"$.address.city"``; JSON

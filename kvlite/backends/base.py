@@ -399,11 +399,13 @@ class Table(ABC):
     # -- queries and indexes (optional) -------------------------------------------------------
 
     def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
-             tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
+             tracker: Tracker, missing_last: bool = False) -> Iterator[tuple[Any, Any]] | None:
         """The matches of a query parsed by :mod:`kvlite.query` (``language`` is one of
         :data:`kvlite.query.ENGINES`), narrowed by the engine (SQL push-down) and re-checked in Python,
         as ``(key, plain value)``; or ``None``: the query front-end then evaluates it in Python
-        over :meth:`items`.  Errors in ``order_by`` are raised at once, the rest on iteration."""
+        over :meth:`items`.  ``order_by``, ``desc`` and ``missing_last`` are
+        :meth:`Collection.find <kvlite.Collection.find>`'s.  Errors in ``order_by`` are raised at
+        once, the rest on iteration."""
         return None
 
     def count_matches(self, language: str, parsed: Any) -> int | None:
@@ -413,7 +415,7 @@ class Table(ABC):
         return None
 
     def explain(self, language: str, parsed: Any, order_by: str | None,
-                desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
+                desc: bool, missing_last: bool = False) -> tuple[list[dict[str, Any]], list[str]] | None:
         """``(steps, notes)`` of what :meth:`find` would do (``None``: it evaluates in Python)."""
         return None
 

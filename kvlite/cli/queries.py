@@ -55,12 +55,16 @@ def _order_args(parser: argparse.ArgumentParser) -> None:
                         help="order the documents by a field path first ('$.age'); descending: "
                              "--order-by=-$.age (with '=': argparse takes '-...' for an option) or --desc")
     parser.add_argument("--desc", action="store_true", help="with --order-by FIELD: descending")
+    parser.add_argument("--missing-last", action="store_true",
+                        help="with --order-by FIELD: documents whose FIELD is missing or null come last")
 
 
 def _order(args: argparse.Namespace) -> tuple[str | None, bool]:
     """``(order_by, desc)`` from the flags; a usage error when they contradict each other."""
     if args.desc and args.order_by is None:
         raise UsageError("--desc needs --order-by FIELD (it reverses that order)")
+    if args.missing_last and args.order_by is None:
+        raise UsageError("--missing-last needs --order-by FIELD")
     if args.desc and args.order_by.startswith("-"):
         raise UsageError(f"--order-by={args.order_by} already means descending; "
                          "drop either the '-' or --desc")
@@ -71,7 +75,7 @@ def _matches(store: Store, args: argparse.Namespace) -> Iterator[tuple[Key, Any]
     order_by, desc = _order(args)
     coll = open_collection(store, args.collection, values=True)
     return coll.find(args.path, engine=args.engine, limit=args.limit, offset=args.offset,
-                     order_by=order_by, desc=desc)
+                     order_by=order_by, desc=desc, missing_last=args.missing_last)
 
 
 def setup_find(sub: Subparsers) -> None:
@@ -134,7 +138,8 @@ def _run_explain(args: argparse.Namespace) -> int:
     order_by, desc = _order(args)
     with open_file(args.file, write=False) as store:
         coll = open_collection(store, args.collection, values=True)
-        plan = coll.explain(args.path, engine=args.engine, order_by=order_by, desc=desc)
+        plan = coll.explain(args.path, engine=args.engine, order_by=order_by, desc=desc,
+                            missing_last=args.missing_last)
     lines = [f"engine:    {plan['engine']}",
              f"streaming: {'yes' if plan['streaming'] else 'no (loads the whole collection)'}"]
     for number, step in enumerate(plan["steps"], start=1):
@@ -145,7 +150,8 @@ def _run_explain(args: argparse.Namespace) -> int:
         lines += [f"  plan:      {line}" for line in step.get("query_plan", [])]
     if order_by is not None:
         field, down = (order_by[1:], True) if order_by.startswith("-") else (order_by, desc)
-        lines.append(f"order:     {field} {'descending' if down else 'ascending'}")
+        lines.append(f"order:     {field} {'descending' if down else 'ascending'}"
+                     + (", missing values last" if args.missing_last else ""))
     lines += [f"note:      {note}" for note in plan["notes"]]
     print("\n".join(printable(line) for line in lines))
     return 0

@@ -56,21 +56,21 @@ def parse(engine: str, path: str) -> Any:
 
 
 def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | None = None,
-         offset: int = 0, order_by: str | None = None, desc: bool = False) -> Iterator[tuple[Any, Any]]:
+         offset: int = 0, order_by: str | None = None, desc: bool = False,
+         missing_last: bool = False) -> Iterator[tuple[Any, Any]]:
     """``(key, matched value)`` for every match of ``path``; see :meth:`Collection.find`."""
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError("limit must be an int >= 0 or None")
     if not isinstance(offset, int) or offset < 0:
         raise ValueError("offset must be an int >= 0")
-    if desc and order_by is None:
-        raise ValueError("desc=True orders by order_by: give order_by too")
+    _check_order(order_by, desc, missing_last)
     parsed = parse(engine, path)
     tracker = Tracker()
-    found = coll._table.find(engine, parsed, order_by, desc, tracker)
+    found = coll._table.find(engine, parsed, order_by, desc, tracker, missing_last)
     if found is not None:
         matches = found
     else:  # the engine does not narrow queries: Python evaluation over its streamed entries
-        src = python_source.source(coll, order_by, desc)
+        src = python_source.source(coll, order_by, desc, missing_last)
         if engine == "jsonpath":
             matches = python_source.run_rfc9535(coll, _rfc.plan(parsed).steps, src, tracker, view_key)
         elif engine == "jsonpath-ng":
@@ -84,6 +84,13 @@ def find(coll: Collection, path: str, *, engine: str = "jsonpath", limit: int | 
     # islice takes at most sys.maxsize; no collection has that many matches.
     stop = None if limit is None or offset + limit > sys.maxsize else offset + limit
     return _guarded(matches, path, engine, min(offset, sys.maxsize), stop)
+
+
+def _check_order(order_by: str | None, desc: bool, missing_last: bool) -> None:
+    if desc and order_by is None:
+        raise ValueError("desc=True orders by order_by: give order_by too")
+    if missing_last and order_by is None:
+        raise ValueError("missing_last=True orders by order_by: give order_by too")
 
 
 def count(coll: Collection, path: str, *, engine: str = "jsonpath") -> int:
@@ -133,12 +140,11 @@ def _as_models(coll: Collection, matches: Iterator[tuple[Any, Any]],
 
 
 def explain(coll: Collection, path: str, *, engine: str = "jsonpath", order_by: str | None = None,
-            desc: bool = False) -> dict[str, Any]:
+            desc: bool = False, missing_last: bool = False) -> dict[str, Any]:
     """What the engine narrows and what runs in Python for ``path`` (see :meth:`Collection.explain`)."""
-    if desc and order_by is None:
-        raise ValueError("desc=True orders by order_by: give order_by too")
+    _check_order(order_by, desc, missing_last)
     parsed = parse(engine, path)
-    planned = coll._table.explain(engine, parsed, order_by, desc)
+    planned = coll._table.explain(engine, parsed, order_by, desc, missing_last)
     if planned is None:
         return _explain_python(coll, parsed, path, engine, order_by)
     steps, notes = planned

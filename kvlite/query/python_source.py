@@ -28,17 +28,20 @@ from .fields import MISSING, order_direction, plain_field, value_at
 Source = Callable[[bool], Iterator[tuple[Any, Any]]]
 
 
-def order_key(field: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
+def order_key(field: str, desc: bool = False,
+              missing_last: bool = False) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
     """The sort key of a ``(key, document)`` entry for the plain field ``field`` (``$.a.b``, see
-    :func:`kvlite.query.fields.plain_field`): ``(0, 0)`` for a missing field or ``null``,
-    ``(1, number)`` (``true``/``false`` as 1/0) compared exactly, ``(2, UTF-8 bytes)`` for a
-    string and ``(2, JSON text)`` for an array or an object.  Every engine orders by it
-    (SQLite in SQL, and in Python where SQL ties numbers it rounded)."""
+    :func:`kvlite.query.fields.plain_field`), sorted with ``reverse=desc``: ``(0, 0)`` for a
+    missing field or ``null`` (with ``missing_last``, a key that sorts after every other in
+    that direction), ``(1, number)`` (``true``/``false`` as 1/0) compared exactly, ``(2, UTF-8
+    bytes)`` for a string and ``(2, JSON text)`` for an array or an object.  Every engine
+    orders by it (SQLite in SQL, and in Python where SQL ties numbers it rounded)."""
+    missing = ((-1 if desc else 3), 0) if missing_last else (0, 0)
 
     def key(entry: tuple[Any, Any]) -> tuple[int, Any]:
         value = value_at(entry[1], field)
         if value is MISSING or value is None:
-            return (0, 0)
+            return missing
         if isinstance(value, bool):
             return (1, int(value))
         if isinstance(value, (int, float)):
@@ -50,12 +53,12 @@ def order_key(field: str) -> Callable[[tuple[Any, Any]], tuple[int, Any]]:
     return key
 
 
-def source(coll: Any, order_by: str | None, desc: bool) -> Source:
+def source(coll: Any, order_by: str | None, desc: bool, missing_last: bool = False) -> Source:
     """A function ``(reverse) -> (key, document)`` iterator in the query's document order."""
     if order_by is None:
         return lambda reverse: coll._raw_items(reverse=reverse)
     order_by, desc = order_direction(order_by, desc)
-    sort_key = order_key(plain_field(coll, order_by, "order_by"))  # the same rule as on SQLite
+    sort_key = order_key(plain_field(coll, order_by, "order_by"), desc, missing_last)  # as on SQLite
 
     def ordered(reverse: bool) -> Iterator[tuple[Any, Any]]:
         entries = list(coll._raw_items())

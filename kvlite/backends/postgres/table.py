@@ -348,16 +348,16 @@ class PostgresTable(Table):
     # -- queries and indexes: push-down to SQL/JSON path (query.py) ------------------------------
 
     def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
-             tracker: Tracker) -> Iterator[tuple[Any, Any]] | None:
+             tracker: Tracker, missing_last: bool = False) -> Iterator[tuple[Any, Any]] | None:
         from . import query
 
-        return query.find(self, language, parsed, order_by, desc, tracker)
+        return query.find(self, language, parsed, order_by, desc, tracker)  # order_by: Python sorts
 
     def explain(self, language: str, parsed: Any, order_by: str | None,
-                desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
+                desc: bool, missing_last: bool = False) -> tuple[list[dict[str, Any]], list[str]] | None:
         from . import query
 
-        return query.explain(self, language, parsed, order_by, desc)
+        return query.explain(self, language, parsed, order_by, desc)  # order_by: Python sorts
 
     def create_index(self, path: str) -> str:
         from . import query

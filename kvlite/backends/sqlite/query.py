@@ -67,25 +67,33 @@ class _Order(NamedTuple):
     column: str | None = None
     key: Callable[[tuple[Any, Any]], Any] | None = None
     desc: bool = False
+    missing_last: bool = False
 
     def descending(self, backward: bool) -> bool:
         """Whether the clause (``backward`` or not) sorts the values from the largest."""
         return self.desc != backward
 
+    def missing_first(self, backward: bool) -> bool:
+        """Whether the clause (``backward`` or not) puts the rows without a value (missing or
+        ``null``: SQL NULL) first."""
+        return backward if self.missing_last else not self.descending(backward)
 
-def _order_sql(table: SQLiteTable, order_by: str | None, desc: bool) -> _Order:
+
+def _order_sql(table: SQLiteTable, order_by: str | None, desc: bool, missing_last: bool = False) -> _Order:
     """The collection's document order for ``order_by`` (``None``: insertion order)."""
     if order_by is None:
         return _Order("id", "id DESC")
     order_by, desc = order_direction(order_by, desc)
     field = plain_field(table, order_by, "order_by")
     expr = f"json_extract(value, '{field}')"
-    key = python_source.order_key(field)
+    key = python_source.order_key(field, desc, missing_last)
     # Ties keep insertion order; the second clause is the exact reverse of the first
-    # (ties reversed too), which "$[-1]" and negative slices read from.
+    # (ties reversed too), which negative slices read from.
+    last = f"{expr} IS NULL, " if missing_last else ""  # rows without a value after the others
+    first = f"{expr} IS NULL DESC, " if missing_last else ""
     if desc:
-        return _Order(f"{expr} DESC, id", f"{expr}, id DESC", expr, key, True)
-    return _Order(f"{expr}, id", f"{expr} DESC, id DESC", expr, key, False)
+        return _Order(f"{last}{expr} DESC, id", f"{first}{expr}, id DESC", expr, key, True, missing_last)
+    return _Order(f"{last}{expr}, id", f"{first}{expr} DESC, id DESC", expr, key, False, missing_last)
 
 
 # -- row sources ------------------------------------------------------------------------------
@@ -408,10 +416,9 @@ def _tied_run(table: SQLiteTable, order: _Order, backward: bool, value: float,
     equal to ``value``, and all those rows, in SQL's order (ties by id)."""
     assert order.column is not None
     column = order.column
-    if order.descending(backward):  # NULL sorts first, text after every number
-        before = f"{column} > ?"
-    else:
-        before = f"({column} IS NULL OR {column} < ?)"
+    before = f"{column} > ?" if order.descending(backward) else f"{column} < ?"  # text after every number
+    if order.missing_first(backward):
+        before = f"({column} IS NULL OR {before})"
     live = f"{table.live_sql} AND +id <= ?"
     try:
         first = tracker.conn.execute(f"SELECT count(*) FROM {table.sql_name} WHERE {live} AND {before}",
@@ -440,10 +447,10 @@ def _load(table: SQLiteTable, order: _Order,
 
 
 def find(table: SQLiteTable, language: str, parsed: Any, order_by: str | None, desc: bool,
-         tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+         tracker: Tracker, missing_last: bool = False) -> Iterator[tuple[Any, Any]] | None:
     """The matches of a parsed query (``language`` ``"jsonpath"`` or ``"objectpath"``), in one
     read snapshot; see :meth:`kvlite.Collection.find`."""
-    order = _order_sql(table, order_by, desc)
+    order = _order_sql(table, order_by, desc, missing_last)
     if language == "jsonpath":
         return _in_snapshot(table, tracker, lambda: _find_rfc9535(table, parsed, order, tracker))
     if language == "jsonpath-ng":
@@ -610,9 +617,9 @@ def _explain_jmespath(table: SQLiteTable, parsed: Any, order: _Order) -> list[di
 
 
 def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None,
-            desc: bool) -> tuple[list[dict[str, Any]], list[str]]:
+            desc: bool, missing_last: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """``(steps, notes)``: what runs in SQL and what in Python (see :meth:`kvlite.Collection.explain`)."""
-    order = _order_sql(table, order_by, desc)
+    order = _order_sql(table, order_by, desc, missing_last)
     pushdown = table.serializer.json
     steps: list[dict[str, Any]] = []
     if language == "jsonpath":

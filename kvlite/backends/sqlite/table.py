@@ -427,10 +427,10 @@ class SQLiteTable(Table):
         return decode(self.serializer, data)
 
     def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
-             tracker: Any) -> Iterator[tuple[Any, Any]] | None:
+             tracker: Any, missing_last: bool = False) -> Iterator[tuple[Any, Any]] | None:
         from . import query
 
-        return query.find(self, language, parsed, order_by, desc, tracker)
+        return query.find(self, language, parsed, order_by, desc, tracker, missing_last)
 
     def count_matches(self, language: str, parsed: Any) -> int | None:
         from . import query
@@ -438,10 +438,10 @@ class SQLiteTable(Table):
         return query.count_matches(self, language, parsed)
 
     def explain(self, language: str, parsed: Any, order_by: str | None,
-                desc: bool) -> tuple[list[dict[str, Any]], list[str]] | None:
+                desc: bool, missing_last: bool = False) -> tuple[list[dict[str, Any]], list[str]] | None:
         from . import query
 
-        return query.explain(self, language, parsed, order_by, desc)
+        return query.explain(self, language, parsed, order_by, desc, missing_last)
 
     def create_index(self, path: str) -> str:
         from . import query
