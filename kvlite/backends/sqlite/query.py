@@ -112,8 +112,9 @@ def _select(table: SQLiteTable, where: list[_jp.Condition], order: _Order, *, ba
     ``backward``).  With ``sure``, a fourth column says whether every condition's ``sure`` part
     holds (the Python re-check can be skipped); with ``order_by``, the last column is the value
     ordered on (:func:`_rows` groups the rows it may have tied wrongly)."""
+    # The filter first: it rejects most rows of a selective query, before the liveness test.
     # "+id": a filter only, never a reason for the planner to walk the table by rowid.
-    clauses = [table.live_sql, "+id <= ?"] + [f"({c.sql})" for c in where]
+    clauses = [f"({c.sql})" for c in where] + [table.live_sql, "+id <= ?"]
     columns = f"key, key_type, {table.value_sql}"
     params: list[Any] = []
     if sure:
@@ -121,7 +122,7 @@ def _select(table: SQLiteTable, where: list[_jp.Condition], order: _Order, *, ba
         params += [p for c in where for p in c.sure_params]
     if order.column is not None:
         columns += f", {order.column}"
-    params += [_NOW, _LAST_ID] + [p for c in where for p in c.params]
+    params += [p for c in where for p in c.params] + [_NOW, _LAST_ID]
     sql = (f"SELECT {columns} FROM {table.sql_name} WHERE {' AND '.join(clauses)} "
            f"ORDER BY {order.backward if backward else order.forward}")
     if limit is not None or offset:
