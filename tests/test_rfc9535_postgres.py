@@ -110,3 +110,15 @@ def test_a_filter_runs_in_postgresql(store: Any) -> None:
     assert step["pushdown"] and "jsonb_path_exists" in step["sql"]
     assert list(coll.select("$[?@.age == 36 && @.name].name")) == ["Ada"]
     assert list(coll.select("$[?@.age > 36]")) == [{"age": 36.5}]
+
+
+def test_an_index_serves_the_default_engines_filters(store: Any) -> None:
+    coll = store.collection("people")
+    for i in range(300):
+        coll.put(f"p{i}", {"age": i % 90, "name": f"n{i}"} if i % 7 else {"age": str(i), "name": None})
+    coll.create_index("$.age")
+    for query in ("$[?@.age == 41]", "$[?@.age > 85]", "$[?@.age <= 2 && @.name]", "$[?@.age == '14']",
+                  "$[?@.age]", "$[?@.age == null || @.age == true]"):
+        (step,) = coll.explain(query)["steps"]
+        assert any("(index)" in text for text in step["pushdown"]), (query, step["pushdown"])
+        assert _strict(list(coll.find(query))) == _strict(_reference(query, dict(coll.items()))), query

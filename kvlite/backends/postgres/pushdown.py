@@ -23,7 +23,7 @@ from ...query import jsonpath as _jp
 from ...query.jsonpath import field_chain
 
 __all__ = ["PgCondition", "compile_expression", "numeric_bounds", "index_expr", "jsonpath_string", "json_number",
-           "json_string"]
+           "json_string", "BELOW_NUMBERS"]
 
 
 @dataclass
@@ -42,7 +42,7 @@ _WIDEN = _DECIMALS.power(Decimal(2), -40)
 _WIDEN_ABS = Decimal("1e-300")
 _FLOOR = decimal.Context(prec=24, rounding=decimal.ROUND_FLOOR, Emax=100000, Emin=-100000)
 _CEILING = decimal.Context(prec=24, rounding=decimal.ROUND_CEILING, Emax=100000, Emin=-100000)
-_BELOW_NUMBERS = "'-1e309'::jsonb"  # every string sorts below it; no JSON number orjson writes does
+BELOW_NUMBERS = "'-1e309'::jsonb"  # every string sorts below it; no JSON number orjson writes does
 
 
 def jsonpath_string(text: str) -> str | None:
@@ -139,9 +139,9 @@ def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool 
             preds, arms = [f"@ == $s{n}"], [f"X = %(ix_s{n})s::jsonb"]
         elif encoded is not None and string_order:
             variables[f"s{n}"] = encoded
-            preds, arms = [f"@ {op} $s{n}"], [f"(X >= '\"\"'::jsonb AND X < {_BELOW_NUMBERS})"]
+            preds, arms = [f"@ {op} $s{n}"], [f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})"]
         else:
-            preds, arms = ['@.type() == "string"'], [f"(X >= '\"\"'::jsonb AND X < {_BELOW_NUMBERS})"]
+            preds, arms = ['@.type() == "string"'], [f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})"]
     elif type(literal) in (int, float, bool):
         if type(literal) is float and not math.isfinite(literal):
             return None
@@ -166,7 +166,7 @@ def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool 
             arms.append(f"X <= %(ix_hi{n})s::jsonb")
         if type(literal) is int:
             preds.append('@.type() == "string"')  # int(" 42 ") == 42: every string may match
-            arms.append(f"(X >= '\"\"'::jsonb AND X < {_BELOW_NUMBERS})")
+            arms.append(f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})")
         for flag in (True, False):
             if _py_true(op, literal, flag):
                 preds.append(f"@ == {'true' if flag else 'false'}")

@@ -137,7 +137,7 @@ def _rfc_where(table: PostgresTable, step: _rfc.Step) -> list[PgCondition]:
     """The pushed-down conditions of an RFC 9535 scan step (empty: none)."""
     if step.kind != "scan" or step.filter is None:
         return []
-    return rfc9535_sql.conditions(step.filter, table.engine.server_version >= 130000)
+    return rfc9535_sql.conditions(step.filter, table.engine.server_version >= 130000, set(table.indexes()))
 
 
 def _run_rfc9535(table: PostgresTable, steps: list[_rfc.Step], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
