@@ -511,3 +511,19 @@ def test_typed_collection_gets_models() -> None:
         coll.put("b", Person("Bob", 20))
         assert list(coll.select("values(@)[?age > `30`]", engine="jmespath")) == [Person("Ada", 36)]
         assert list(coll.select("values(@)[?age > `30`].name", engine="jmespath")) == ["Ada"]
+
+
+@pytest.mark.parametrize("url", [":memory:", "memory://"])
+def test_an_exception_the_consumer_throws_in_passes_through(url: str) -> None:
+    """Also where the expression runs on the whole collection (its generator yields in kvlite's
+    adapter, which must not pass for the engine failing)."""
+    with kvlite.open(url) as store:
+        coll = store.collection("c")
+        coll.put_many({f"k{i}": {"num": i} for i in range(5)})
+        for path in ("values(@)[*].num", "values(@)[?num > `1`]", "*", "sort_by(values(@), &num)[*].num"):
+            for error in (ValueError("mine"), KeyboardInterrupt()):
+                matches = coll.find(path, engine="jmespath")
+                next(matches)
+                with pytest.raises(type(error)) as info:
+                    matches.throw(error)
+                assert info.value is error, path

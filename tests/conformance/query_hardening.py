@@ -225,8 +225,6 @@ class QueryHardening(EngineTests):
                     matches.throw(error)
                 assert info.value is error, (path, engine, info.value)
 
-    @pytest.mark.xfail(strict=True, reason="suspected kvlite bug: the default engine (RFC 9535) turns an "
-                       "exception the consumer throws into find()'s iterator into QueryEvaluationError")
     def test_an_exception_thrown_in_by_the_consumer_passes_through_the_default_engine(self, store: Any) -> None:
         coll = store.collection("people")
         coll.put_many({f"k{i}": {"num": i} for i in range(5)})
