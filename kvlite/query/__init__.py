@@ -164,7 +164,7 @@ def _explain_python(coll: Collection, parsed: Any, path: str, engine: str, order
         # A slice of the documents is taken from a list of them all (python_source.run).
         kinds = ["fallback" if step.kind == "position" and step.slice is not None else step.kind
                  for step in _jp.plan(parsed).steps]
-    steps = [{"kind": kind, "pushdown": [],
+    steps: list[dict[str, Any]] = [{"kind": kind, "pushdown": [],
               "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
                          else "the engine on each document, streamed from the backend")} for kind in kinds]
     notes = [f"{type(coll.store.engine).__name__} has no query engine: every document is decoded and checked in Python"]

