@@ -80,3 +80,17 @@ def test_match_and_search_run_in_sql_with_the_standards_regex() -> None:
         for query in ("$[?match(@.s, 'a.c')]", "$[?search(@.s, 'b.')]", "$[?match(@.s, 'a[')]"):
             docs = dict(coll.items())
             assert list(coll.select(query)) == [n.value for n in jsonpath_rfc9535.find(query, docs)]
+
+
+@pytest.mark.parametrize("n", [10, 150, 250, 450])
+def test_long_and_deep_filters_stay_within_sqlites_depth_limit(n: int) -> None:
+    """SQLite refuses an expression nested 1000 deep: past MAX_DEPTH the filter is Python's."""
+    docs = {str(i): {"a": i} for i in range(8)}
+    queries = ["$[?" + " || ".join(f"@.a == {i}" for i in range(n)) + "]",
+               "$[?" + " && ".join(f"@.a != {i + 3}" for i in range(n)) + "]",
+               "$[?" + "!(" * min(n, 200) + "@.a == 1" + ")" * min(n, 200) + "]"]
+    with kvlite.open(":memory:") as store:
+        coll = store.collection("c")
+        coll.put_many(docs)
+        for query in queries:
+            assert list(coll.select(query)) == [node.value for node in jsonpath_rfc9535.find(query, docs)]

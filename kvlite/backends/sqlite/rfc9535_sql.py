@@ -59,11 +59,13 @@ from jsonpath_rfc9535.function_extensions.search import Search
 
 from ...query.rfc9535 import field_path
 
-__all__ = ["Condition", "conditions", "sql_path", "register", "MAX_CONDITIONS"]
+__all__ = ["Condition", "conditions", "sql_path", "register", "MAX_CONDITIONS", "MAX_DEPTH"]
 
 #: SQLite's limit on the depth of an expression tree is 1000; a filter with more conditions
-#: than this is narrowed by its first ones only.
+#: than this is narrowed by its first ones only, and a part of it nested deeper than
+#: ``MAX_DEPTH`` ``&&``/``||``/``!`` is left to Python.
 MAX_CONDITIONS = 64
+MAX_DEPTH = 200
 
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BIG = float(1 << 63)  # from here on, json_extract's numbers may be rounded
@@ -153,10 +155,12 @@ def _both(left: Condition, right: Condition, glue: str) -> Condition:
                      path=left.path or right.path, exact=left.exact and right.exact)
 
 
-def _condition(expr: Any, table: str) -> Condition | None:
+def _condition(expr: Any, table: str, depth: int = 0) -> Condition | None:
     """An SQL condition for one filter expression, or ``None`` (not narrowed in SQL)."""
+    if depth > MAX_DEPTH:
+        return None  # left to Python: SQLite refuses expressions nested 1000 deep
     if isinstance(expr, LogicalExpression):
-        left, right = _condition(expr.left, table), _condition(expr.right, table)
+        left, right = _condition(expr.left, table, depth + 1), _condition(expr.right, table, depth + 1)
         if expr.operator == "&&":
             if left is None or right is None:
                 found = left or right
@@ -168,7 +172,7 @@ def _condition(expr: Any, table: str) -> Condition | None:
             return None
         return _both(left, right, "OR")
     if isinstance(expr, PrefixExpression) and expr.operator == "!":
-        inner = _condition(expr.right, table)
+        inner = _condition(expr.right, table, depth + 1)
         if inner is None or not inner.exact:
             return None
         # NOT of a condition that may be NULL (a missing field) must be true there.
