@@ -167,8 +167,7 @@ def test_and_between_bare_paths_is_a_syntax_error(users: kvlite.Collection) -> N
     # jsonpath-ng parses "@.a & @.b" as a path intersection it cannot run (NotImplementedError).
     with pytest.raises(QuerySyntaxError, match="intersection") as info:
         users.count("$[?(@.tags & @.age)]", engine="jsonpath-ng")
-    # kvlite.query.jsonpath (jsonpath-ng's dialect) still labels its errors "jsonpath".
-    assert info.value.engine == "jsonpath"
+    assert info.value.engine == "jsonpath-ng"
     assert list(users.select("$[?(@.age > 0 & @.tags)].name", engine="jsonpath-ng")) == ["Ada", "Cy"]
 
 
@@ -382,8 +381,7 @@ def test_bad_jsonpath(users: kvlite.Collection, path: str, position: int) -> Non
                 lambda: users.explain(path, engine=ng), lambda: list(users.select(path, engine=ng))):
         with pytest.raises(QuerySyntaxError) as info:
             run()
-        # kvlite.query.jsonpath (jsonpath-ng's dialect) still labels its errors "jsonpath".
-        assert info.value.engine == "jsonpath" and info.value.path == path
+        assert info.value.engine == "jsonpath-ng" and info.value.path == path
         assert info.value.position == position
         assert "jsonpath" in str(info.value) and f"position {position}" in str(info.value)
         assert isinstance(info.value, (KvliteError, ValueError))

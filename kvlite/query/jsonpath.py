@@ -139,7 +139,7 @@ def _check_implemented(node: Any, path: str) -> None:
     if isinstance(node, jp.Intersect):
         raise QuerySyntaxError("'&' between two paths (intersection) is not implemented by jsonpath-ng; "
                                "in a filter, a bare path followed by '&' is read as one, so put a "
-                               "comparison first: [?(@.b > 1 & @.a)]", path=path, engine="jsonpath")
+                               "comparison first: [?(@.b > 1 & @.a)]", path=path, engine="jsonpath-ng")
     for attr in ("left", "right", "target"):
         child = getattr(node, attr, None)
         if isinstance(child, jp.JSONPath):
@@ -152,7 +152,7 @@ def _check_implemented(node: Any, path: str) -> None:
 def parse(path: str) -> Any:
     """The adapter-fixed jsonpath-ng tree for ``path``; :class:`QuerySyntaxError` if it does not parse."""
     if not isinstance(path, str):
-        raise QuerySyntaxError(f"a path is a str, not {type(path).__name__}", path=repr(path), engine="jsonpath")
+        raise QuerySyntaxError(f"a path is a str, not {type(path).__name__}", path=repr(path), engine="jsonpath-ng")
     cached = _cache.get(path)
     if cached is not None:
         return cached
@@ -165,14 +165,14 @@ def parse(path: str) -> Any:
     except (JsonPathLexerError, JsonPathParserError, Exception) as exc:  # ply raises plain Exception too
         if not engine_failure(exc):  # not the parser's: a signal handler's, say
             raise
-        raise QuerySyntaxError(str(exc), path=path, engine="jsonpath", position=_position(str(exc), path)) from None
+        raise QuerySyntaxError(str(exc), path=path, engine="jsonpath-ng", position=_position(str(exc), path)) from None
     try:
         _check_implemented(tree, path)
         tree = _fix(tree)
         plan(tree)  # the planner walks the tree too: a path it cannot walk is refused here
     except RecursionError:
         raise QuerySyntaxError("the path nests too deeply to be evaluated (Python's recursion limit)",
-                               path=path, engine="jsonpath") from None
+                               path=path, engine="jsonpath-ng") from None
     if len(_cache) > 256:
         _cache.clear()
     _cache[path] = tree

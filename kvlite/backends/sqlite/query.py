@@ -338,7 +338,7 @@ def _positions(table: SQLiteTable, step: _jp.Step, order: _Order,
         return
     start, end, stride = step.slice
     if stride == 0:
-        raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath")
+        raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath-ng")
     if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
         begin = start or 0
         yield from _window(table, order, False, begin, max(0, end - begin), tracker)
