@@ -14,7 +14,6 @@ SQLite, only JSON collections can be ordered (others raise
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
@@ -141,6 +140,7 @@ def lookup(coll: Any, name: str, src: Source, view_key: Callable[[Any], str]) ->
 
 def _documents(coll: Any, step: _jp.Step, src: Source,
                view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
+    """The documents a streaming step reads: every one (scan, descend), or the named ones (keys)."""
     if step.kind in ("scan", "descend"):
         yield from src(False)
     elif step.kind == "keys":
@@ -148,16 +148,8 @@ def _documents(coll: Any, step: _jp.Step, src: Source,
             found = lookup(coll, name, src, view_key)
             if found is not None:
                 yield found
-    elif step.slice is None:
-        for index in step.positions:
-            if index >= 0:
-                yield from itertools.islice(src(False), index, index + 1)
-            else:
-                yield from itertools.islice(src(True), -index - 1, -index)
-    else:
-        start, end, stride = step.slice
-        entries = list(src(False))
-        yield from entries[start:end:stride]
+    else:  # pragma: no cover - fallback is handled by run()
+        raise AssertionError(step.kind)
 
 
 def run_objectpath(parsed: _op.Parsed, src: Source, tracker: Any,

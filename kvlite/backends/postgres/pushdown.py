@@ -1,26 +1,22 @@
-"""JSONPath filters as PostgreSQL conditions: jsonb SQL that keeps every row Python would match.
+"""JSONPath filters as PostgreSQL conditions: the jsonb helpers RFC 9535's push-down builds on.
 
-:func:`compile_expression` turns one jsonpath-ng filter expression
-(``@.age > 30``) into a :class:`PgCondition` over the ``doc`` jsonb column: a
-``jsonb_path_exists`` call in PostgreSQL's SQL/JSON path language, with every
-literal passed in its ``vars`` parameter (never in the SQL or path text), and,
-on a path with an index, the same superset as ranges of ``doc #> '{a,b}'``
-that its btree index answers.  The condition may let extra rows through
-(Python re-checks every one) but never stops a row Python would match; numeric
-bounds are exact decimals widened outwards (:func:`numeric_bounds`).
-"""
+:mod:`kvlite.backends.postgres.rfc9535_sql` turns the default language's
+filters into conditions over the ``doc`` jsonb column with these helpers:
+:class:`PgCondition`, literals as SQL/JSON path strings and JSON numbers
+(:func:`jsonpath_string`, :func:`json_number`, :func:`json_string`), the indexed
+expression of a plain field path (:func:`index_expr`), and numeric bounds that
+are exact decimals widened outwards (:func:`numeric_bounds`).  A condition may
+let extra rows through (Python re-checks every one) but never stops a row
+Python would match.  jsonpath-ng's dialect is not pushed down
+(:func:`compile_expression` makes no condition)."""
 
 from __future__ import annotations
 
 import decimal
 import json
-import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-from ...query import jsonpath as _jp
-from ...query.jsonpath import field_chain
 
 __all__ = ["PgCondition", "compile_expression", "numeric_bounds", "index_expr", "jsonpath_string", "json_number",
            "json_string", "BELOW_NUMBERS"]
@@ -79,113 +75,16 @@ def index_expr(sql_path: str) -> str:
     return "(doc #> '{" + ",".join(sql_path[2:].split(".")) + "}'::text[])"
 
 
-def _py_true(op: str, literal: Any, value: Any) -> bool:
-    """jsonpath-ng's comparison of one stored ``value`` (int() first for an int literal)."""
-    from jsonpath_ng.ext.filter import OPERATOR_MAP  # type: ignore[import-untyped]
-
-    try:
-        if type(literal) is int:
-            value = int(value)
-        return bool(OPERATOR_MAP[op](value, literal))
-    except (TypeError, ValueError):
-        return False
-
-
 def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool = True) -> PgCondition | None:
-    """A superset PostgreSQL condition for one jsonpath-ng filter expression, or ``None``.
+    """``None``: jsonpath-ng's dialect (``engine="jsonpath-ng"``) is not pushed down.
 
-    The rules follow :func:`kvlite.query.jsonpath.compile_expression` (Python
-    re-checks every row, so the condition may let extra rows through but must
-    never stop a row Python would match):
-
-    * the target must be a chain of single field names (``@.a.b``); it becomes
-      the SQL/JSON path ``$."a"."b"`` (lax mode: arrays on the way are
-      unwrapped, which only adds rows);
-    * no operator, ``!=`` and ``=~``: "the field exists";
-    * int literal ``L``: the engine compares ``int(value)``, so every string
-      passes, numbers pass in the range widened by 1 (``int()`` truncates),
-      and ``true``/``false`` pass when ``int()`` of them compares true;
-    * float / bool literal: numbers in the range, ``true``/``false`` as 1/0;
-    * str literal: ``==`` is string equality; ordering compares code points
-      (PostgreSQL 13+; before that only "is a string");
-    * numeric bounds are exact decimals widened by 2**-40 of their size, so a
-      float whose JSON text is off its binary value by half an ulp still passes.
-
-    Literals travel in the ``vars`` jsonb parameter (``$lo0``, ``$s0``), never
-    inside SQL or path text.  Documents stored without ``doc`` (their JSON
-    holds ``\\u0000``) always pass.  When ``indexed`` holds the path, the same
-    superset is also written as ranges of ``doc #> '{a,b}'`` that its btree
-    index can answer.
+    Its filters are evaluated by jsonpath-ng itself, in Python, on every document
+    (see :mod:`kvlite.query.jsonpath`): the dialect follows jsonpath-ng's current
+    release, whose comparison rules are not re-derived in SQL here.  Kept, with
+    its signature, for callers of the backend's public names; the default
+    language's push-down is :mod:`kvlite.backends.postgres.rfc9535_sql`.
     """
-    fields = field_chain(expr.target)
-    if fields is None:
-        return None
-    quoted = [jsonpath_string(name) for name in fields]
-    if any(q is None for q in quoted):
-        return None
-    path = "$" + "".join("." + q for q in quoted)  # type: ignore[operator]
-    op, literal = expr.op, expr.value
-    variables: dict[str, str] = {}
-    arms: list[str] = []  # index ranges over X = doc #> '{a,b}', OR'ed
-    preds: list[str] = []  # SQL/JSON path predicates on @, OR'ed
-    shown = ".".join(fields)
-    if op is None or op in ("!=", "=~"):
-        preds, arms, text = [], ["X IS NOT NULL"], f"{shown} exists"
-    elif type(literal) is str:
-        encoded = json_string(literal)
-        text = f"{shown} {op} {literal!r}"
-        if op in ("=", "==") and encoded is not None:
-            variables[f"s{n}"] = encoded
-            preds, arms = [f"@ == $s{n}"], [f"X = %(ix_s{n})s::jsonb"]
-        elif encoded is not None and string_order:
-            variables[f"s{n}"] = encoded
-            preds, arms = [f"@ {op} $s{n}"], [f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})"]
-        else:
-            preds, arms = ['@.type() == "string"'], [f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})"]
-    elif type(literal) in (int, float, bool):
-        if type(literal) is float and not math.isfinite(literal):
-            return None
-        bounds = numeric_bounds(op, literal)
-        if bounds is None:
-            return None
-        lo, hi = bounds
-        text = f"{'int(' + shown + ')' if type(literal) is int else shown} {op} {literal!r}"
-        numeric = []
-        if lo is not None:
-            variables[f"lo{n}"] = json_number(lo)
-            numeric.append(f"@ >= $lo{n}")
-        if hi is not None:
-            variables[f"hi{n}"] = json_number(hi)
-            numeric.append(f"@ <= $hi{n}")
-        preds.append("(" + " && ".join(numeric) + ")")
-        if lo is not None and hi is not None:
-            arms.append(f"(X >= %(ix_lo{n})s::jsonb AND X <= %(ix_hi{n})s::jsonb)")
-        elif lo is not None:
-            arms.append(f"X >= %(ix_lo{n})s::jsonb")
-        else:
-            arms.append(f"X <= %(ix_hi{n})s::jsonb")
-        if type(literal) is int:
-            preds.append('@.type() == "string"')  # int(" 42 ") == 42: every string may match
-            arms.append(f"(X >= '\"\"'::jsonb AND X < {BELOW_NUMBERS})")
-        for flag in (True, False):
-            if _py_true(op, literal, flag):
-                preds.append(f"@ == {'true' if flag else 'false'}")
-                arms.append(f"X = '{'true' if flag else 'false'}'::jsonb")
-    else:
-        return None
-    if preds:
-        path = f"{path} ? ({' || '.join(preds)})"
-    params: dict[str, Any] = {f"path{n}": path, f"vars{n}": "{" + ", ".join(
-        f'"{name}": {value}' for name, value in variables.items()) + "}"}
-    sql = f"coalesce(jsonb_path_exists(doc, %(path{n})s::jsonpath, %(vars{n})s::jsonb, true), true)"
-    sql_path = _jp.sql_path(expr.target)
-    if sql_path is not None and sql_path in indexed:
-        x = index_expr(sql_path)
-        for name, value in variables.items():
-            params[f"ix_{name}"] = value
-        sql = f"(({' OR '.join(arm.replace('X', x) for arm in arms)}) AND {sql})"
-        text += " (index)"
-    return PgCondition(f"(doc IS NULL OR {sql})", params, text)
+    return None
 
 
 def numeric_bounds(op: str, literal: Any) -> tuple[Decimal | None, Decimal | None] | None:

@@ -2,14 +2,15 @@
 
 The query front-end (:mod:`kvlite.query`) parses; :func:`find` runs the plan
 on a :class:`~kvlite.backends.postgres.table.PostgresTable`.  On a JSON
-collection, a JSONPath without ``order_by`` pushes the filter of each scan
-step down (:func:`kvlite.backends.postgres.pushdown.compile_expression`):
+collection, an RFC 9535 JSONPath (the default language) without ``order_by``
+pushes the filter of each scan step down (:mod:`kvlite.backends.postgres.rfc9535_sql`):
 PostgreSQL narrows the rows, read in pages by ``id`` as every iteration is, and
 Python re-checks every row it lets through, so the answer is the one Python
 evaluation gives.  Steps with nothing to push down run in Python over the
 streamed rows (:mod:`kvlite.query.python_source`); everything else
-(``order_by``, ObjectPath, other serializers, a path without a filter to push
-down) is left to the front-end's Python evaluation (:func:`find` returns ``None``).
+(``order_by``, jsonpath-ng's dialect, ObjectPath, other serializers, a path
+without a filter to push down) is left to the front-end's Python evaluation
+(:func:`find` returns ``None``).
 
 Indexes: :func:`create_index` makes a btree index on ``doc #> '{a,b}'`` for a
 plain field path, named after a hash of the path, the path itself kept in the
@@ -23,13 +24,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from ...errors import NotSupported
 from ...keys import view as view_key
-from ...query import jsonpath as _jp
 from ...query import python_source
 from ...query import rfc9535 as _rfc
 from ...query.fields import plain_field
-from ...query.matches import Tracker, owner
+from ...query.matches import Tracker
 from . import rfc9535_sql
-from .pushdown import PgCondition, compile_expression, index_expr
+from .pushdown import PgCondition, index_expr
 from .text import quote_ident, quote_literal
 
 if TYPE_CHECKING:
@@ -62,27 +62,6 @@ class _PlainDocuments:
         return self._table.items(reverse, None)
 
 
-def _pushable(table: PostgresTable, step: _jp.Step) -> bool:
-    """Whether PostgreSQL can narrow the rows of ``step`` (without reading the table's indexes)."""
-    if step.kind != "scan" or step.filter is None:
-        return False
-    return any(compile_expression(expr, 0, set()) is not None for expr in step.filter.expressions)
-
-
-def _where(table: PostgresTable, step: _jp.Step) -> list[PgCondition]:
-    """The pushed-down conditions of a plan step (empty: none)."""
-    if not _pushable(table, step):
-        return []
-    indexed = set(table.indexes())
-    string_order = table.engine.server_version >= 130000  # jsonpath compares strings by code point
-    out: list[PgCondition] = []
-    for expr in step.filter.expressions:
-        cond = compile_expression(expr, len(out), indexed, string_order)
-        if cond is not None:
-            out.append(cond)
-    return out
-
-
 def _select(table: PostgresTable, where: list[PgCondition]) -> tuple[str, dict[str, Any]]:
     """A keyset page query (see :meth:`PostgresTable.pages`) over the live rows that pass every
     condition of ``where``, and the conditions' parameters."""
@@ -106,31 +85,7 @@ def find(table: PostgresTable, language: str, parsed: Any, order_by: str | None,
         if not any(_rfc_where(table, step) for step in rfc_steps):
             return None
         return _run_rfc9535(table, rfc_steps, tracker)
-    if language != "jsonpath-ng":
-        return None
-    steps = _jp.plan(parsed).steps
-    if not any(_pushable(table, step) for step in steps):
-        return None
-    return _run(table, steps, tracker)
-
-
-def _run(table: PostgresTable, steps: list[_jp.Step], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
-    documents = _PlainDocuments(table)
-
-    def source(reverse: bool) -> Iterator[tuple[Any, Any]]:
-        return table.items(reverse, None)
-
-    for step in steps:
-        where = _where(table, step)
-        if not where:
-            yield from python_source.run(documents, [step], source, tracker, view_key, owner)
-            continue
-        sql, params = _select(table, where)
-        for key, data in table.entries(sql, params, False):
-            doc = table.decode_raw(data)
-            tracker.current = doc
-            for value in _jp.apply_rest(step, doc, None):
-                yield key, value
+    return None  # jsonpath-ng's dialect is not pushed down (kvlite.query.jsonpath); the rest: no SQL form
 
 
 def _rfc_where(table: PostgresTable, step: _rfc.Step) -> list[PgCondition]:
@@ -169,28 +124,7 @@ def explain(table: PostgresTable, language: str, parsed: Any, order_by: str | No
         return None
     if language == "jsonpath":
         return _explain_rfc9535(table, parsed)
-    if language != "jsonpath-ng":
-        return None
-    steps = []
-    for step in _jp.plan(parsed).steps:
-        # A slice of the documents is taken from a list of them all (python_source.run).
-        kind = "fallback" if step.kind == "position" and step.slice is not None else step.kind
-        shown: dict[str, Any] = {
-            "kind": kind, "pushdown": [],
-            "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
-                       else "the engine on each document, streamed from the backend")}
-        where = _where(table, step)
-        if where:
-            sql, params = _select(table, where)
-            run = {**params, "after": -(1 << 63), "newest": (1 << 63) - 1, "now": table.engine.clock(),
-                   "page": table.PAGE}
-            shown["pushdown"] = [cond.text for cond in where]
-            shown["python"] = "jsonpath-ng on each document PostgreSQL lets through (filter re-checked)"
-            shown["sql"] = sql
-            shown["params"] = params
-            shown["query_plan"] = [row[0] for row in table.engine.fetchall("EXPLAIN " + sql, run)]
-        steps.append(shown)
-    return steps, [_NOTE]
+    return None
 
 
 def _explain_rfc9535(table: PostgresTable, parsed: Any) -> tuple[list[dict[str, Any]], list[str]] | None:
