@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import apsw
 
-from ...errors import QuerySyntaxError
 from ...keys import decode as decode_key
 from ...keys import view as view_key
 from ...query import jsonpath as _jp
@@ -265,45 +264,16 @@ def _rows(table: SQLiteTable, sql: str, params: list[Any], tracker: Tracker | No
 # -- running a plan ----------------------------------------------------------------------------
 
 
-def _json_where(table: SQLiteTable, step: _jp.Step) -> list[_jp.Condition]:
-    return step.where if table.serializer.json else []
-
-
-def _scan_sql(table: SQLiteTable, step: _jp.Step, order: _Order) -> tuple[str, list[Any], bool]:
-    """The statement of a scan step, and whether it carries the ``sure`` column."""
-    where = _json_where(table, step)
-    if order.forward == "id" and where and {c.path for c in where} & set(table.indexes()):
-        # "+id": let SQLite narrow through the expression index and sort the
-        # (few) hits, instead of walking the whole table in id order.
-        order = order._replace(forward="+id")
-    flagged = (bool(where) and step.checkable and step.filter is not None
-               and len(where) == len(step.filter.expressions))
-    sql, params = _select(table, where, order, sure=flagged)
-    return sql, params, flagged
-
-
 def _run_step(table: SQLiteTable, step: _jp.Step, order: _Order,
               tracker: Tracker) -> Iterator[tuple[Any, Any]]:
+    """One streaming step of a jsonpath-ng plan (:func:`kvlite.query.jsonpath.plan`); the
+    dialect's filters are checked in Python, on every document (no SQL push-down)."""
     context = None
-    if step.kind == "scan":
-        sql, params, flagged = _scan_sql(table, step, order)
-        if flagged and step.rest is None:  # `$[?(...)]`: the documents themselves, the hot case
-            expressions = step.filter.expressions
-            for key, doc, sure in _rows(table, sql, params, tracker, order):
-                if sure or all(expr.find(doc) for expr in expressions):
-                    yield key, doc
-        elif flagged:
-            for key, doc, sure in _rows(table, sql, params, tracker, order):
-                for value in _jp.apply_rest(step, doc, context, sure):
-                    yield key, value
-        else:
-            for key, doc in _rows(table, sql, params, tracker, order):
-                for value in _jp.apply_rest(step, doc, context):
-                    yield key, value
-    elif step.kind == "descend":
+    if step.kind in ("scan", "descend"):
         sql, params = _select(table, [], order)
         for key, doc in _rows(table, sql, params, tracker, order):
-            for value in _jp.descend(step, doc, context):
+            values = _jp.descend(step, doc, context) if step.kind == "descend" else _jp.apply_rest(step, doc, context)
+            for value in values:
                 yield key, value
     elif step.kind == "keys":
         for name in step.names:
@@ -319,125 +289,8 @@ def _run_step(table: SQLiteTable, step: _jp.Step, order: _Order,
                 tracker.current = found[1]
                 for value in _jp.apply_rest(step, found[1], context):
                     yield found[0], value
-    elif step.kind == "position":
-        for key, doc in _positions(table, step, order, tracker):
-            for value in _jp.apply_rest(step, doc, context):
-                yield key, value
     else:  # pragma: no cover - fallback is handled by the caller
         raise AssertionError(step.kind)
-
-
-def _positions(table: SQLiteTable, step: _jp.Step, order: _Order,
-               tracker: Tracker) -> Iterator[tuple[Any, Any]]:
-    if step.slice is None:
-        for index in step.positions:
-            if index >= 0:
-                yield from _window(table, order, False, index, 1, tracker)
-            else:
-                yield from _window(table, order, True, -index - 1, 1, tracker)
-        return
-    start, end, stride = step.slice
-    if stride == 0:
-        raise QuerySyntaxError("slice step cannot be zero", engine="jsonpath-ng")
-    if (start is None or start >= 0) and (end is not None and end >= 0) and stride in (None, 1):
-        begin = start or 0
-        yield from _window(table, order, False, begin, max(0, end - begin), tracker)
-        return
-    count = _count(table, tracker)
-    picked = range(count)[start:end:stride]
-    if not picked:
-        return
-    if picked.step > 0:
-        rows = _window(table, order, False, picked.start, None, tracker)
-    else:
-        rows = _window(table, order, True, count - 1 - picked.start, None, tracker)
-    every = abs(picked.step)
-    for i, row in enumerate(rows):
-        if i // every >= len(picked):
-            rows.close()
-            return
-        if i % every == 0:
-            yield row
-
-
-def _window(table: SQLiteTable, order: _Order, backward: bool, start: int, count: int | None,
-            tracker: Tracker) -> Iterator[tuple[Any, Any]]:
-    """``(key, document)`` at positions ``start`` .. ``start + count - 1`` of ``order`` (of its
-    reverse with ``backward``; ``count=None``: to the end), read with LIMIT/OFFSET.
-
-    With ``order_by``, a run of rows tied on a rounded REAL (see :func:`_runs`) that the window
-    cuts, at its first or its last row, is read whole (:func:`_tied_run`) to put it in its exact
-    order, and cut after that; a run inside the window is complete as it is."""
-    if count == 0:
-        return
-    sql, params = _select(table, [], order, backward=backward, limit=count, offset=start)
-    if order.column is None:
-        yield from _rows(table, sql, params, tracker)
-        return
-    one = _reader(table, tracker, True)
-    for row, doc in _window_rows(table, order, backward, start, count, sql, params, tracker):
-        yield one(row, doc)
-
-
-def _window_rows(table: SQLiteTable, order: _Order, backward: bool, start: int, count: int | None,
-                 sql: str, params: list[Any], tracker: Tracker) -> Iterator[tuple[Any, Any]]:
-    """``(row, document or None)`` of :func:`_window`, in the exact order."""
-    rows = _cursor(table, sql, params, tracker)
-    end = None if count is None else start + count
-    at = start  # the position of the run in hand
-    held: list[Any] | None = None  # a run is held until the next one shows it was not the last
-    try:
-        for run in _runs(rows):
-            if held is not None:
-                yield from _cut(table, order, backward, held, at, start, end, last=False, tracker=tracker)
-                at += len(held)
-            held = run
-        if held is not None:
-            # The last run may go on past the window when the window is full.
-            full = end is not None and at + len(held) == end
-            yield from _cut(table, order, backward, held, at, start, end, last=full, tracker=tracker)
-    finally:
-        rows.close()
-
-
-def _cut(table: SQLiteTable, order: _Order, backward: bool, run: list[Any], at: int, start: int,
-         end: int | None, last: bool, tracker: Tracker) -> list[tuple[Any, Any]]:
-    """``run`` (at positions ``at`` ..) in the exact order (as :func:`_exactly` gives it),
-    within ``start`` .. ``end``."""
-    if not _may_be_rounded(run[0][-1]) or not ((at == start and start > 0) or last):
-        return _exactly(table, order, backward, run)
-    first, whole = _tied_run(table, order, backward, run[0][-1], tracker)
-    stop = len(whole) if end is None else end - first
-    return _exactly(table, order, backward, whole)[max(0, start - first):stop]
-
-
-def _tied_run(table: SQLiteTable, order: _Order, backward: bool, value: float,
-              tracker: Tracker) -> tuple[int, list[Any]]:
-    """The position in ``order`` (or its reverse) of the first row whose order value SQL finds
-    equal to ``value``, and all those rows, in SQL's order (ties by id)."""
-    assert order.column is not None
-    column = order.column
-    before = f"{column} > ?" if order.descending(backward) else f"{column} < ?"  # text after every number
-    if order.missing_first(backward):
-        before = f"({column} IS NULL OR {before})"
-    live = f"{table.live_sql} AND +id <= ?"
-    try:
-        first = tracker.conn.execute(f"SELECT count(*) FROM {table.sql_name} WHERE {live} AND {before}",
-                                     _bind(table, [_NOW, _LAST_ID, value], tracker)).fetchone()[0]
-    except DB_ERRORS as exc:
-        raise translate_error(exc) from exc
-    sql = (f"SELECT key, key_type, {table.value_sql}, {column} FROM {table.sql_name} WHERE {live} "
-           f"AND {column} = ? ORDER BY id{' DESC' if backward else ''}")
-    return int(first), list(_cursor(table, sql, [_NOW, _LAST_ID, value], tracker))
-
-
-def _count(table: SQLiteTable, tracker: Tracker) -> int:
-    """The documents the query sees (live, and there when it started)."""
-    sql = f"SELECT count(*) FROM {table.sql_name} WHERE {table.live_sql} AND +id <= ?"
-    try:
-        return int(tracker.conn.execute(sql, _bind(table, [_NOW, _LAST_ID], tracker)).fetchone()[0])
-    except DB_ERRORS as exc:
-        raise translate_error(exc) from exc
 
 
 def _load(table: SQLiteTable, order: _Order,
@@ -637,27 +490,19 @@ def explain(table: SQLiteTable, language: str, parsed: Any, order_by: str | None
             "pushdown": [],
         })
     elif language == "jsonpath-ng":
-        for step in _jp.plan(parsed).steps:
-            where = step.where if pushdown else []
-            info: dict[str, Any] = {"kind": step.kind, "pushdown": [c.text for c in where]}
+        for step in _jp.plan(parsed).steps:  # no push-down: every filter is checked in Python
+            info: dict[str, Any] = {"kind": step.kind, "pushdown": []}
             if step.kind == "fallback":
                 info["python"] = "jsonpath-ng on the whole collection loaded in memory"
             elif step.kind == "keys":
                 info["python"] = "point lookups of " + ", ".join(repr(n) for n in step.names)
-            elif step.kind == "position":
-                info["python"] = "documents by position (LIMIT/OFFSET)"
             elif step.kind == "descend":
                 info["python"] = "recursive search inside every document"
             else:
-                checked = "filter re-checked" if step.filter is not None else "no filter"
+                checked = "filter checked" if step.filter is not None else "no filter"
                 info["python"] = f"jsonpath-ng on each document ({checked})"
-            if step.kind == "scan":
-                sql, params, flagged = _scan_sql(table, step, order)
-                if flagged:
-                    info["python"] += "; skipped where SQL already proved the match"
-            if step.kind in ("descend", "fallback"):
-                sql, params = _select(table, [], order)
             if step.kind in ("scan", "descend", "fallback"):
+                sql, params = _select(table, [], order)
                 info["sql"] = sql
                 info["params"] = [p for p in params if p not in _PLACEHOLDERS]
                 info["query_plan"] = _query_plan(table, sql, params)
