@@ -532,9 +532,10 @@ def test_find_query_count_match_the_python_api(any_cli: Cli, tmp_path: Path) -> 
                                  "--engine", "objectpath"))) == ["Ada", "Cy"]
     # RFC 9535 is the default; jsonpath-ng's dialect is --engine jsonpath-ng.
     assert json_lines(ok(any_cli("query", str(db), "people", "$[?@.age > 30 && @.name].name"))) == ["Ada", "Cy"]
-    assert json_lines(ok(any_cli("query", str(db), "people", "$[?(@.age > 30 & @.name)].name",
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[?(@.age > 30 && @.name)].name",
                                  "--engine", "jsonpath-ng"))) == ["Ada", "Cy"]
-    assert json_lines(ok(any_cli("query", str(db), "people", "$[0].name", "--engine", "jsonpath-ng"))) == ["Ada"]
+    # jsonpath-ng 1.16+ indexes arrays only: $[0] of the collection (an object) is nothing there too.
+    assert json_lines(ok(any_cli("query", str(db), "people", "$[0].name", "--engine", "jsonpath-ng"))) == []
     assert json_lines(ok(any_cli("query", str(db), "people", "$[0].name"))) == []
 
 

@@ -51,9 +51,10 @@ def test_order_matches_the_model(engine: str, rows: list[Any], desc: bool, missi
         expected = _model(rows, desc, missing_last)
         got = [k for k, _ in coll.find("$.*", order_by="$.f", desc=desc, missing_last=missing_last)]
         assert got == expected
-        # Positions read the order from either end (jsonpath-ng's dialect reads $[-1] backwards).
-        for path, want in (("$[-1]", expected[-1:]), ("$[0]", expected[:1]), ("$[1:3]", expected[1:3]),
-                           ("$[::-1]", expected[::-1]), ("$[-2:]", expected[-2:])):
+        # jsonpath-ng's dialect walks the same order; positions on the root (an object) match
+        # nothing in jsonpath-ng 1.16+, whatever the order.
+        for path, want in (("$.*", expected), ("$[?(@)]", expected), ("$[-1]", []), ("$[1:3]", []),
+                           ("$['k0']", expected[:0] + (["k0"] if rows else []))):
             found = [k for k, _ in coll.find(path, engine="jsonpath-ng", order_by="$.f", desc=desc,
                                              missing_last=missing_last)]
             assert found == want, path
