@@ -109,7 +109,7 @@ class QueryHardening(EngineTests):
         for desc in (False, True):
             ordered = dict(sorted(mapping.items(), key=lambda item: exact_key(item[1], "v"), reverse=desc))
             assert [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc)] == list(ordered)
-            for path in PATHS:  # jsonpath-ng's dialect: positions on the root count documents
+            for path in PATHS:  # jsonpath-ng's dialect, on the ordered mapping (positions on it: nothing)
                 expected = [strict(v) for v in qjp.evaluate(qjp.parse(path), ordered)]
                 got = [strict(v) for v in coll.select(path, order_by="$.v", desc=desc, engine="jsonpath-ng")]
                 assert got == expected, (path, desc)
@@ -122,12 +122,12 @@ class QueryHardening(EngineTests):
                 assert got == list(ordered)[offset:offset + limit]
             expected = qop.evaluate(qop.parse("$.*[@.w > 1]"), ordered)
             assert list(coll.select("$.*[@.w > 1]", engine="objectpath", order_by="$.v", desc=desc)) == expected
-        # The first match, and jsonpath-ng's $[n], name the same document on every engine.
+        # The first match names the same document on every engine; jsonpath-ng 1.16+'s $[n] on the
+        # root (an object) is nothing, whatever the order.
         ng = "jsonpath-ng"
         assert list(coll.find("$[?(@.v > 9223372036854775807)]", order_by="$.v", engine=ng))[0][0] == "h"
-        assert list(coll.find("$[0]", order_by="-$.v", engine=ng))[0][0] == "d"
-        assert list(coll.find("$[2]", order_by="-$.v", engine=ng))[0][0] == "b"
-        assert list(coll.find("$[10]", order_by="$.v", engine=ng))[0][0] == "c"
+        assert [k for k, _ in coll.find("$.*", order_by="-$.v", engine=ng)][::2][:2] == ["d", "b"]
+        assert list(coll.find("$[0]", order_by="-$.v", engine=ng)) == []
         # The default engine: the first match and the n-th document (offset) on every engine.
         ordered = dict(sorted(mapping.items(), key=lambda item: exact_key(item[1], "v")))
         path = "$[?@.v > 9223372036854775807]"
@@ -148,13 +148,11 @@ class QueryHardening(EngineTests):
             ordered = dict(sorted(mapping.items(), key=lambda item: exact_key(item[1], "v"), reverse=desc))
             names = list(ordered)
             assert [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc)] == names
-            # jsonpath-ng's positions and slices on the root.
-            for i in range(-len(names), len(names)):
-                got = [k for k, _ in coll.find(f"$[{i}]", order_by="$.v", desc=desc, engine="jsonpath-ng")]
-                assert got == [names[i]], (i, desc)
-            for start, end in ((3, 9), (0, 1), (20, 45), (44, 46), (-10, -2)):
-                got = [k for k, _ in coll.find(f"$[{start}:{end}]", order_by="$.v", desc=desc, engine="jsonpath-ng")]
-                assert got == names[start:end], (start, end, desc)
+            # jsonpath-ng's dialect walks the same order; its positions and slices on the root (an
+            # object) select nothing since jsonpath-ng 1.16.
+            assert [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc, engine="jsonpath-ng")] == names
+            for path in ("$[0]", "$[-1]", "$[3:9]", "$[-10:-2]"):
+                assert list(coll.find(path, order_by="$.v", desc=desc, engine="jsonpath-ng")) == [], (path, desc)
             # The default engine pages with offset and limit.
             for start, end in ((3, 9), (0, 1), (20, 45), (44, 46)):
                 got = [k for k, _ in coll.find("$.*", order_by="$.v", desc=desc, offset=start, limit=end - start)]
@@ -216,7 +214,7 @@ class QueryHardening(EngineTests):
         coll = store.collection("people")
         coll.put_many({f"k{i}": {"num": i} for i in range(5)})
         for path, engine in (("$.*", "jsonpath-ng"), ("$[?(@.num > 1)]", "jsonpath-ng"),
-                             ("$.*[@.num > 1]", "objectpath"), ("$..num", "jsonpath-ng"), ("$[1:]", "jsonpath-ng"),
+                             ("$.*[@.num > 1]", "objectpath"), ("$..num", "jsonpath-ng"), ("$['k1','k2']", "jsonpath-ng"),
                              ("$.*.num", "objectpath")):
             for error in (Interrupted("mine"), ValueError("mine"), KeyboardInterrupt()):
                 matches = coll.find(path, engine=engine)
