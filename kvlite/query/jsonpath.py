@@ -93,7 +93,8 @@ def _check_implemented(node: Any, path: str) -> None:
 
 
 def parse(path: str) -> Any:
-    """The adapter-fixed jsonpath-ng tree for ``path``; :class:`QuerySyntaxError` if it does not parse."""
+    """jsonpath-ng's tree for ``path`` (its extended parser, as ``jsonpath_ng.ext.parse``);
+    :class:`QuerySyntaxError` if it does not parse or is an intersection (see the module)."""
     if not isinstance(path, str):
         raise QuerySyntaxError(f"a path is a str, not {type(path).__name__}", path=repr(path), engine="jsonpath-ng")
     cached = _cache.get(path)
@@ -142,16 +143,17 @@ def _position(message: str, path: str) -> int | None:
 
 
 def evaluate(tree: Any, mapping: dict[str, Any]) -> list[Any]:
-    """The reference answer: matched values of ``tree`` on ``mapping`` (in memory)."""
+    """The reference answer: jsonpath-ng's matched values of ``tree`` on ``mapping`` (in memory)."""
     return [match.value for match in matches(tree, mapping)]
 
 
 def matches(tree: Any, data: Any) -> Iterator[Any]:
     """jsonpath-ng's matches (``DatumInContext``) of ``tree`` on ``data``.
 
-    `parent` of the root makes jsonpath-ng return ``None`` as a match; that is
-    the engine's evaluation error, raised here (so it is reported as one, see
-    :mod:`kvlite.query.failures`) rather than in the code reading the match."""
+    `parent` of the root fails in jsonpath-ng (an ``AssertionError``; under ``python -O``
+    it returns ``None`` as a match instead): the engine's evaluation error, raised here
+    for ``None`` too (so it is reported as one, see :mod:`kvlite.query.failures`) rather
+    than in the code reading the match."""
     for match in tree.find(data):
         if match is None:
             _above_the_root()
