@@ -1187,15 +1187,6 @@ STORED_VALUES = st.one_of(NUMBERS, st.booleans(), st.none(), st.text(max_size=3)
                           st.lists(st.integers(-3, 3), max_size=2), st.just({"x": 1}))
 
 
-def test_jsonpath_ng_filters_are_not_pushed_down() -> None:
-    """jsonpath-ng's dialect follows jsonpath-ng's current release, whose comparison rules kvlite does
-    not re-derive in SQL: no condition is made for it (its filters run in Python)."""
-    from jsonpath_ng.ext import parse
-
-    [expr] = parse("$[?(@.a > 1)]").right.expressions
-    assert pg.compile_expression(expr, 0, {"$.a"}) is None
-
-
 def test_strings_compare_by_code_point(query_pair: Callable[..., tuple[Any, Any]]) -> None:
     names = ["a", "B", "é", "z", "Z", "日本", "😀", "\uffff", "", "a\x00"]
     pgc, ref = query_pair([(n, {"s": n}, "live") for n in names])

@@ -161,9 +161,7 @@ def _explain_python(coll: Collection, parsed: Any, path: str, engine: str, order
     elif engine == "jmespath":
         kinds = ["scan" if parsed.rowwise else "fallback"]
     else:
-        # A slice of the documents is taken from a list of them all (python_source.run).
-        kinds = ["fallback" if step.kind == "position" and step.slice is not None else step.kind
-                 for step in _jp.plan(parsed).steps]
+        kinds = [step.kind for step in _jp.plan(parsed).steps]
     steps: list[dict[str, Any]] = [{"kind": kind, "pushdown": [],
               "python": ("the engine on the whole collection loaded in memory" if kind == "fallback"
                          else "the engine on each document, streamed from the backend")} for kind in kinds]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Iterator
 
@@ -56,7 +56,7 @@ from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 from ..errors import QuerySyntaxError
 from .failures import engine_failure
 
-__all__ = ["parse", "evaluate", "plan", "Plan", "sql_path"]
+__all__ = ["parse", "evaluate", "plan", "Plan"]
 
 # jsonpath-ng 1.16+ keeps its union and intersection nodes under these names (the public
 # ``Union`` / ``Intersect`` warn on access: deprecated with the operators that create them).
@@ -162,84 +162,6 @@ def matches(tree: Any, data: Any) -> Iterator[Any]:
 
 def _above_the_root() -> None:
     raise ValueError("`parent` of the root: there is nothing above it")
-
-
-# -- plain field paths (SQL-safe JSON paths; the dialect's filters are not pushed down) ------
-
-#: A field name that may be written into SQL text; checked with ``fullmatch`` (``re.match`` with a
-#: trailing ``$`` also accepts the name followed by a newline, ``"x\n"``).
-_SAFE_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def field_chain(node: Any) -> list[str] | None:
-    """The field names of a path made only of single named fields (``@.a.b`` -> ``["a", "b"]``),
-    else ``None``."""
-    parts: list[str] = []
-
-    def walk(n: Any) -> bool:
-        if isinstance(n, (jp.This, jp.Root)):
-            return True
-        if isinstance(n, jp.Fields):
-            if len(n.fields) != 1 or n.fields[0] == "*" or not isinstance(n.fields[0], str):
-                return False
-            parts.append(n.fields[0])
-            return True
-        if isinstance(n, jp.Child):
-            return walk(n.left) and walk(n.right)
-        return False
-
-    if not walk(node) or not parts:
-        return None
-    return parts
-
-
-def sql_path(node: Any) -> str | None:
-    """SQLite JSON path (``$.a.b``) for a chain of single plain field names, else ``None``.
-
-    Only names made wholly of ``[A-Za-z_][A-Za-z0-9_]*`` qualify (not one
-    more character, not even a trailing newline), so the result can be
-    written into SQL as a literal (which an expression index needs) and can
-    never carry SQL.
-    """
-    parts = field_chain(node)
-    if parts is None or not all(_SAFE_FIELD.fullmatch(part) for part in parts):
-        return None
-    return "$." + ".".join(parts)
-
-
-def plain_field(coll: Any, path: str, what: str) -> str:
-    """The SQLite JSON path (``$.a.b``) of ``path``, given as ``what`` (``order_by``, an index
-    path); :class:`NotSupported` unless the collection stores JSON text and ``path`` is a plain
-    field chain, the two things ``json_extract`` needs."""
-    from ..errors import NotSupported
-
-    if not coll.serializer.json:
-        raise NotSupported(f"{what} needs a JSON collection (it reads json_extract(value, path))")
-    found = sql_path(parse(path))
-    if found is None:
-        raise NotSupported(f"{what} must be a plain field path like '$.age' or '$.a.b', not {path!r}")
-    return found
-
-
-def order_direction(order_by: str, desc: bool) -> tuple[str, bool]:
-    """``order_by`` without a leading ``-``, and the direction (``-`` flips ``desc``)."""
-    if isinstance(order_by, str) and order_by.startswith("-"):
-        return order_by[1:], not desc
-    return order_by, desc
-
-
-@dataclass
-class Condition:
-    """A SQL condition over ``value`` that every match satisfies, in the shape the SQLite
-    backend's statement builder takes (``_select``); the jsonpath-ng dialect makes none (its
-    filters run in Python: see the module), other languages build their own."""
-
-    sql: str
-    params: list[Any] = field(default_factory=list)
-    text: str = ""
-    path: str = ""
-    sure: str | None = None
-    sure_params: list[Any] = field(default_factory=list)
 
 
 # -- planning ----------------------------------------------------------------------------

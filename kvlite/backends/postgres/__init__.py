@@ -16,7 +16,7 @@ What lives where in this package:
                  in a block that rolls back are undone with it)
 ``table.py``     :class:`PostgresTable`: one collection's table, its statements
 ``query.py``     queries narrowed in PostgreSQL (``find``, ``explain``), indexes
-``pushdown.py``  a JSONPath filter as a jsonb SQL condition (:func:`compile_expression`)
+``pushdown.py``  jsonb SQL helpers for the push-down (:class:`PgCondition`, bounds, paths)
 ``errors.py``    psycopg and pool errors as kvlite errors; batches that fail quietly
 ``text.py``      keys as PostgreSQL text, SQL names, URLs (:func:`split_url`)
 ================ ===================================================================
@@ -118,7 +118,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "pip install 'psycopg[binary]' psycopg-pool") from exc
 
 from .engine import SCHEMA_VERSION, PostgresEngine
-from .pushdown import PgCondition, compile_expression
+from .pushdown import PgCondition
 from .table import PostgresTable
 from .text import redacted, split_url
 
@@ -126,5 +126,5 @@ from .text import redacted, split_url
 #: benchmark imports.
 _redacted = redacted
 
-__all__ = ["PostgresEngine", "PostgresTable", "SCHEMA_VERSION", "PgCondition", "compile_expression",
+__all__ = ["PostgresEngine", "PostgresTable", "SCHEMA_VERSION", "PgCondition",
            "split_url", "redacted"]

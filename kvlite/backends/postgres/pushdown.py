@@ -7,8 +7,8 @@ filters into conditions over the ``doc`` jsonb column with these helpers:
 expression of a plain field path (:func:`index_expr`), and numeric bounds that
 are exact decimals widened outwards (:func:`numeric_bounds`).  A condition may
 let extra rows through (Python re-checks every one) but never stops a row
-Python would match.  jsonpath-ng's dialect is not pushed down
-(:func:`compile_expression` makes no condition)."""
+Python would match.  jsonpath-ng's dialect is not pushed down (its filters run
+in Python: :mod:`kvlite.query.jsonpath`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["PgCondition", "compile_expression", "numeric_bounds", "index_expr", "jsonpath_string", "json_number",
+__all__ = ["PgCondition", "numeric_bounds", "index_expr", "jsonpath_string", "json_number",
            "json_string", "BELOW_NUMBERS"]
 
 
@@ -71,20 +71,8 @@ def json_string(text: str) -> str | None:
 def index_expr(sql_path: str) -> str:
     """The indexed SQL expression for a plain field path (``$.a.b`` -> ``(doc #> '{a,b}'::text[])``).
 
-    ``sql_path`` holds only ``[A-Za-z0-9_.$]`` (see :func:`kvlite.query.jsonpath.sql_path`)."""
+    ``sql_path`` holds only ``[A-Za-z0-9_.$]`` (see :func:`kvlite.query.fields.plain_field`)."""
     return "(doc #> '{" + ",".join(sql_path[2:].split(".")) + "}'::text[])"
-
-
-def compile_expression(expr: Any, n: int, indexed: set[str], string_order: bool = True) -> PgCondition | None:
-    """``None``: jsonpath-ng's dialect (``engine="jsonpath-ng"``) is not pushed down.
-
-    Its filters are evaluated by jsonpath-ng itself, in Python, on every document
-    (see :mod:`kvlite.query.jsonpath`): the dialect follows jsonpath-ng's current
-    release, whose comparison rules are not re-derived in SQL here.  Kept, with
-    its signature, for callers of the backend's public names; the default
-    language's push-down is :mod:`kvlite.backends.postgres.rfc9535_sql`.
-    """
-    return None
 
 
 def numeric_bounds(op: str, literal: Any) -> tuple[Decimal | None, Decimal | None] | None:

@@ -105,7 +105,7 @@ _PLACEHOLDERS = (_NOW, _LAST_ID)
 _SQL_MAX = (1 << 63) - 1
 
 
-def _select(table: SQLiteTable, where: list[_jp.Condition], order: _Order, *, backward: bool = False,
+def _select(table: SQLiteTable, where: list[Any], order: _Order, *, backward: bool = False,
             limit: int | None = None, offset: int = 0, sure: bool = False) -> tuple[str, list[Any]]:
     """SQL for the live rows meeting ``where``, in ``order`` (its ``backward`` clause with
     ``backward``).  With ``sure``, a fourth column says whether every condition's ``sure`` part
@@ -135,29 +135,6 @@ def _bind(table: SQLiteTable, params: list[Any], tracker: Tracker | None) -> lis
     now = table.engine.clock()
     last = (1 << 63) - 1 if tracker is None else tracker.last_id
     return [now if p is _NOW else last if p is _LAST_ID else p for p in params]
-
-
-def _cursor(table: SQLiteTable, sql: str, params: list[Any], tracker: Tracker | None) -> Iterator[Any]:
-    """The rows of ``sql`` as SQLite gives them, read from a cursor one at a time (on the query's
-    connection, ``tracker.conn``); closing the iterator closes the cursor."""
-    params = _bind(table, params, tracker)
-    conn = tracker.conn if tracker is not None and tracker.conn is not None else table.engine.connection()
-    cursor = conn.cursor()
-    try:
-        try:
-            cursor.execute(sql, params)
-        except DB_ERRORS as exc:
-            raise translate_error(exc) from exc
-        while True:
-            try:
-                row = next(cursor, None)
-            except DB_ERRORS as exc:  # a damaged file can hold text that is not UTF-8
-                raise translate_error(exc) from exc
-            if row is None:
-                return
-            yield row
-    finally:
-        cursor.close(True)
 
 
 def _runs(rows: Iterator[Any]) -> Iterator[list[Any]]:
