@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from . import errors
-from .collection import Collection
+from .collection import ABSENT, Collection
 from .copy import copy
 from .dictview import DictView
 from .errors import KvliteError
@@ -22,6 +22,7 @@ from .store import Store, open
 from .version import __version__
 
 __all__ = [
+    "ABSENT",
     "Collection",
     "DictView",
     "KeyValue",

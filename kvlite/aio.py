@@ -298,6 +298,14 @@ class AsyncCollection:
     async def setdefault(self, key: Any, default: Any = None, *, ttl: Any = None) -> Any:
         return await self.store._call(self.sync.setdefault, key, default, ttl=ttl)
 
+    async def incr(self, key: Any, delta: Any = 1, *, path: str | None = None, default: Any = 0) -> int | float:
+        """:meth:`kvlite.Collection.incr`, awaited."""
+        return await self.store._call(self.sync.incr, key, delta, path=path, default=default)
+
+    async def compare_and_set(self, key: Any, expected: Any, value: Any, *, ttl: Any = None) -> bool:
+        """:meth:`kvlite.Collection.compare_and_set`, awaited (``expected`` may be ``kvlite.ABSENT``)."""
+        return await self.store._call(self.sync.compare_and_set, key, expected, value, ttl=ttl)
+
     async def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
         """:meth:`kvlite.Collection.count`; ``engine`` is one of :data:`kvlite.query.ENGINES`
         (``"jsonpath"``, RFC 9535, by default) and is passed through as it is."""

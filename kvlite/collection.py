@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from . import keys as _keys
-from .backends.base import MISSING, Table, entry_pairs
+from .backends.base import KEEP, MISSING, Table, entry_pairs
 from .dictview import DictView
-from .errors import InvalidKey, KvliteError
+from .errors import InvalidKey, InvalidValue, KvliteError, NotSupported, QuerySyntaxError
 from .models import ModelAdapter
 from .serializers import Serializer, decode, decode_error, encoder
 from .ttl import expiry, remaining
@@ -30,11 +31,65 @@ from .ttl import expiry, remaining
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Collection", "MISSING"]
+__all__ = ["ABSENT", "Collection", "MISSING"]
 
 _MAX_KEY = _keys.MAX_KEY_LENGTH
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 _normalize = _keys.normalize
+
+
+class _Absent:
+    """The type of :data:`ABSENT` (one instance; it pickles and copies as itself)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "kvlite.ABSENT"
+
+    def __reduce__(self) -> str:
+        return "ABSENT"
+
+
+#: ``expected`` of :meth:`Collection.compare_and_set` meaning "only if the key is missing (or
+#: expired)"; also ``kvlite.ABSENT``.  It equals nothing but itself, and is never stored.
+ABSENT: Any = _Absent()
+
+
+def _number(value: Any, what: str) -> int | float:
+    """``value`` as the plain ``int`` or ``float`` an :meth:`Collection.incr` operand must be."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidValue(f"{what} must be an int or a float (bool is not a number), "
+                           f"not {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValue(f"{what} must be a finite number, not {value!r}")
+        return float(value)
+    return int(value)
+
+
+def _sum(current: int | float, delta: int | float) -> int | float:
+    """``current + delta`` as :meth:`Collection.incr` stores it (ints exact within 64 bits)."""
+    result = current + delta
+    if isinstance(result, int):
+        if not _INT_MIN <= result <= _INT_MAX:
+            raise InvalidValue(f"{current} + {delta} = {result} is beyond the 64-bit integer range "
+                               f"[-2**63, 2**63 - 1] a counter keeps exactly; nothing was changed")
+    elif not math.isfinite(result):
+        raise InvalidValue(f"{current!r} + {delta!r} overflows a float; nothing was changed")
+    return result
+
+
+def _counter_path(path: str) -> list[str]:
+    """The member names of ``path``, a JSONPath singular query of plain names (``$.stats.views``)."""
+    from .query import rfc9535
+
+    parts = rfc9535.field_path(rfc9535.parse(path))
+    if parts is None:
+        raise QuerySyntaxError("incr() needs a singular query of member names, such as $.stats.views "
+                               "(no wildcards, filters, slices or descendants)", path=path, engine=rfc9535.ENGINE)
+    if any(not isinstance(part, str) for part in parts):
+        raise NotSupported(f"incr() counts in members of JSON objects; {path!r} has an array index")
+    return parts  # type: ignore[return-value]
 
 
 class Collection:
@@ -229,6 +284,109 @@ class Collection:
         expires = expiry(ttl, now)
         existing = self._table.setdefault(key, lambda: self._encode(default), now, expires, self._decode)
         return default if existing is MISSING else existing
+
+    # -- changing values where they are (one atomic read-and-write each) ------------------
+
+    def incr(self, key: Any, delta: int | float = 1, *, path: str | None = None,
+             default: int | float = 0) -> int | float:
+        """Add ``delta`` to a number, atomically, and return the new number.
+
+        Without ``path`` the stored value is the number (a missing or expired key starts at
+        ``default``).  With ``path``, a JSONPath singular query of member names
+        (``"$.stats.views"``; ``"$"`` is the value itself), the number is that member of the
+        JSON object stored under ``key``; missing members on the way are created (as ``{}``,
+        the last one with ``default``), and a missing key is the document ``{}``.  The entry
+        keeps its TTL (a new one never expires) and its place in the order.
+
+        The read, the addition and the write happen in one atomic step of the engine (no
+        other thread, process or client writes the entry in between), so concurrent calls
+        never lose an increment.  Values of any serializer are read and written through it.
+
+        Numbers: as Python adds them.  ``int + int`` is an ``int``, exact, and must stay within
+        64 bits (``-2**63 .. 2**63 - 1``, what SQLite and JSON readers elsewhere keep exactly);
+        anything with a ``float`` is a ``float`` and must stay finite.
+
+        :raises InvalidValue: ``delta`` or ``default`` is not an ``int``/``float`` (``bool`` is
+            not a number) or not finite; the stored number (or the member ``path`` names) is not
+            a number; a value on the way to it is not a JSON object; the result is beyond those
+            limits.  Nothing is changed.
+        :raises QuerySyntaxError: ``path`` does not parse, or is not a singular query of names.
+        :raises NotSupported: ``path`` has an array index, or the engine cannot do it atomically.
+        """
+        delta = _number(delta, "delta")
+        default = _number(default, "default")
+        names = None if path is None else _counter_path(path)
+        if not names:
+            names = None
+        key = _normalize(key)
+        model = self._model
+        if model is not None and names is None:
+            raise InvalidValue(f"{self.name!r} is a typed collection: its values are documents, "
+                               "so incr() needs a path to a number in them")
+
+        def add(data: Any) -> tuple[Any, Any]:
+            if names is None:
+                current = default if data is MISSING else self._decode_raw(data)
+                if isinstance(current, bool) or not isinstance(current, (int, float)):
+                    raise InvalidValue(f"the value of {key!r} is a {type(current).__name__}, not a number")
+                new = _sum(current, delta)
+                return self._encode_plain(new), new
+            doc = {} if data is MISSING else self._decode_raw(data)
+            node = doc
+            for depth, name in enumerate(names):
+                if not isinstance(node, dict):
+                    where = "$" + "".join(f"[{n!r}]" for n in names[:depth])
+                    raise InvalidValue(f"{where} of {key!r} is a {type(node).__name__}, not a JSON object")
+                if depth == len(names) - 1:
+                    break
+                node = node.setdefault(name, {})
+            current = node.get(names[-1], default)
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise InvalidValue(f"{path} of {key!r} is a {type(current).__name__}, not a number")
+            new = node[names[-1]] = _sum(current, delta)
+            if model is not None:
+                model.load(doc)  # still a valid document (raises ValidationError: nothing written)
+            return self._encode_plain(doc), new
+
+        result = self._table.modify(key, add, self._clock(), KEEP)
+        self._n_puts += 1
+        return result  # type: ignore[no-any-return]
+
+    def compare_and_set(self, key: Any, expected: Any, value: Any, *,
+                        ttl: float | datetime.timedelta | None = None) -> bool:
+        """Store ``value`` under ``key`` only if the stored value equals ``expected``, atomically;
+        whether it was stored.
+
+        Equality is Python's ``==`` between the stored value as :meth:`get` returns it (decoded:
+        a JSON array is a ``list``, a typed collection's value a model instance) and
+        ``expected``: so ``1``, ``1.0`` and ``True`` are equal, dicts equal whatever their key
+        order, and a tuple never equals the list JSON gives back.  ``expected=kvlite.ABSENT``
+        means "only if the key is missing (or expired)".  ``ttl`` is as in :meth:`put` (the
+        written entry gets it; ``None``: never expires); a written key keeps its place.
+
+        No other write to the entry can come between the comparison and the write, so a retry
+        loop (read, compute, ``compare_and_set``, again if ``False``) never loses an update.
+
+        :raises InvalidTTL: bad ``ttl``.  :raises SerializationError: ``value`` cannot be
+            encoded (checked before anything is read).  Nothing is written in either case.
+        :raises NotSupported: the engine cannot do it atomically.
+        """
+        key = _normalize(key)
+        now = self._clock()
+        expires = None if ttl is None else expiry(ttl, now)
+        new = self._encode(value)
+        decode = self._decode
+
+        def swap(data: Any) -> tuple[Any, bool]:
+            if data is MISSING:
+                same = expected is ABSENT
+            else:
+                same = expected is not ABSENT and bool(decode(data) == expected)
+            return (new if same else MISSING), same
+
+        wrote = self._table.modify(key, swap, now, expires)
+        self._n_puts += wrote
+        return bool(wrote)
 
     # -- whole collection -------------------------------------------------------------
 

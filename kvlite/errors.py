@@ -20,6 +20,7 @@ __all__ = [
     "ReadOnlyError",
     "InvalidKey",
     "InvalidTTL",
+    "InvalidValue",
     "InvalidCollectionName",
     "SerializationError",
     "SerializerMismatch",
@@ -79,6 +80,17 @@ class InvalidKey(KvliteError, TypeError):
 
 class InvalidTTL(KvliteError, ValueError):
     """A TTL that is not a positive, finite number of seconds."""
+
+
+class InvalidValue(KvliteError, TypeError):
+    """A value of the wrong kind for the operation; nothing was changed.
+
+    Raised by :meth:`~kvlite.Collection.incr` when the stored value (or the member its ``path``
+    names) is not a number (``bool`` is not one), when a member on the way to it is not a JSON
+    object, when ``delta`` or ``default`` is not an ``int``/``float`` (or not finite), and when
+    the result cannot be stored exactly (an ``int`` beyond 64 bits, a float that overflows).
+    A ``TypeError`` too, as Python's own ``1 + "a"`` is.
+    """
 
 
 class InvalidCollectionName(KvliteError, ValueError):

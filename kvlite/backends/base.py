@@ -59,7 +59,7 @@ from ..errors import (
 if TYPE_CHECKING:
     from ..query.matches import Tracker
 
-__all__ = ["Engine", "Table", "MISSING", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
+__all__ = ["Engine", "Table", "MISSING", "KEEP", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
            "STAT_COUNTERS"]
 
 
@@ -70,6 +70,15 @@ class _Missing:
 
 #: Sentinel: "no entry" from a primitive, "no default given" in the public API.
 MISSING: Any = _Missing()
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+#: Sentinel ``expires`` of :meth:`Table.modify`: keep the live entry's expiry (a new entry never expires).
+KEEP: Any = _Keep()
 
 
 def entry_pairs(entries: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Iterable[Any]:
@@ -342,6 +351,38 @@ class Table(ABC):
         """Atomically: ``decode`` of the live entry's data, or store the data ``default()`` gives
         and return ``MISSING``.  ``default`` is called only when the key is missing (it may
         raise: then nothing is written)."""
+
+    def modify(self, key: Any, change: Callable[[Any], tuple[Any, Any]], now: float,
+               expires: Any = KEEP) -> Any:
+        """Atomically read, change and write one entry: what ``incr`` and ``compare_and_set`` use.
+
+        ``change(data)`` gets the live entry's data (``MISSING`` when the key is missing or
+        expired) and returns ``(new data, result)``.  When the new data is ``MISSING`` nothing is
+        written; otherwise it is written as :meth:`put` writes (a live key keeps its place and its
+        first stored form; a missing or expired one is inserted last) with ``expires`` (``KEEP``:
+        the live entry's own expiry, none for a new entry).  Returns ``result``.  No other write
+        to the entry can come between the read and the write: a lock held from the read to the
+        write (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's row and advisory locks, memory://'s
+        lock) or an optimistic check (Redis: the write lands only if the entry is still the one
+        read, else ``change`` runs again on the new one).  So ``change`` may be called more than
+        once and must only compute; when it raises, nothing is written and the error propagates.
+
+        This default runs the read and the write in :meth:`Engine.transaction`; an engine without
+        transactions that does not override it raises :class:`~kvlite.errors.NotSupported`.
+        """
+        if not self.engine.supports_transactions:
+            raise NotSupported(f"{type(self.engine).__name__} cannot read and write one entry atomically "
+                               "(no transactions): incr() and compare_and_set() are not available")
+        self.check_writable()
+        with self.engine.transaction():
+            found = self.entry(key, now)
+            kept = MISSING if found is None or expires is not KEEP else self.expiry(key, now)
+            new, result = change(MISSING if found is None else found[1])
+            if new is not MISSING:
+                if expires is KEEP:
+                    expires = None if kept is MISSING else kept
+                self.put(key, new, now, expires)
+        return result
 
     # -- many keys ----------------------------------------------------------------------------
 

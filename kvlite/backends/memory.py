@@ -41,7 +41,7 @@ from .. import keys as _keys
 from .. import serializers as _serializers
 from ..errors import NotSupported, StoreLocked
 from ..ttl import is_live
-from .base import MISSING, Engine, Table
+from .base import KEEP, MISSING, Engine, Table
 
 __all__ = ["MemoryEngine", "MemoryTable", "NullEngine"]
 
@@ -266,6 +266,22 @@ class MemoryTable(Table):
             self.engine.touch(self.data)
             self._write(key, data, now, expires)
             return MISSING
+
+    def modify(self, key: Any, change: Callable[[Any], tuple[Any, Any]], now: float,
+               expires: Any = KEEP) -> Any:
+        """Read, ``change`` and write under the store's lock (see :meth:`Table.modify`)."""
+        if type(key) is str:
+            _keys.check_text(key)
+        with self._lock:
+            self.check_writable()
+            entry = self._find(key, now)
+            new, result = change(MISSING if entry is None else entry[1])
+            if new is not MISSING:
+                if expires is KEEP:
+                    expires = None if entry is None else entry[2]
+                self.engine.touch(self.data)
+                self._write(key, new, now, expires)
+            return result
 
     def _entries(self, reverse: bool) -> Iterator[_Entry]:
         with self._lock:

@@ -70,8 +70,9 @@ from ..errors import (
     NotSupported,
     ReadOnlyError,
     StoreFull,
+    StoreLocked,
 )
-from .base import MISSING, Engine, Table
+from .base import KEEP, MISSING, Engine, Table
 
 try:  # an optional extra: the module imports without it, opening a store explains what to install
     import redis as _redis
@@ -226,6 +227,33 @@ if not expired(c) then
 end
 put(c, ARGV[4], ARGV[5], ARGV[2])
 return {0}
+"""
+
+# ARGV: now, canonical, the meta and SHA-1 of the data the client read ('' '': it read no live entry),
+# the new meta and data, the new expires_at ('k': keep the live entry's, '': never).
+# -> 1: the entry was still the one read, and the new data is written; 0: it was not, and there is no
+# live entry now; {meta, data}: it was not, and this is the live entry now (the client tries again on it).
+_MODIFY = _WRITE_PRELUDE + """
+local c = ARGV[2]
+local m = redis.call('HGET', meta, c)
+if m and expired(c) then m = false end
+local v = false
+if m then v = redis.call('HGET', data, c) end
+if m then
+  if m ~= ARGV[3] or redis.sha1hex(v) ~= ARGV[4] then return {m, v} end
+elseif ARGV[3] ~= '' then
+  return 0
+end
+local ttl = ARGV[7]
+if ttl == 'k' then
+  ttl = ''
+  if m then
+    local e = redis.call('ZSCORE', exp, c)
+    if e then ttl = e end
+  end
+end
+put(c, ARGV[5], ARGV[6], ttl)
+return 1
 """
 
 # KEYS: order, meta, data, exp, seq.  ARGV: now.  -> entries removed.
@@ -421,7 +449,7 @@ class RedisEngine(Engine):
         self.s_put, self.s_pop, self.s_delete_all = register(_PUT), register(_POP), register(_DELETE_ALL)
         self.s_popitem, self.s_setdefault, self.s_purge = register(_POPITEM), register(_SETDEFAULT), register(_PURGE)
         self.s_get, self.s_page, self.s_count = register(_GET), register(_PAGE), register(_COUNT)
-        self.s_clear = register(_CLEAR)
+        self.s_clear, self.s_modify = register(_CLEAR), register(_MODIFY)
         self._s_registry_create, self._s_registry_drop = register(_REGISTRY_CREATE), register(_REGISTRY_DROP)
         try:
             self.call(self.client.ping)
@@ -665,6 +693,38 @@ class RedisTable(Table):
         found = self._run(self.engine.s_setdefault, self._all_keys,
                           [float(now), _expires(expires), _keys.canonical_text(key), _meta(key, data), data])
         return MISSING if found[0] == 0 else decode(_data(found[1], found[2]))
+
+    def modify(self, key: Any, change: Callable[[Any], tuple[Any, Any]], now: float,
+               expires: Any = KEEP) -> Any:
+        """Optimistic: read the entry (one script), ``change`` it in the client, and write with a
+        script that lands only if the entry is still the one read (same meta, same SHA-1 of its
+        data, or still no live entry); otherwise ``change`` runs again on the entry the script hands
+        back.  Gives up with :class:`~kvlite.errors.StoreLocked` after ``timeout`` seconds of lost
+        races (see :meth:`Table.modify`)."""
+        if type(key) is str:
+            _keys.check_text(key)
+        self.check_writable()
+        canonical = _keys.canonical_text(key)
+        ttl = "k" if expires is KEEP else _expires(expires)
+        found = self._get_all([key], now, True)[0]
+        state: tuple[bytes, bytes] | None = None if found is None else (found[0], found[1])
+        deadline = time.monotonic() + max(self.engine.timeout, 1.0)
+        while True:
+            new, result = change(MISSING if state is None else _data(*state))
+            if new is MISSING:
+                return result
+            seen = ("", "") if state is None else (state[0], _sha1(state[1]))
+            answer = self._run(self.engine.s_modify, self._all_keys,
+                               [float(now), canonical, *seen, _meta(key, new), new, ttl])
+            if not isinstance(answer, list):
+                if answer == 1:
+                    return result
+                state = None
+            else:
+                state = (answer[0], answer[1])
+            if time.monotonic() > deadline:
+                raise StoreLocked(f"{self.engine.where}: the entry kept changing under this call for "
+                                  f"longer than the timeout ({self.engine.timeout:g} s)")
 
     # -- many keys ----------------------------------------------------------------------------
 

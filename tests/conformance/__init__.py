@@ -40,6 +40,10 @@ What is checked on each engine, one module per topic:
 * ``transactions``: atomic (commit, rollback, savepoints, collection changes undone) on the engines
   that support them; ``NotSupported`` raised -- with nothing written -- by exactly the engines
   whose documentation says so;
+* ``counters``: ``incr`` (with and without a path; number rules, typed errors with nothing
+  changed, TTL kept) and ``compare_and_set`` (Python equality, ``kvlite.ABSENT``) against a
+  ``dict`` model; 4 processes x 250 ``incr`` on one field is exactly 1000 and ``compare_and_set``
+  retry loops from 4 processes never double-apply (threads on ``sqlite-memory`` and ``memory``);
 * ``copying``: ``kvlite.copy`` from the engine to every other, preserving values, key types,
   remaining TTLs and order, changing the serializer on the way.
 
@@ -59,6 +63,7 @@ from __future__ import annotations
 
 from .base import EngineTests
 from .copying import Copying
+from .counters import Counters
 from .dictview import DictViews
 from .expiry import Expiry
 from .keys import KeysAndOrder
@@ -73,6 +78,6 @@ __all__ = ["EngineTests", "StoreConformance"]
 
 
 class StoreConformance(KeyValueProtocol, Expiry, StoreLifecycle, KeysAndOrder, DictViews, ValuesAndErrors, Queries,
-                       QueryHardening, Transactions, Copying):
+                       QueryHardening, Transactions, Copying, Counters):
     """Every conformance test; a subclass per engine sets ``engine`` (a name in
     ``helpers_engines.ENGINES``) and runs them all on it."""

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from ... import keys as _keys
 from ... import serializers as _serializers
 from ...errors import SerializationError, StoreLocked
-from ..base import MISSING, Table
+from ..base import KEEP, MISSING, Table
 from .errors import executemany, translated
 from .text import canon, epoch, key_back, key_text, quote_literal
 
@@ -39,6 +39,8 @@ __all__ = ["PostgresTable", "PAGE"]
 #: Rows per page of an iteration (keyset pagination by ``id``).
 PAGE = 1000
 _FIRST_ID = -(1 << 63)
+#: "kvlk": the first key of the advisory lock :meth:`PostgresTable.modify` takes on one entry.
+_ENTRY_LOCK_CLASS = 0x6B766C6B
 
 
 class PostgresTable(Table):
@@ -240,6 +242,31 @@ class PostgresTable(Table):
                 if row is not None:
                     return decode(self.data(row, 0))
         raise StoreLocked("setdefault() kept losing races with other clients")
+
+    def modify(self, key: Any, change: Callable[[Any], tuple[Any, Any]], now: float,
+               expires: Any = KEEP) -> Any:
+        """Read, ``change`` and write in one transaction (a savepoint inside a ``transaction()``
+        block) that first takes a transaction advisory lock on the entry
+        (``pg_advisory_xact_lock``, so a missing key is locked too) and reads the row ``FOR
+        UPDATE``: no other client writes the entry in between (see :meth:`Table.modify`)."""
+        if type(key) is str:
+            _keys.check_text(key)
+        self.check_writable()
+        key_canon = canon(key)
+        params = {"canon": key_canon, "now": now}
+        with self.engine.atomic() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                         (_ENTRY_LOCK_CLASS, f"{self.sql_name}/{key_canon}"))
+            row = conn.execute(f"SELECT {self.value_columns}, extract(epoch FROM expires_at)::float8 "
+                               f"FROM {self.sql_name} WHERE key_canon = %(canon)s AND {self.live_sql} FOR UPDATE",
+                               params).fetchone()
+            new, result = change(MISSING if row is None else self.data(row, 0))
+            if new is MISSING:
+                return result
+            if expires is KEEP:
+                expires = None if row is None else epoch(row[self._width])
+            conn.execute(self._sql_put, self._params(key, new, now, expires))
+            return result
 
     # -- many keys --------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ import apsw
 from ... import keys as _keys
 from ...errors import KvliteError
 from ...serializers import Serializer, decode, decode_error
-from ..base import MISSING, Table
+from ..base import KEEP, MISSING, Table
 from .errors import DB_ERRORS, ROLLED_BACK_TABLE, STATEMENT_ERRORS, translate_error
 
 if TYPE_CHECKING:
@@ -269,6 +269,37 @@ class SQLiteTable(Table):
             except STATEMENT_ERRORS as exc:
                 raise translate_error(exc) from exc
         return MISSING
+
+    def modify(self, key: Any, change: Callable[[Any], tuple[Any, Any]], now: float,
+               expires: Any = KEEP) -> Any:
+        """Read, ``change`` and write in one ``BEGIN IMMEDIATE`` transaction (a savepoint inside a
+        ``transaction()`` block): the write lock is held from the read to the write, so no other
+        thread or process writes in between (see :meth:`Table.modify`)."""
+        stored, key_type = _keys.encode(key)
+        conn = self.engine.connection()
+        with self.engine.write(conn):
+            later = self._clock()  # again, now that the write lock is held: a new TTL starts here
+            if expires is not KEEP and expires is not None:
+                expires += later - now
+            now = later
+            try:
+                row = conn.execute(f"SELECT {self.value_sql}, expires_at FROM {self.sql_name} "
+                                   f"WHERE key = ? AND {self.live_sql}", (stored, now)).fetchone()
+            except STATEMENT_ERRORS as exc:
+                raise translate_error(exc) from exc
+            new, result = change(MISSING if row is None else row[0])
+            if new is MISSING:
+                return result
+            if expires is KEEP:
+                expires = None if row is None else row[1]
+            try:
+                if row is None:  # an expired row goes first: the key counts as new
+                    conn.execute(self._sql_delete_expired_key, (stored, now))
+                conn.execute(self._sql_put, (stored, key_type, new, now, expires))
+            except STATEMENT_ERRORS as exc:
+                raise translate_error(exc) from exc
+        self._after_write()
+        return result
 
     # -- many keys --------------------------------------------------------------------
 
