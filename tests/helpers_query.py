@@ -282,6 +282,13 @@ def check_jsonpath(coll: kvlite.Collection, path: str, mapping: dict[str, Any], 
         [strict(v) for v in expected[offset:offset + limit]]
 
 
+def rfc9535_reference(query: str, mapping: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """``(key of the document, value)`` of each match of the reference implementation,
+    ``jsonpath_rfc9535``, on the collection loaded as ``mapping``."""
+    return [(node.location[0] if node.location else None, node.value)
+            for node in jsonpath_rfc9535.find(query, mapping)]
+
+
 def check_rfc9535(coll: kvlite.Collection, path: str, mapping: dict[str, Any], originals: dict[str, Any],
                   paging: tuple[int, int]) -> None:
     """The default engine (RFC 9535 JSONPath) against the standard's reference implementation,

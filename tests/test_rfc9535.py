@@ -32,6 +32,7 @@ import jsonpath_rfc9535
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
+from helpers_query import rfc9535_reference
 
 import kvlite
 from kvlite.errors import QuerySyntaxError
@@ -63,12 +64,6 @@ def typed(value: Any) -> Any:
 
 def typed_pairs(pairs: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     return [(key, typed(value)) for key, value in pairs]
-
-
-def reference(query: str, mapping: dict[str, Any]) -> list[tuple[str | None, Any]]:
-    """``(key of the document, value)`` of each match of the reference implementation."""
-    return [(node.location[0] if node.location else None, node.value)
-            for node in jsonpath_rfc9535.find(query, mapping)]
 
 
 # -- the engines -----------------------------------------------------------------------------------
@@ -105,7 +100,7 @@ def check(stores: dict[str, kvlite.Store], query: str, mapping: dict[str, Any],
           index_paths: list[str] = ()) -> None:
     """``find``/``select``/``count`` of ``query`` on every engine agree with the reference."""
     try:
-        expected = reference(query, mapping)
+        expected = rfc9535_reference(query, mapping)
     except jsonpath_rfc9535.JSONPathError:
         for name, store in stores.items():
             coll = store.collection(f"c{next(_names)}")
@@ -300,7 +295,7 @@ def test_differential_filters_only(stores: dict[str, kvlite.Store], pool: list[A
 def values(stores: dict[str, kvlite.Store], query: str, mapping: dict[str, Any]) -> list[Any]:
     """The values of ``query`` on ``mapping``, the same on every engine as in the reference."""
     check(stores, query, mapping, [f"$.{name}" for name in ("total", "age") if f"@.{name}" in query])
-    return [v for _, v in reference(query, mapping)]
+    return [v for _, v in rfc9535_reference(query, mapping)]
 
 
 @pytest.mark.parametrize("query, mapping, expected", [
@@ -454,7 +449,7 @@ def test_length_counts_characters_after_a_nul(stores: dict[str, kvlite.Store], e
     coll = loaded(stores[engine], mapping, ["$.a"] if engine.endswith("+index") else [])
     try:
         for query in ("$[?length(@.a) == 3]", "$[?length(@.a) == 1]", "$[?length(@.a) < 3]"):
-            expected = reference(query, mapping)
+            expected = rfc9535_reference(query, mapping)
             assert list(coll.find(query)) == expected, query
             assert coll.count(query) == len(expected), query
     finally:

@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..keys import view as view_key
+from . import jmespath as _jm
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import python_source
@@ -50,8 +51,6 @@ def parse(engine: str, path: str) -> Any:
         return _jp.parse(path)
     if engine == "objectpath":
         return _op.parse(path)
-    from . import jmespath as _jm
-
     return _jm.parse(path)
 
 

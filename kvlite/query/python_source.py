@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 
 from .. import keys as _keys
+from . import jmespath as _jm
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import rfc9535 as _rfc
@@ -170,8 +171,6 @@ def run_jmespath(parsed: Any, src: Source, tracker: Any,
                  view_key: Callable[[Any], str]) -> Iterator[tuple[Any, Any]]:
     """Matches of a parsed JMESPath expression (:mod:`kvlite.query.jmespath`) over ``src``: a
     row-wise one evaluated on each streamed document, any other on the loaded collection."""
-    from . import jmespath as _jm
-
     if parsed.rowwise:
         for key, doc in src(False):
             tracker.current = doc
