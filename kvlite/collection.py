@@ -25,7 +25,7 @@ from .backends.base import KEEP, MISSING, Table, entry_pairs
 from .dictview import DictView
 from .errors import InvalidKey, InvalidValue, KvliteError, NotSupported, QuerySyntaxError
 from .models import ModelAdapter
-from .serializers import Serializer, decode, decode_error, encoder
+from .serializers import JSONSerializer, Serializer, decode, decode_error, encoder
 from .ttl import expiry, remaining
 
 if TYPE_CHECKING:
@@ -77,6 +77,10 @@ def _sum(current: int | float, delta: int | float) -> int | float:
     elif not math.isfinite(result):
         raise InvalidValue(f"{current!r} + {delta!r} overflows a float; nothing was changed")
     return result
+
+
+#: A merge patch as JSON text (it must be JSON, whatever the collection's serializer).
+_json_text = encoder(JSONSerializer())
 
 
 def _counter_path(path: str) -> list[str]:
@@ -388,24 +392,150 @@ class Collection:
         self._n_puts += wrote
         return bool(wrote)
 
+    def patch(self, key: Any, patch: Any, *, create: bool = False) -> Any:
+        """Apply the JSON merge patch ``patch`` (RFC 7396) to the document under ``key``,
+        atomically, and return the new document.
+
+        A ``patch`` that is a dict changes the document member by member: ``None`` removes a
+        member, a dict merges into the member of that name, anything else replaces it; a
+        ``patch`` that is not a dict replaces the whole value (see :mod:`kvlite.merge_patch`).
+        The entry keeps its TTL and its place in the order.  Concurrent patches of different
+        members of one document all land: the read and the write are one atomic step (one
+        ``UPDATE ... SET value = json_patch(value, ?)`` on SQLite for JSON collections).  Values
+        of other serializers (and typed collections, whose result must validate) are patched
+        in Python inside the engine's atomic step, with the same result.
+
+        :raises KeyError: ``key`` is missing or expired, unless ``create=True`` (then the patch
+            applies to ``{}`` and the entry is new, without a TTL).
+        :raises SerializationError: ``patch`` is not JSON (dicts with ``str`` keys, lists,
+            ``str``, numbers, ``bool``, ``None``), or the result cannot be stored.
+        :raises ValidationError: a typed collection's result is not a valid model.
+        Nothing is changed when it raises.
+        """
+        from .merge_patch import merge_patch
+
+        key = _normalize(key)
+        text = _json_text(patch)  # the patch must be JSON whatever the serializer
+        model = self._model
+
+        def change(data: Any) -> tuple[Any, Any]:
+            if data is MISSING and not create:
+                raise KeyError(key)
+            document = merge_patch({} if data is MISSING else self._decode_raw(data), patch)
+            if model is not None:
+                model.load(document)  # still a valid document (raises: nothing written)
+            new = self._encode_plain(document)
+            return new, new
+
+        plain_json = self.serializer.json and model is None
+        data = self._table.patch(key, text if plain_json else None, change, self._clock())
+        self._n_puts += 1
+        return self._decode(data)
+
+    def patch_where(self, query: str, patch: Any) -> int:
+        """Apply the JSON merge patch ``patch`` (as :meth:`patch`) to every document the JSONPath
+        filter ``query`` selects (``"$[?@.status == 'new']"``; ``"$[*]"``: all); how many.
+
+        All of it is one transaction (each document keeps its TTL and place).  When SQL decides
+        the filter exactly (see :meth:`explain`) it is one ``UPDATE ... WHERE <filter>``; else
+        the matching keys are found first (held in memory), then each document is changed
+        after its filter is checked again.  The count is of documents selected and written,
+        also when the patch leaves one as it was.  On Redis (no transactions) each document is
+        changed atomically on its own.
+
+        :raises QuerySyntaxError: ``query`` is not an RFC 9535 query that selects whole documents
+            (``$.*.name`` selects values inside them; a filter reading ``$`` reads the collection).
+        :raises SerializationError: ``patch`` is not JSON.  Nothing is changed when it raises.
+        """
+        from .merge_patch import merge_patch
+        from .query import documents_query
+
+        parsed = documents_query(query, "patch_where")
+        text = _json_text(patch)
+        model = self._model
+
+        def change(document: Any) -> Any:
+            document = merge_patch(document, patch)
+            if model is not None:
+                model.load(document)
+            return self._encode_plain(document)
+
+        changed = self._table.patch_where(parsed, text if self.serializer.json and model is None else None,
+                                          change, self._clock())
+        self._n_puts += changed
+        return changed
+
+    def delete_where(self, query: str) -> int:
+        """Remove every document the JSONPath filter ``query`` selects (``"$[?@.age < 18]"``); how
+        many.  One transaction; one ``DELETE ... WHERE <filter>`` when SQL decides the filter
+        exactly, else as :meth:`patch_where` (keys first, each checked again as it is removed).
+
+        :raises QuerySyntaxError: as :meth:`patch_where`."""
+        from .query import documents_query
+
+        removed = self._table.delete_where(documents_query(query, "delete_where"), self._clock())
+        self._n_deletes += removed
+        return removed
+
+    def count_by(self, path: str, query: str | None = None) -> list[tuple[Any, int]]:
+        """How many documents hold each value at ``path`` (a JSONPath singular query,
+        ``"$.status"``), among those the filter ``query`` selects when given: ``[(value, count),
+        ...]``, most frequent first (ties: the value met first in insertion order first).
+
+        Documents without ``path`` are not counted; a JSON ``null`` there counts as ``None``.
+        Values are compared as JSON: ``1`` and ``1.0`` are one value, ``true`` and ``1`` two;
+        lists and objects count by equality (member order does not matter).  One ``GROUP BY``
+        in SQL where the engine can (SQLite JSON collections, when SQL decides ``query``); else
+        the documents are streamed and counted in Python, in memory bounded by the number of
+        distinct values.
+
+        :raises QuerySyntaxError: ``path`` is not a singular query, or ``query`` does not
+            select whole documents (as :meth:`patch_where`)."""
+        from .query import count_by
+
+        return count_by(self, path, query)
+
     # -- whole collection -------------------------------------------------------------
 
-    def keys(self, *, reverse: bool = False) -> Iterator[Any]:
+    def keys(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+             reverse: bool = False) -> Iterator[Any]:
         """Every live key, in insertion order (or reversed), streaming.
+
+        With ``prefix``, ``start`` or ``stop``: only the keys that start with ``prefix`` (a
+        ``str`` or ``bytes``) and lie in ``[start, stop)``, in *key order* (or reversed): ``str``
+        keys by code point, ``bytes`` by byte, numbers (``int``, ``float``, ``bool``)
+        numerically.  A range covers one kind of key, the bounds' (``start="a"`` never yields
+        ``bytes`` or ``int`` keys).  It is read through the engine's index of keys: no scan of
+        the collection, no sort in memory (memory:// keeps a sorted list of keys from the first
+        such call on).
 
         Iteration reads in pages, each its own short read (a slow consumer holds no lock):
         a key added during the loop may not appear, none appears twice, and an entry
-        changed or deleted before the loop reaches it is seen as it is then."""
+        changed or deleted before the loop reaches it is seen as it is then.
+
+        :raises InvalidKey: ``prefix`` is not ``str``/``bytes``, or a bound is not a key.
+        :raises InvalidRange: ``start > stop``, or bounds of different kinds.
+        :raises NotSupported: the engine keeps no ordered index of keys (PostgreSQL, Redis).
+        """
+        keys = _keys.key_range(prefix, start, stop)
+        if keys is not None:
+            return self._table.key_range(keys, reverse, False)
         return self._table.keys(reverse)
 
-    def items(self, *, reverse: bool = False) -> Iterator[tuple[Any, Any]]:
-        """Every live ``(key, value)``, in insertion order (or reversed), decoded one at a time
-        (as :meth:`keys`)."""
+    def items(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+              reverse: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Every live ``(key, value)``, in insertion order (or reversed), decoded one at a time;
+        ``prefix``, ``start`` and ``stop`` select a range in key order, as in :meth:`keys`."""
+        keys = _keys.key_range(prefix, start, stop)
+        if keys is not None:
+            return self._table.key_range(keys, reverse, self._decoder)
         return self._table.items(reverse, self._decoder)
 
-    def values(self, *, reverse: bool = False) -> Iterator[Any]:
-        """Every live value, in insertion order (or reversed)."""
-        for _, value in self._table.items(reverse, self._decoder):
+    def values(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+               reverse: bool = False) -> Iterator[Any]:
+        """Every live value, in insertion order (or reversed); ``prefix``, ``start`` and ``stop``
+        as in :meth:`keys`."""
+        for _, value in self.items(prefix, start=start, stop=stop, reverse=reverse):
             yield value
 
     def __iter__(self) -> Iterator[Any]:

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidKey",
     "InvalidTTL",
     "InvalidValue",
+    "InvalidRange",
     "InvalidCollectionName",
     "SerializationError",
     "SerializerMismatch",
@@ -91,6 +92,11 @@ class InvalidValue(KvliteError, TypeError):
     the result cannot be stored exactly (an ``int`` beyond 64 bits, a float that overflows).
     A ``TypeError`` too, as Python's own ``1 + "a"`` is.
     """
+
+
+class InvalidRange(KvliteError, ValueError):
+    """A key range that cannot be read: ``start`` after ``stop``, or bounds of different kinds
+    (see :meth:`~kvlite.Collection.keys`); nothing is read."""
 
 
 class InvalidCollectionName(KvliteError, ValueError):

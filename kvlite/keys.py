@@ -241,3 +241,100 @@ def view(key: Key) -> str:
     if isinstance(key, bytes):
         return key.decode("utf-8", "backslashreplace")
     return str(key)
+
+
+# -- key ranges: keys/items/values(prefix=, start=, stop=) -----------------------------------------
+
+
+#: The kinds of keys a range covers, in the order every engine sorts them: numbers (``int``,
+#: ``float``, ``bool``; numerically), then ``str`` (by code point), then ``bytes`` (by byte).
+KINDS = ("number", "str", "bytes")
+
+
+def kind_of(key: Key) -> str:
+    """Which of :data:`KINDS` a normalised key is."""
+    if isinstance(key, str):
+        return "str"
+    if isinstance(key, bytes):
+        return "bytes"
+    return "number"
+
+
+class KeyRange:
+    """The keys of one kind in ``[start, stop)``, in key order: what
+    :meth:`kvlite.Collection.keys` selects with ``prefix``/``start``/``stop``.
+
+    ``start`` and ``stop`` are normalised keys of :attr:`kind`, or ``None`` for no bound on
+    that side (within the kind: a ``str`` range never reaches ``bytes`` keys).  ``empty`` is
+    true when no key can lie in it."""
+
+    __slots__ = ("kind", "start", "stop")
+
+    def __init__(self, kind: str, start: Key | None, stop: Key | None) -> None:
+        self.kind = kind
+        self.start = start
+        self.stop = stop
+
+    @property
+    def empty(self) -> bool:
+        return self.start is not None and self.stop is not None and not self.start < self.stop  # type: ignore[operator]
+
+    def __contains__(self, key: Key) -> bool:
+        return (kind_of(key) == self.kind
+                and (self.start is None or key >= self.start)  # type: ignore[operator]
+                and (self.stop is None or key < self.stop))  # type: ignore[operator]
+
+    def __repr__(self) -> str:
+        return f"KeyRange({self.kind!r}, {self.start!r}, {self.stop!r})"
+
+
+def _after_prefix(prefix: str | bytes) -> str | bytes | None:
+    """The least key greater than every key that starts with ``prefix`` (``None``: there is none)."""
+    if isinstance(prefix, bytes):
+        trimmed = prefix.rstrip(b"\xff")
+        return trimmed[:-1] + bytes([trimmed[-1] + 1]) if trimmed else None
+    chars = prefix.rstrip("\U0010ffff")
+    if not chars:
+        return None
+    following = ord(chars[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are no characters: the next one is U+E000
+        following = 0xE000
+    return chars[:-1] + chr(following)
+
+
+def key_range(prefix: object = None, start: object = None, stop: object = None) -> KeyRange | None:
+    """The :class:`KeyRange` of ``keys(prefix=, start=, stop=)`` (``None`` when all three are).
+
+    ``prefix`` is a ``str`` or ``bytes``; ``start`` and ``stop`` are keys of one kind (numbers
+    with numbers), and of the prefix's kind when it is given.
+
+    :raises InvalidKey: a bound is not a key, or ``prefix`` is not ``str``/``bytes``.
+    :raises InvalidRange: the bounds are of different kinds, or ``start > stop``.
+    """
+    from .errors import InvalidRange
+
+    if prefix is None and start is None and stop is None:
+        return None
+    kinds = {}
+    if prefix is not None:
+        if not isinstance(prefix, (str, bytes)):
+            raise InvalidKey(f"prefix must be a str or bytes, not {type(prefix).__name__}")
+        prefix = normalize(prefix)
+        kinds["prefix"] = kind_of(prefix)  # type: ignore[arg-type]
+    bounds = {}
+    for name, bound in (("start", start), ("stop", stop)):
+        if bound is not None:
+            bounds[name] = normalize(bound)
+            kinds[name] = kind_of(bounds[name])
+    if len(set(kinds.values())) > 1:
+        described = ", ".join(f"{name} is a {found}" for name, found in kinds.items())
+        raise InvalidRange(f"a key range covers keys of one kind (numbers, str or bytes): {described}")
+    low, high = bounds.get("start"), bounds.get("stop")
+    if low is not None and high is not None and low > high:  # type: ignore[operator]
+        raise InvalidRange(f"start {low!r} is after stop {high!r}")
+    if prefix is not None:
+        after = _after_prefix(prefix)  # type: ignore[arg-type]
+        low = prefix if low is None or prefix > low else low  # type: ignore[operator]
+        if after is not None and (high is None or after < high):  # type: ignore[operator]
+            high = after
+    return KeyRange(next(iter(kinds.values())), low, high)

@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
+from ..query import rfc9535 as _rfc
+from ..query.matches import Tracker
 from ..errors import (
     CollectionDropped,
     KvliteError,
@@ -55,9 +57,6 @@ from ..errors import (
     ReadOnlyError,
     StoreClosed,
 )
-
-if TYPE_CHECKING:
-    from ..query.matches import Tracker
 
 __all__ = ["Engine", "Table", "MISSING", "KEEP", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
            "STAT_COUNTERS"]
@@ -75,6 +74,10 @@ MISSING: Any = _Missing()
 class _Keep:
     def __repr__(self) -> str:
         return "KEEP"
+
+
+class _Unselected(Exception):
+    """Raised inside :meth:`Table.delete_where`'s check: the entry no longer matches."""
 
 
 #: Sentinel ``expires`` of :meth:`Table.modify`: keep the live entry's expiry (a new entry never expires).
@@ -383,6 +386,98 @@ class Table(ABC):
                     expires = None if kept is MISSING else kept
                 self.put(key, new, now, expires)
         return result
+
+    # -- documents changed where they are ------------------------------------------------------
+
+    def patch(self, key: Any, patch: str | None, change: Callable[[Any], tuple[Any, Any]], now: float) -> Any:
+        """Apply a JSON merge patch (RFC 7396, :mod:`kvlite.merge_patch`) to the live entry ``key``
+        atomically, keeping its expiry and place: the new data.
+
+        ``change`` is the patch in Python, as :meth:`modify` takes it (``change(data)`` returns
+        ``(new data, new data)``; for a missing key it raises ``KeyError`` or starts from
+        ``{}``).  ``patch`` is the patch as JSON text when the engine may apply it in its own
+        language instead (the collection stores plain JSON), else ``None``.  The default is
+        :meth:`modify`; SQLite runs one ``UPDATE ... json_patch``."""
+        return self.modify(key, change, now, KEEP)
+
+    def _changing(self) -> contextlib.AbstractContextManager[None]:
+        """The block a ``*_where`` call runs in: one transaction where the engine has them."""
+        return self.engine.transaction() if self.engine.supports_transactions else contextlib.nullcontext()
+
+    def selected(self, query: Any) -> list[Any]:
+        """The keys of the documents the RFC 9535 query ``$[?filter]`` (or ``$[*]``) selects, in
+        order, read before anything is written (narrowed by :meth:`find` where the engine can)."""
+        step = _rfc.plan(query).steps[0]
+        found = self.find("jsonpath", query, None, False, Tracker())
+        if found is not None:
+            return [key for key, _ in found]
+        expression = step.filter
+        return [key for key, document in self.items(False, None)
+                if expression is None or _rfc.accepts(expression, document)]
+
+    def _still_selected(self, query: Any, data: Any) -> Any:
+        """``data`` decoded, if the query's filter still selects it (else ``MISSING``)."""
+        document = _serializers.decode(self.serializer, data)
+        expression = _rfc.plan(query).steps[0].filter
+        return document if expression is None or _rfc.accepts(expression, document) else MISSING
+
+    def delete_where(self, query: Any, now: float) -> int:
+        """Remove every live document the RFC 9535 query ``$[?filter]`` selects: how many.
+
+        The default finds them (:meth:`selected`), then removes each with :meth:`pop`, which
+        checks the filter again on the entry it removes (so a document changed meanwhile by
+        another client is left alone when it no longer matches), all in one transaction where
+        the engine has them.  SQLite runs one ``DELETE`` when SQL decides the filter exactly."""
+        self.check_writable()
+
+        def check(data: Any) -> None:
+            if self._still_selected(query, data) is MISSING:
+                raise _Unselected
+            return None
+
+        removed = 0
+        with self._changing():
+            for key in self.selected(query):
+                try:
+                    removed += self.pop(key, now, check) is not MISSING
+                except _Unselected:
+                    pass
+        return removed
+
+    def patch_where(self, query: Any, patch: str | None, change: Callable[[Any], Any], now: float) -> int:
+        """Change every live document the RFC 9535 query ``$[?filter]`` selects to
+        ``change(document)`` (new data), keeping expiries and places: how many.
+
+        As :meth:`delete_where`: found first, then each changed with :meth:`modify` after the
+        filter is checked again on the entry it changes; one transaction where the engine has
+        them.  ``patch`` is the merge patch as JSON text when the engine may apply it in its own
+        language (SQLite: one ``UPDATE ... json_patch`` when SQL decides the filter exactly)."""
+        self.check_writable()
+
+        def apply(data: Any) -> tuple[Any, bool]:
+            document = MISSING if data is MISSING else self._still_selected(query, data)
+            return (MISSING, False) if document is MISSING else (change(document), True)
+
+        with self._changing():
+            return sum(bool(self.modify(key, apply, now, KEEP)) for key in self.selected(query))
+
+    def count_by(self, path: list[str | int], query: Any | None) -> list[tuple[str, Any, int, int]] | None:
+        """Groups of the live documents (those ``query`` selects, if given) by the value at the
+        singular query ``path``: ``(kind, value, count, position of the first one)`` with kind
+        ``"json"`` for arrays and objects (``value`` as decoded; the front-end merges equal
+        ones), when the engine can count in its own language; ``None``: the front-end counts
+        the documents in Python."""
+        return None
+
+    # -- keys in key order ----------------------------------------------------------------------
+
+    def key_range(self, keys: _keys.KeyRange, reverse: bool,
+                  decode: Callable[[Any], Any] | None | bool) -> Iterator[Any]:
+        """The live entries whose key lies in ``keys``, in key order (or reversed), served by an
+        ordered index of keys: their keys when ``decode`` is ``False``, else ``(key,
+        decode(data))`` (``None``: the serializer's decoding).  Read as :meth:`keys` (pages)."""
+        raise NotSupported(f"{type(self.engine).__name__} keeps no ordered index of keys: keys(), "
+                           "items() and values() with prefix, start or stop are not available")
 
     # -- many keys ----------------------------------------------------------------------------
 

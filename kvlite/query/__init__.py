@@ -27,15 +27,16 @@ from ..keys import view as view_key
 from . import jmespath as _jm
 from . import jsonpath as _jp
 from . import objectpath as _op
-from . import python_source
+from . import facets, python_source
 from . import rfc9535 as _rfc
+from ..errors import QuerySyntaxError
 from .failures import engine_failure, evaluation_error
 from .matches import Tracker, owner
 
 if TYPE_CHECKING:
     from ..collection import Collection
 
-__all__ = ["find", "count", "explain", "parse", "ENGINES"]
+__all__ = ["find", "count", "count_by", "documents_query", "explain", "parse", "ENGINES"]
 
 #: The query languages: RFC 9535 JSONPath (the default), jsonpath-ng's dialect, ObjectPath, JMESPath.
 ENGINES = ("jsonpath", "jsonpath-ng", "objectpath", "jmespath")
@@ -100,6 +101,50 @@ def count(coll: Collection, path: str, *, engine: str = "jsonpath") -> int:
     if counted is not None:
         return counted
     return sum(1 for _ in find(coll, path, engine=engine))
+
+
+def documents_query(path: str, what: str) -> Any:
+    """``path`` parsed as an RFC 9535 query that selects whole documents of the collection:
+    ``$[?filter]`` (or ``$[*]`` / ``$.*``: all of them) -- what ``patch_where``, ``delete_where``
+    and ``count_by`` take (``what`` names the caller in the error).
+
+    :raises QuerySyntaxError: it does not parse, or selects something else."""
+    parsed = _rfc.parse(path)
+    steps = _rfc.plan(parsed).steps
+    if len(steps) == 1 and steps[0].kind == "scan" and not steps[0].rest:
+        return parsed
+    if len(steps) == 1 and steps[0].kind == "whole":
+        why = "its filter reads the root $ (the whole collection), which the call itself changes"
+    elif any(step.rest for step in steps):
+        why = "it selects values inside the documents, not documents"
+    else:
+        why = "it does not select documents by one filter"
+    raise QuerySyntaxError(f"{what}() takes a filter that selects whole documents, such as "
+                           f"$[?@.status == 'new'] (or $[*] for all of them); {why}",
+                           path=path, engine=_rfc.ENGINE)
+
+
+def count_by(coll: Collection, path: str, query: str | None = None) -> list[tuple[Any, int]]:
+    """See :meth:`Collection.count_by`."""
+    fields = _rfc.field_path(_rfc.parse(path))
+    if fields is None:
+        raise QuerySyntaxError("count_by() counts the value at a singular query, such as $.status or "
+                               "$.address.city (no wildcards, filters, slices or descendants)",
+                               path=path, engine=_rfc.ENGINE)
+    parsed = None if query is None else documents_query(query, "count_by")
+    found = coll._table.count_by(fields, parsed)
+    if found is None:
+        if parsed is None:
+            documents: Any = (document for _, document in coll._raw_items())
+        else:  # the documents as stored (a typed collection's too), narrowed where the engine can
+            matches = coll._table.find("jsonpath", parsed, None, False, Tracker())
+            if matches is None:
+                expression = _rfc.plan(parsed).steps[0].filter
+                matches = ((key, document) for key, document in coll._raw_items()
+                           if expression is None or _rfc.accepts(expression, document))
+            documents = (document for _, document in matches)
+        found = facets.groups(documents, fields)
+    return facets.merged(found)
 
 
 def _guarded(matches: Iterator[tuple[Any, Any]], path: str, engine: str, offset: int,

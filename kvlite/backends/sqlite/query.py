@@ -14,12 +14,13 @@ import binascii
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 import apsw
+import orjson
 
 from ...keys import decode as decode_key
 from ...keys import view as view_key
 from ...query import jsonpath as _jp
 from ...query import objectpath as _op
-from ...query import python_source
+from ...query import facets, python_source
 from ...query import rfc9535 as _rfc
 from ...query.fields import order_direction, plain_field
 from ...query.matches import Tracker, key_candidates, owner
@@ -598,3 +599,79 @@ def indexes(table: SQLiteTable) -> list[str]:
                 continue
     return out
 
+
+
+# -- documents changed where they are: one statement when SQL decides the filter ---------------
+
+
+def _exact_where(table: SQLiteTable, query: Any) -> tuple[str, list[Any]] | None:
+    """``(SQL condition, params)`` deciding exactly which live documents ``$[?filter]`` (or
+    ``$[*]``) selects (its first parameter is ``now``), or ``None`` when SQL cannot decide it
+    (then the Python default runs)."""
+    if not table.serializer.json:
+        return None
+    step = _rfc.plan(query).steps[0]
+    where, exact = _rfc_conditions(table, step)
+    if step.filter is not None and not exact:
+        return None
+    sql = " AND ".join([table.live_sql] + [f"({c.sql})" for c in where])
+    return sql, [p for c in where for p in c.params]
+
+
+def delete_where(table: SQLiteTable, query: Any, now: float) -> int | None:
+    """One ``DELETE ... WHERE <filter>``: how many rows it removed (``None``: not decidable in SQL)."""
+    where = _exact_where(table, query)
+    if where is None:
+        return None
+    sql, params = where
+    conn = table.engine.connection()
+    with table.engine.write(conn):
+        try:
+            conn.execute(f"DELETE FROM {table.sql_name} WHERE {sql}", [table.engine.clock(), *params])
+            return conn.changes()
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+
+
+def patch_where(table: SQLiteTable, query: Any, patch: str, now: float) -> int | None:
+    """One ``UPDATE ... SET value = json_patch(value, ?) WHERE <filter>`` (expiries and row ids,
+    so places in the order, untouched): how many rows (``None``: not decidable in SQL)."""
+    where = _exact_where(table, query)
+    if where is None:
+        return None
+    sql, params = where
+    value = table.serializer.sql_in.format(f"json_patch({table.value_sql}, ?)")
+    conn = table.engine.connection()
+    with table.engine.write(conn):
+        now = table.engine.clock()
+        try:
+            conn.execute(f"UPDATE {table.sql_name} SET value = {value}, updated_at = ? WHERE {sql}",
+                         [patch, now, now, *params])
+            return conn.changes()
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+
+
+def count_by(table: SQLiteTable, path: list[str | int], query: Any | None) -> list[tuple[str, Any, int, int]] | None:
+    """One ``GROUP BY`` over the JSON text at ``path`` (``value -> path``: exact, numbers as
+    written), the filter in SQL; the groups as :meth:`Table.count_by` gives them, or ``None``
+    when SQL cannot read the path or decide the filter."""
+    field = rfc9535_sql.sql_path(path)
+    if field is None or not table.serializer.json:
+        return None
+    if query is None:
+        sql, params = table.live_sql, []
+    else:
+        where = _exact_where(table, query)
+        if where is None:
+            return None
+        sql, params = where
+    # ?1 is the path; each plain ? after it takes the next number (now, then the filter's).
+    statement = (f"SELECT value -> ?1, count(*), min(id) FROM {table.sql_name} "
+                 f"WHERE value -> ?1 IS NOT NULL AND {sql} GROUP BY 1")
+    try:
+        rows = table.engine.connection().execute(statement, [field, table.engine.clock(), *params]).fetchall()
+    except DB_ERRORS as exc:
+        raise translate_error(exc) from exc
+    return [(facets.kind(value), value, count, first)
+            for value, count, first in ((orjson.loads(text), count, first) for text, count, first in rows)]

@@ -127,6 +127,10 @@ class SQLiteTable(Table):
         self._sql_keys_page_rev = (
             f"SELECT id, key, key_type FROM {t} WHERE id < ? AND {live} ORDER BY id DESC LIMIT ?"
         )
+        # patch(): ?2 is now (the liveness test and updated_at), so the statement reads no clock.
+        self._sql_patch = (f"UPDATE {t} SET value = {serializer.sql_in.format(f'json_patch({value}, ?1)')}, "
+                           f"updated_at = ?2 WHERE key = ?3 AND (expires_at IS NULL OR expires_at > ?2) "
+                           f"RETURNING {value}")
         self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= ?"
         self._sql_clear = f"DELETE FROM {t}"
 
@@ -301,6 +305,20 @@ class SQLiteTable(Table):
         self._after_write()
         return result
 
+    def patch(self, key: Any, patch: str | None, change: Callable[[Any], tuple[Any, Any]], now: float) -> Any:
+        """One ``UPDATE ... SET value = json_patch(value, ?) ... RETURNING`` for a live JSON
+        entry (its expiry and row id, so its place, untouched); a missing one goes through
+        :meth:`modify` (``KeyError``, or the patch applied to ``{}``)."""
+        if patch is not None:
+            try:
+                row = self.engine.connection().execute(self._sql_patch, (patch, now, _stored(key))).fetchone()
+            except STATEMENT_ERRORS as exc:
+                raise translate_error(exc) from exc
+            if row is not None:
+                self._after_write()
+                return row[0]
+        return self.modify(key, change, now, KEEP)
+
     # -- many keys --------------------------------------------------------------------
 
     def get_many(self, keys: list[Any], now: float) -> list[Any]:
@@ -473,6 +491,23 @@ class SQLiteTable(Table):
         from . import query
 
         return query.explain(self, language, parsed, order_by, desc, missing_last)
+
+    def delete_where(self, query: Any, now: float) -> int:
+        from . import query as _query
+
+        removed = _query.delete_where(self, query, now)
+        return super().delete_where(query, now) if removed is None else removed
+
+    def patch_where(self, query: Any, patch: str | None, change: Callable[[Any], Any], now: float) -> int:
+        from . import query as _query
+
+        changed = None if patch is None else _query.patch_where(self, query, patch, now)
+        return super().patch_where(query, patch, change, now) if changed is None else changed
+
+    def count_by(self, path: list[str | int], query: Any | None) -> list[tuple[str, Any, int, int]] | None:
+        from . import query as _query
+
+        return _query.count_by(self, path, query)
 
     def create_index(self, path: str) -> str:
         from . import query
