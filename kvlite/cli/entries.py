@@ -23,8 +23,9 @@ import orjson
 from .. import keys as _keys
 from ..collection import Collection
 from ..copy import copy
-from ..errors import KvliteError, SerializationError
+from ..errors import KvliteError, QuerySyntaxError, SerializationError
 from ..keys import Key
+from ..query import rfc9535
 from .common import (
     CliError,
     Subparsers,
@@ -196,23 +197,32 @@ def setup_import(sub: Subparsers) -> None:
                     description="Read lines like those 'kvlite export' writes from stdin and store them, "
                                 "all in one transaction: a bad line stores nothing. With COLL every entry goes "
                                 "into COLL; without it each line names its collection. 'ttl' (seconds, optional) "
-                                "counts from the moment of import. Creates the file and JSON collections "
-                                "when missing. Holds the write lock until it ends: other writers wait "
-                                "(up to their busy timeout) for the whole import.",
+                                "counts from the moment of import. With --key PATH, stdin holds plain JSON "
+                                "records instead (JSON Lines, one object per line, or one JSON array of objects, "
+                                "read whole): each record is stored whole in COLL under the key found at PATH in "
+                                "it (a later record with the same key replaces an earlier one). Creates the file "
+                                "and JSON collections when missing. Holds the write lock until it ends: other "
+                                "writers wait (up to their busy timeout) for the whole import.",
                     stdout=False, stdin=True)
     file_arg(p)
     p.add_argument("collection", metavar="COLL", nargs="?",
-                   help="store every entry here (default: each line's \"collection\")")
+                   help="store every entry here (default: each line's \"collection\"; required with --key)")
+    p.add_argument("--key", metavar="PATH",
+                   help="stdin holds plain JSON records; each one's key is at PATH, a JSONPath singular "
+                        "query such as $.id or $.user.name (its value: a string, a number or true/false)")
+    p.add_argument("--ttl", type=positive_seconds, metavar="S",
+                   help="with --key: every record expires S seconds after the import")
 
 
 def _run_import(args: argparse.Namespace) -> int:
+    key_path = _key_path(args)  # before anything is read or created
     progress = Progress("imported")
 
     def import_again(temp: str, target: str, written: dict[str, int]) -> dict[str, int]:
         _import_store(temp, target, args.file)
         return written
 
-    written = into_new_or_existing(args.file, lambda target: _import_lines(target, args, progress),
+    written = into_new_or_existing(args.file, lambda target: _import_lines(target, args, key_path, progress),
                                    again=import_again)
     progress.done()
     total = sum(written.values())
@@ -221,26 +231,108 @@ def _run_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_lines(target: str, args: argparse.Namespace, progress: Progress) -> dict[str, int]:
-    """Store the lines of stdin in ``target``, in one transaction; ``{collection: entries}``."""
+def _key_path(args: argparse.Namespace) -> list[str | int] | None:
+    """The member names and indexes of ``--key PATH`` (``None`` without it); a usage error for
+    a PATH that is not a singular query, or for options that need --key or COLL."""
+    if args.key is None:
+        if args.ttl is not None:
+            raise UsageError("--ttl needs --key: kvlite's own lines carry their own \"ttl\"")
+        return None
+    if args.collection is None:
+        raise UsageError("--key needs COLL, the collection the records go into")
+    try:
+        parts = rfc9535.field_path(rfc9535.parse(args.key))
+    except QuerySyntaxError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    if parts is None:
+        raise UsageError(f"--key {args.key!r} is not a singular query of member names and indexes, such as "
+                         "$.id or $.user.name (no wildcards, filters, slices or descendants)")
+    if not parts:
+        raise UsageError(f"--key {args.key!r} is the whole record, an object; name a member, such as $.id")
+    return parts
+
+
+def _import_lines(target: str, args: argparse.Namespace, key_path: list[str | int] | None,
+                  progress: Progress) -> dict[str, int]:
+    """Store the lines (or, with ``key_path``, the records) of stdin in ``target``, in one
+    transaction; ``{collection: entries}``."""
     written: dict[str, int] = {}
     with open_file(target, write=True, create=True, shown=args.file) as store:
         collections: dict[str, Collection] = {}
         with store.transaction():
-            for number, line in enumerate(sys.stdin.buffer, start=1):
-                if not line.strip():
-                    continue
+            for where, raw in _stdin_items(sys.stdin.buffer, arrays=key_path is not None):
                 try:
-                    name, key, value, ttl = _parse_import_line(line, args.collection)
+                    if key_path is None:
+                        name, key, value, ttl = _parse_import_line(raw, args.collection)
+                    else:
+                        name, ttl = args.collection, args.ttl
+                        value = loads_json(raw) if isinstance(raw, bytes) else raw
+                        key = _record_key(value, key_path, args.key)
                     coll = collections.get(name)
                     if coll is None:
                         coll = collections[name] = open_collection(store, name, values=True, create=True)
                     coll.put(key, value, ttl=ttl)
                 except (ValueError, CliError, KvliteError) as exc:
-                    raise CliError(f"stdin line {number}: {exc}; nothing was imported") from None
+                    raise CliError(f"stdin {where}: {exc}; nothing was imported") from None
                 written[name] = written.get(name, 0) + 1
                 progress.step()
     return written
+
+
+def _stdin_items(stream: Any, *, arrays: bool) -> Iterator[tuple[str, Any]]:
+    """``(where, item)`` for each non-blank line of ``stream``, streamed (``item``: the line's
+    bytes, ``where``: ``line N``).  With ``arrays``, input whose first non-blank byte is ``[``
+    is one JSON array instead: it is read whole and each element given as the value it is
+    (``where``: ``element $[i]``)."""
+    first = True
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        if first and arrays and line.lstrip().startswith(b"["):
+            yield from _array_items(line + stream.read())
+            return
+        first = False
+        yield f"line {number}", line
+
+
+def _array_items(data: bytes) -> Iterator[tuple[str, Any]]:
+    try:
+        items = loads_json(data)
+    except (ValueError, SerializationError) as exc:
+        raise CliError(f"stdin: a JSON array of records expected: {exc}; nothing was imported") from None
+    for index, item in enumerate(items):  # a list: the text starts with "[" and is JSON
+        yield f"element $[{index}]", item
+
+
+def _record_key(record: Any, parts: list[str | int], path: str) -> Key:
+    """The key of a plain JSON record: its value at ``path`` (whose names and indexes are
+    ``parts``); ``ValueError`` when the record has nothing there or something that is no key."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be a JSON object, not {_json_kind(record)}")
+    node: Any = record
+    for part in parts:  # a name selects in an object only, an index in an array only (RFC 9535)
+        if isinstance(part, str):
+            found = isinstance(node, dict) and part in node
+        else:
+            found = isinstance(node, list) and -len(node) <= part < len(node)
+        if not found:
+            raise ValueError(f"the record has no {path} (the key of each record)")
+        node = node[part]
+    if node is None or isinstance(node, (dict, list)):
+        raise ValueError(f"{path} is {_json_kind(node)}, not a key (a string, a number, true or false)")
+    return node  # type: ignore[no-any-return]
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _import_store(source_path: str, target: str, shown: str) -> None:
