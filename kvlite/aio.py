@@ -306,6 +306,22 @@ class AsyncCollection:
         """:meth:`kvlite.Collection.compare_and_set`, awaited (``expected`` may be ``kvlite.ABSENT``)."""
         return await self.store._call(self.sync.compare_and_set, key, expected, value, ttl=ttl)
 
+    async def patch(self, key: Any, patch: Any, *, create: bool = False) -> Any:
+        """:meth:`kvlite.Collection.patch`, awaited."""
+        return await self.store._call(self.sync.patch, key, patch, create=create)
+
+    async def patch_where(self, query: str, patch: Any) -> int:
+        """:meth:`kvlite.Collection.patch_where`, awaited."""
+        return await self.store._call(self.sync.patch_where, query, patch)
+
+    async def delete_where(self, query: str) -> int:
+        """:meth:`kvlite.Collection.delete_where`, awaited."""
+        return await self.store._call(self.sync.delete_where, query)
+
+    async def count_by(self, path: str, query: str | None = None) -> list[tuple[Any, int]]:
+        """:meth:`kvlite.Collection.count_by`, awaited."""
+        return await self.store._call(self.sync.count_by, path, query)
+
     async def count(self, path: str | None = None, *, engine: str = "jsonpath") -> int:
         """:meth:`kvlite.Collection.count`; ``engine`` is one of :data:`kvlite.query.ENGINES`
         (``"jsonpath"``, RFC 9535, by default) and is passed through as it is."""
@@ -373,14 +389,21 @@ class AsyncCollection:
         (``engine`` as in :meth:`find`)."""
         return self._stream(lambda: self.sync.select(path, engine=engine, **options), batch)
 
-    def keys(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
-        return self._stream(lambda: self.sync.keys(reverse=reverse), batch)
+    def keys(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+             reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
+        """``async for key in coll.keys()``: :meth:`kvlite.Collection.keys` (a key range with
+        ``prefix``/``start``/``stop``), in batches."""
+        return self._stream(lambda: self.sync.keys(prefix, start=start, stop=stop, reverse=reverse), batch)
 
-    def items(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[tuple[Any, Any]]:
-        return self._stream(lambda: self.sync.items(reverse=reverse), batch)
+    def items(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+              reverse: bool = False, batch: int = 1000) -> AsyncIterator[tuple[Any, Any]]:
+        """:meth:`kvlite.Collection.items`, in batches."""
+        return self._stream(lambda: self.sync.items(prefix, start=start, stop=stop, reverse=reverse), batch)
 
-    def values(self, *, reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
-        return self._stream(lambda: self.sync.values(reverse=reverse), batch)
+    def values(self, prefix: str | bytes | None = None, *, start: Any = None, stop: Any = None,
+               reverse: bool = False, batch: int = 1000) -> AsyncIterator[Any]:
+        """:meth:`kvlite.Collection.values`, in batches."""
+        return self._stream(lambda: self.sync.values(prefix, start=start, stop=stop, reverse=reverse), batch)
 
     def __repr__(self) -> str:
         return f"<kvlite.aio.AsyncCollection {self.name!r}>"

@@ -535,8 +535,7 @@ class Collection:
                reverse: bool = False) -> Iterator[Any]:
         """Every live value, in insertion order (or reversed); ``prefix``, ``start`` and ``stop``
         as in :meth:`keys`."""
-        for _, value in self.items(prefix, start=start, stop=stop, reverse=reverse):
-            yield value
+        return (value for _, value in self.items(prefix, start=start, stop=stop, reverse=reverse))
 
     def __iter__(self) -> Iterator[Any]:
         return self._table.keys(False)

@@ -5,6 +5,8 @@ until the file ``go`` exists (so every worker starts together), then, by ``mode`
 
 ``incr``
     ``count`` times ``collection.incr(key, path=path)`` (``path`` may be ``null``).
+``patch``
+    ``count`` times ``collection.patch(key, {"w<worker>-<i>": i})``: members no other worker writes.
 ``cas``
     ``count`` times appends ``"<worker>-<i>"`` to the list stored under ``key`` with a
     ``get`` / ``compare_and_set`` retry loop; writes how many attempts lost to ``report``.
@@ -35,6 +37,9 @@ def main(spec: dict) -> None:
         for i in range(spec["count"]):
             if spec["mode"] == "incr":
                 coll.incr(spec["key"], path=spec["path"])
+                continue
+            if spec["mode"] == "patch":
+                coll.patch(spec["key"], {f"w{spec['worker']}-{i}": i})
                 continue
             entry = f"{spec['worker']}-{i}"
             while True:

@@ -30,6 +30,7 @@ See docs/backends/embedded.md.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import threading
@@ -68,6 +69,9 @@ class MemoryEngine(Engine):
         # One dict per open transaction level: {id(data): (data, copy made at first write)}.
         self._savepoints: list[dict[int, tuple[dict[Any, _Entry], dict[Any, _Entry]]]] = []
         self._made: weakref.WeakSet[MemoryTable] = weakref.WeakSet()  # for _after_rollback
+        #: Sorted keys of a collection by kind ({id(entries): (entries, {kind: [keys]})}), made by
+        #: its first ordered read (Collection.keys(prefix=...)) and kept up to date from then on.
+        self.key_orders: dict[int, tuple[dict[Any, _Entry], dict[str, list[Any]]]] = {}
 
     # -- the registry ---------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class MemoryEngine(Engine):
             if found is None:
                 return False
             self.touch(found[0])  # a rollback brings the entries back
+            self.key_orders.pop(id(found[0]), None)
             found[0].clear()  # objects still holding the collection see nothing
             for table in list(self._made):
                 if table.data is found[0]:
@@ -148,6 +153,7 @@ class MemoryEngine(Engine):
     def _after_rollback(self) -> None:
         """After a rollback: a table is usable exactly when its entries are registered again
         (a drop was undone), and counts as dropped when not (its creation was undone)."""
+        self.key_orders.clear()  # the entries were put back: orders are made again when asked
         for table in list(self._made):
             entry = self._registry.get(table.name)
             table.dropped = entry is None or entry[0] is not table.data
@@ -202,7 +208,13 @@ class MemoryTable(Table):
             return
         if entry is not None:
             del self.data[key]  # an expired key counts as new: it moves to the end
+        elif id(self.data) in self.engine.key_orders:
+            bisect.insort(self._order_of(key), key)
         self.data[key] = [key, data, expires]
+
+    def _order_of(self, key: Any) -> list[Any]:
+        """The sorted list of the keys of ``key``'s kind (the order must exist)."""
+        return self.engine.key_orders[id(self.data)][1][_keys.kind_of(key)]
 
     def put(self, key: Any, data: Any, now: float, expires: float | None) -> None:
         if type(key) is str:
@@ -229,6 +241,9 @@ class MemoryTable(Table):
         value = MISSING if not _live(entry, now) else entry[1] if decode is None else decode(entry[1])
         self.engine.touch(self.data)
         del self.data[key]
+        if id(self.data) in self.engine.key_orders:
+            order = self._order_of(key)
+            del order[bisect.bisect_left(order, key)]
         return value
 
     def delete(self, key: Any, now: float) -> bool:
@@ -302,6 +317,35 @@ class MemoryTable(Table):
         for entry in self._entries(reverse):
             yield entry[0], decode(entry[1])
 
+    def key_range(self, keys: _keys.KeyRange, reverse: bool,
+                  decode: Callable[[Any], Any] | None | bool) -> Iterator[Any]:
+        """The range sliced (``bisect``) from the collection's sorted keys of that kind, a list
+        made by the first ordered read and kept up to date by every write from then on."""
+        with self._lock:
+            self.check()
+            orders = self.engine.key_orders.get(id(self.data))
+            if orders is None:
+                made: dict[str, list[Any]] = {kind: [] for kind in _keys.KINDS}
+                for key in self.data:
+                    made[_keys.kind_of(key)].append(key)
+                for kind_keys in made.values():
+                    kind_keys.sort()
+                orders = self.engine.key_orders[id(self.data)] = (self.data, made)
+            order = orders[1][keys.kind]
+            low = 0 if keys.start is None else bisect.bisect_left(order, keys.start)
+            high = len(order) if keys.stop is None else bisect.bisect_left(order, keys.stop)
+            chosen = order[low:high] if low < high else []
+        if reverse:
+            chosen.reverse()
+        if decode is None:
+            decode = functools.partial(_serializers.decode, self.serializer)
+        clock = self.engine.clock
+        for key in chosen:
+            with self._lock:
+                entry = self.data.get(key)
+            if entry is not None and _live(entry, clock()):
+                yield entry[0] if decode is False else (entry[0], decode(entry[1]))  # type: ignore[operator]
+
     def count(self, now: float) -> int:
         with self._lock:
             self.check()
@@ -311,6 +355,7 @@ class MemoryTable(Table):
         with self._lock:
             self.check_writable()
             self.engine.touch(self.data)
+            self.engine.key_orders.pop(id(self.data), None)
             self.data.clear()
 
     def purge(self, now: float) -> int:
@@ -321,6 +366,8 @@ class MemoryTable(Table):
                 self.engine.touch(self.data)
             for key in expired:
                 del self.data[key]
+            if expired:
+                self.engine.key_orders.pop(id(self.data), None)
         self.expirations += len(expired)
         return len(expired)
 

@@ -44,6 +44,12 @@ What is checked on each engine, one module per topic:
   changed, TTL kept) and ``compare_and_set`` (Python equality, ``kvlite.ABSENT``) against a
   ``dict`` model; 4 processes x 250 ``incr`` on one field is exactly 1000 and ``compare_and_set``
   retry loops from 4 processes never double-apply (threads on ``sqlite-memory`` and ``memory``);
+* ``documents``: ``patch`` (RFC 7396's own examples; any document and patch against
+  ``kvlite.merge_patch``, TTL and place kept), ``patch_where``/``delete_where`` choosing what the
+  standard's reference implementation selects (filters SQL decides and filters it does not),
+  ``count_by`` against a model comparing values as JSON, key ranges against a sorted model
+  (``NotSupported`` on Redis and PostgreSQL, as documented), 4 processes patching different
+  members of one document losing none;
 * ``copying``: ``kvlite.copy`` from the engine to every other, preserving values, key types,
   remaining TTLs and order, changing the serializer on the way.
 
@@ -65,6 +71,7 @@ from .base import EngineTests
 from .copying import Copying
 from .counters import Counters
 from .dictview import DictViews
+from .documents import ChangingDocuments
 from .expiry import Expiry
 from .keys import KeysAndOrder
 from .protocol import KeyValueProtocol
@@ -78,6 +85,6 @@ __all__ = ["EngineTests", "StoreConformance"]
 
 
 class StoreConformance(KeyValueProtocol, Expiry, StoreLifecycle, KeysAndOrder, DictViews, ValuesAndErrors, Queries,
-                       QueryHardening, Transactions, Copying, Counters):
+                       QueryHardening, Transactions, Copying, Counters, ChangingDocuments):
     """Every conformance test; a subclass per engine sets ``engine`` (a name in
     ``helpers_engines.ENGINES``) and runs them all on it."""

@@ -74,6 +74,9 @@ def _run_workers(make_store: StoreMaker, store: Any, tmp_path: Path, collection:
                     if mode == "incr":
                         coll.incr(key, path=path)
                         continue
+                    if mode == "patch":
+                        coll.patch(key, {f"w{spec['worker']}-{i}": i})
+                        continue
                     while True:
                         current = coll.get(key)
                         if coll.compare_and_set(key, current, [*current, f"{spec['worker']}-{i}"]):
