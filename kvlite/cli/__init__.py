@@ -85,7 +85,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     entries.setup_get, entries.setup_put, entries.setup_delete, entries.setup_keys,
     inspect.setup_collections, inspect.setup_stats, inspect.setup_purge, inspect.setup_vacuum,
     entries.setup_export, entries.setup_import,
-    queries.setup_find, queries.setup_query, queries.setup_count, queries.setup_explain, queries.setup_index,
+    queries.setup_find, queries.setup_query, queries.setup_count, queries.setup_facets, queries.setup_explain, queries.setup_index,
     entries.setup_copy,
 )
 

@@ -30,7 +30,7 @@ from .common import (
 )
 from .text import json_line, printable, record_line, stdout
 
-__all__ = ["setup_count", "setup_explain", "setup_find", "setup_index", "setup_query"]
+__all__ = ["setup_count", "setup_explain", "setup_facets", "setup_find", "setup_index", "setup_query"]
 
 
 def _query_args(parser: argparse.ArgumentParser) -> None:
@@ -124,6 +124,31 @@ def _run_count(args: argparse.Namespace) -> int:
     with open_file(args.file, write=False) as store:
         coll = open_collection(store, args.collection, values=True)
         print(coll.count(args.path, engine=args.engine))
+    return 0
+
+
+def setup_facets(sub: Subparsers) -> None:
+    p = add_command(sub, "facets", "count the documents holding each value at a path, most frequent first",
+                    handler=_run_facets,
+                    description="Print {\"value\": VALUE, \"count\": N} per distinct value at PATH (an RFC 9535 "
+                                "singular query such as $.status), most frequent first, as JSON Lines. Documents "
+                                "without PATH are not counted; values compare as JSON (1 and 1.0 are one value, "
+                                "true and 1 two; arrays and objects by equality). One GROUP BY in SQLite when "
+                                "SQL decides --query.")
+    file_arg(p)
+    p.add_argument("collection", metavar="COLL", help="collection name")
+    p.add_argument("path", metavar="PATH", help="where the value is in each document ($.status)")
+    p.add_argument("--query", metavar="Q", help="count only the documents this filter selects ($[?@.age > 30])")
+    p.add_argument("--limit", type=non_negative_int, metavar="N", help="print the N most frequent values")
+
+
+def _run_facets(args: argparse.Namespace) -> int:
+    with open_file(args.file, write=False) as store:
+        coll = open_collection(store, args.collection, values=True)
+        counts = coll.count_by(args.path, args.query)
+    out = stdout()
+    for value, count in counts[:args.limit]:
+        out.write(record_line((b'"value"', value), (b'"count"', count)))
     return 0
 
 
