@@ -79,8 +79,12 @@ def _sum(current: int | float, delta: int | float) -> int | float:
     return result
 
 
-#: A merge patch as JSON text (it must be JSON, whatever the collection's serializer).
-_json_text = encoder(JSONSerializer())
+_encode_json = encoder(JSONSerializer())
+
+
+def _json_text(patch: Any) -> str:
+    """A merge patch as JSON text (it must be JSON, whatever the collection's serializer)."""
+    return str(_encode_json(patch))  # json's encoder gives a str
 
 
 def _counter_path(path: str) -> list[str]:

@@ -40,16 +40,13 @@ What a Table's methods get and give (the *contract*):
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..query import rfc9535 as _rfc
-from ..query.matches import Tracker
 from ..errors import (
     CollectionDropped,
     KvliteError,
@@ -57,6 +54,8 @@ from ..errors import (
     ReadOnlyError,
     StoreClosed,
 )
+from ..query import rfc9535 as _rfc
+from ..query.matches import Tracker
 
 __all__ = ["Engine", "Table", "MISSING", "KEEP", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
            "STAT_COUNTERS"]
@@ -407,19 +406,23 @@ class Table(ABC):
     def selected(self, query: Any) -> list[Any]:
         """The keys of the documents the RFC 9535 query ``$[?filter]`` (or ``$[*]``) selects, in
         order, read before anything is written (narrowed by :meth:`find` where the engine can)."""
-        step = _rfc.plan(query).steps[0]
         found = self.find("jsonpath", query, None, False, Tracker())
         if found is not None:
             return [key for key, _ in found]
-        expression = step.filter
+        expression = _rfc.plan(query).steps[0].filter
         return [key for key, document in self.items(False, None)
                 if expression is None or _rfc.accepts(expression, document)]
 
-    def _still_selected(self, query: Any, data: Any) -> Any:
-        """``data`` decoded, if the query's filter still selects it (else ``MISSING``)."""
-        document = _serializers.decode(self.serializer, data)
+    def _selects(self, query: Any) -> Callable[[Any], Any]:
+        """For stored data: the document decoded if the query's filter selects it, else ``MISSING``
+        (what a ``*_where`` call checks again on the entry it is about to change)."""
         expression = _rfc.plan(query).steps[0].filter
-        return document if expression is None or _rfc.accepts(expression, document) else MISSING
+
+        def still(data: Any) -> Any:
+            document = _serializers.decode(self.serializer, data)
+            return document if expression is None or _rfc.accepts(expression, document) else MISSING
+
+        return still
 
     def delete_where(self, query: Any, now: float) -> int:
         """Remove every live document the RFC 9535 query ``$[?filter]`` selects: how many.
@@ -429,9 +432,10 @@ class Table(ABC):
         another client is left alone when it no longer matches), all in one transaction where
         the engine has them.  SQLite runs one ``DELETE`` when SQL decides the filter exactly."""
         self.check_writable()
+        still = self._selects(query)
 
         def check(data: Any) -> None:
-            if self._still_selected(query, data) is MISSING:
+            if still(data) is MISSING:
                 raise _Unselected
             return None
 
@@ -453,9 +457,10 @@ class Table(ABC):
         them.  ``patch`` is the merge patch as JSON text when the engine may apply it in its own
         language (SQLite: one ``UPDATE ... json_patch`` when SQL decides the filter exactly)."""
         self.check_writable()
+        still = self._selects(query)
 
         def apply(data: Any) -> tuple[Any, bool]:
-            document = MISSING if data is MISSING else self._still_selected(query, data)
+            document = MISSING if data is MISSING else still(data)
             return (MISSING, False) if document is MISSING else (change(document), True)
 
         with self._changing():

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..keys import view as view_key
 from . import jmespath as _jm
@@ -132,7 +132,7 @@ def count_by(coll: Collection, path: str, query: str | None = None) -> list[tupl
                                "$.address.city (no wildcards, filters, slices or descendants)",
                                path=path, engine=_rfc.ENGINE)
     parsed = None if query is None else documents_query(query, "count_by")
-    found = coll._table.count_by(fields, parsed)
+    found: Iterable[tuple[str, Any, int, int]] | None = coll._table.count_by(fields, parsed)
     if found is None:
         if parsed is None:
             documents: Any = (document for _, document in coll._raw_items())

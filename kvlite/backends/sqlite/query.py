@@ -659,8 +659,9 @@ def count_by(table: SQLiteTable, path: list[str | int], query: Any | None) -> li
     field = rfc9535_sql.sql_path(path)
     if field is None or not table.serializer.json:
         return None
+    params: list[Any] = []
     if query is None:
-        sql, params = table.live_sql, []
+        sql = table.live_sql
     else:
         where = _exact_where(table, query)
         if where is None:
@@ -673,5 +674,8 @@ def count_by(table: SQLiteTable, path: list[str | int], query: Any | None) -> li
         rows = table.engine.connection().execute(statement, [field, table.engine.clock(), *params]).fetchall()
     except DB_ERRORS as exc:
         raise translate_error(exc) from exc
-    return [(facets.kind(value), value, count, first)
-            for value, count, first in ((orjson.loads(text), count, first) for text, count, first in rows)]
+    groups = []
+    for text, count, first in rows:
+        value = orjson.loads(text)
+        groups.append((facets.kind(value), value, int(count), int(first)))
+    return groups
