@@ -30,7 +30,7 @@ from typing import Any, Iterable, Union
 
 import orjson
 
-from .errors import CorruptStore, InvalidKey
+from .errors import CorruptStore, InvalidKey, InvalidRange
 
 Key = Union[str, bytes, int, float, bool]
 
@@ -279,11 +279,6 @@ class KeyRange:
     def empty(self) -> bool:
         return self.start is not None and self.stop is not None and not self.start < self.stop  # type: ignore[operator]
 
-    def __contains__(self, key: Key) -> bool:
-        return (kind_of(key) == self.kind
-                and (self.start is None or key >= self.start)  # type: ignore[operator]
-                and (self.stop is None or key < self.stop))  # type: ignore[operator]
-
     def __repr__(self) -> str:
         return f"KeyRange({self.kind!r}, {self.start!r}, {self.stop!r})"
 
@@ -311,8 +306,6 @@ def key_range(prefix: object = None, start: object = None, stop: object = None) 
     :raises InvalidKey: a bound is not a key, or ``prefix`` is not ``str``/``bytes``.
     :raises InvalidRange: the bounds are of different kinds, or ``start > stop``.
     """
-    from .errors import InvalidRange
-
     if prefix is None and start is None and stop is None:
         return None
     kinds = {}

@@ -403,15 +403,20 @@ class Table(ABC):
         """The block a ``*_where`` call runs in: one transaction where the engine has them."""
         return self.engine.transaction() if self.engine.supports_transactions else contextlib.nullcontext()
 
-    def selected(self, query: Any) -> list[Any]:
-        """The keys of the documents the RFC 9535 query ``$[?filter]`` (or ``$[*]``) selects, in
-        order, read before anything is written (narrowed by :meth:`find` where the engine can)."""
+    def matching(self, query: Any) -> Iterator[tuple[Any, Any]]:
+        """``(key, document as stored)`` of each live document the RFC 9535 query ``$[?filter]``
+        (or ``$[*]``) selects, in order: narrowed by :meth:`find` where the engine can, else
+        every document checked in Python."""
         found = self.find("jsonpath", query, None, False, Tracker())
         if found is not None:
-            return [key for key, _ in found]
+            return found
         expression = _rfc.plan(query).steps[0].filter
-        return [key for key, document in self.items(False, None)
-                if expression is None or _rfc.accepts(expression, document)]
+        return ((key, document) for key, document in self.items(False, None)
+                if expression is None or _rfc.accepts(expression, document))
+
+    def selected(self, query: Any) -> list[Any]:
+        """The keys :meth:`matching` gives, read before anything is written."""
+        return [key for key, _ in self.matching(query)]
 
     def _selects(self, query: Any) -> Callable[[Any], Any]:
         """For stored data: the document decoded if the query's filter selects it, else ``MISSING``

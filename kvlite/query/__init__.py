@@ -23,13 +23,13 @@ import itertools
 import sys
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
+from ..errors import QuerySyntaxError
 from ..keys import view as view_key
 from . import jmespath as _jm
 from . import jsonpath as _jp
 from . import objectpath as _op
 from . import facets, python_source
 from . import rfc9535 as _rfc
-from ..errors import QuerySyntaxError
 from .failures import engine_failure, evaluation_error
 from .matches import Tracker, owner
 
@@ -133,16 +133,9 @@ def count_by(coll: Collection, path: str, query: str | None = None) -> list[tupl
                                path=path, engine=_rfc.ENGINE)
     parsed = None if query is None else documents_query(query, "count_by")
     found: Iterable[tuple[str, Any, int, int]] | None = coll._table.count_by(fields, parsed)
-    if found is None:
-        if parsed is None:
-            documents: Any = (document for _, document in coll._raw_items())
-        else:  # the documents as stored (a typed collection's too), narrowed where the engine can
-            matches = coll._table.find("jsonpath", parsed, None, False, Tracker())
-            if matches is None:
-                expression = _rfc.plan(parsed).steps[0].filter
-                matches = ((key, document) for key, document in coll._raw_items()
-                           if expression is None or _rfc.accepts(expression, document))
-            documents = (document for _, document in matches)
+    if found is None:  # counted here, streaming the documents as stored (a typed collection's too)
+        matches = coll._raw_items() if parsed is None else coll._table.matching(parsed)
+        documents = (document for _, document in matches)
         found = facets.groups(documents, fields)
     return facets.merged(found)
 
