@@ -34,6 +34,8 @@ __all__ = [
     "UnsafeSerializer",
     "CollectionNotFound",
     "CollectionDropped",
+    "ChangesTruncated",
+    "InvalidBackupTarget",
 ]
 
 
@@ -181,3 +183,20 @@ class CollectionNotFound(KvliteError, KeyError):
 class CollectionDropped(KvliteError):
     """The collection behind a :class:`~kvlite.Collection` object was dropped (by this or another
     store or process) after the object was made; ``store.collection(name)`` gives the current one."""
+
+
+class ChangesTruncated(KvliteError):
+    """``Store.changes(since=...)`` was asked for changes older than the log still keeps (see the
+    retention in ``docs/changes-and-backup.md``): the follower must resync from the collections,
+    then follow from :meth:`~kvlite.Store.last_change_seq`.  ``since`` is what was asked,
+    ``oldest`` the seq up to which changes were trimmed."""
+
+    def __init__(self, message: str, *, since: int = 0, oldest: int = 0) -> None:
+        super().__init__(message)
+        self.since = since
+        self.oldest = oldest
+
+
+class InvalidBackupTarget(KvliteError, ValueError):
+    """A ``Store.backup()`` destination that cannot be written: its folder does not exist, or it is
+    the store's own file.  Nothing was written."""

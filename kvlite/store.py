@@ -13,18 +13,44 @@ import contextlib
 import os
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import serializers as _serializers
 from .backends.base import MISSING, Engine, collection_stats, store_stats
 from .collection import Collection
-from .errors import ReadOnlyError, SerializerMismatch, StoreClosed
+from .changes import Change
+from .errors import (
+    CollectionDropped,
+    CollectionNotFound,
+    InvalidBackupTarget,
+    InvalidValue,
+    ReadOnlyError,
+    SerializerMismatch,
+    StoreClosed,
+)
 from .names import MAX_COLLECTION_NAME, validate_collection_name  # noqa: F401 - kvlite.store.MAX_COLLECTION_NAME was public
 
 if TYPE_CHECKING:
     from .dictview import DictView
 
 __all__ = ["Store", "open"]
+
+
+#: Changes read per page by Store.changes().
+_CHANGES_PAGE = 500
+_DEFAULT_KEEP = 100_000
+_DEFAULT_MAX_AGE = 7 * 86400.0
+
+
+def _retention(keep: object, max_age: object) -> tuple[int, float]:
+    """``(keep, max_age)`` of ``collection(changes=True, ...)``, checked (``None``: the default)."""
+    keep = _DEFAULT_KEEP if keep is None else keep
+    max_age = _DEFAULT_MAX_AGE if max_age is None else max_age
+    if type(keep) is not int or keep < 1:
+        raise ValueError(f"changes_keep must be an int >= 1, not {keep!r}")
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not 0 < max_age < float("inf"):
+        raise ValueError(f"changes_max_age must be a finite number of seconds > 0, not {max_age!r}")
+    return keep, float(max_age)
 
 
 class Store:
@@ -109,7 +135,8 @@ class Store:
     # -- collections -----------------------------------------------------------------
 
     def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-                   model: type | None = None) -> Collection:
+                   model: type | None = None, changes: bool | None = None, changes_keep: int | None = None,
+                   changes_max_age: float | None = None) -> Collection:
         """The collection ``name``, created on first use.
 
         ``serializer`` defaults to the store's.  A collection keeps the
@@ -122,13 +149,32 @@ class Store:
         collection: values are validated on the way in and come back as
         instances (see :mod:`kvlite.models`); the store keeps plain values.
 
+        ``changes=True`` makes the collection record every change from now on, for every client
+        of the store (see :meth:`changes`), keeping the last ``changes_keep`` changes (default
+        100,000) and those younger than ``changes_max_age`` seconds (default a week);
+        ``changes=False`` stops recording and drops its log; ``None`` (the default) leaves it as
+        it is.  Supported on SQLite files, ``":memory:"`` and ``memory://``.
+
         The registry is read on every call: when another client dropped the
         collection (and maybe made a new one of that name), the object made for
         the old one is not handed out again.
         :raises ReadOnlyError: the collection does not exist and the store is read-only.
+        :raises NotSupported: ``changes`` on an engine without a change log.
         """
         self._check_open()
         validate_collection_name(name)
+        if changes is not None:
+            keep, max_age = _retention(changes_keep, changes_max_age)
+            coll = self.collection(name, serializer=serializer, model=model)
+            if self.engine.readonly:
+                raise ReadOnlyError("the store was opened read-only")
+            found = self.engine.lookup(name)
+            if found is None:
+                raise CollectionDropped(f"the collection {name!r} was dropped (by another client)")
+            self.engine.set_changes(name, found[0], bool(changes), keep, max_age)
+            return coll
+        if changes_keep is not None or changes_max_age is not None:
+            raise ValueError("changes_keep and changes_max_age go with changes=True")
         wanted = self._default_serializer if serializer is None else _serializers.get(serializer)
         engine = self.engine
         cached = self._collections.get((name, model))
@@ -267,6 +313,108 @@ class Store:
             if name in purged and not coll._table.dropped:
                 coll._table.expirations += purged.pop(name)
         return total
+
+    # -- the change feed and backups -----------------------------------------------------
+
+    def changes(self, since: int = 0, *, collections: Iterable[str] | None = None, wait: bool = False,
+                timeout: float | None = None) -> Iterator[Change]:
+        """The committed changes after seq ``since``, in commit order, as :class:`kvlite.Change`
+        records (``seq``, ``collection``, ``key``, ``op``, ``value``), of the collections that
+        record them (``collection(name, changes=True)``), or only of ``collections``.
+
+        Streams in pages.  Without ``wait`` it ends after the newest change; with ``wait=True``
+        it then waits for new changes committed by any thread or process (polling cheaply,
+        never spinning) and yields them as they come, until ``timeout`` seconds have passed
+        with none (``None``: forever).  Resume a follower with ``since=`` the last ``seq`` it
+        handled; :meth:`last_change_seq` is where the log is now.  A change is seen only once
+        its transaction committed: a rolled-back ``transaction()`` block leaves none.
+
+        :raises InvalidValue: ``since`` is not an int >= 0, or ``timeout`` not a number >= 0.
+        :raises CollectionNotFound: a name in ``collections`` is not a collection of the store.
+        :raises ChangesTruncated: changes after ``since`` were already trimmed by the retention
+            (raised where it is found, also in the middle of a long follow): resync.
+        :raises NotSupported: the engine keeps no change log (per-collection folders,
+            PostgreSQL, Redis).
+        """
+        self._check_open()
+        if type(since) is not int or since < 0:
+            raise InvalidValue(f"since must be an int >= 0 (a Change.seq), not {since!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout >= 0):
+            raise InvalidValue(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+        names = None
+        if collections is not None:
+            if isinstance(collections, str):
+                raise InvalidValue("collections is an iterable of names: use collections=[name]")
+            names = [validate_collection_name(name) for name in collections]
+            known = set(self.engine.names())
+            missing = [name for name in names if name not in known]
+            if missing:
+                raise CollectionNotFound(f"no collection named {missing[0]!r}")
+        self.engine.last_change_seq()  # NotSupported now, not at the first next()
+        return self._follow(since, names, wait, timeout)
+
+    def _follow(self, since: int, names: list[str] | None, wait: bool,
+                timeout: float | None) -> Iterator[Change]:
+        engine = self.engine
+        deadline = None if timeout is None else time.monotonic() + timeout
+        decoders: dict[str, Callable[[Any], Any]] = {}
+        while True:
+            rows = engine.changes_after(since, names, _CHANGES_PAGE)
+            for seq, collection, serializer, key, op, data in rows:
+                value = None
+                if op == "put":
+                    decode = decoders.get(serializer)
+                    if decode is None:
+                        chosen = _serializers.get(serializer)
+                        decode = decoders[serializer] = lambda data, chosen=chosen: _serializers.decode(chosen, data)
+                    value = decode(data)
+                since = seq
+                yield Change(seq, collection, key, op, value)
+            if len(rows) == _CHANGES_PAGE:
+                continue
+            if not wait:
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            engine.wait_for_changes(since, 1.0 if left is None else min(left, 1.0))
+            self._check_open()
+
+    def last_change_seq(self) -> int:
+        """The seq of the newest change recorded in the store (0: none yet): where a follower that
+        has just copied the collections starts (``changes(since=store.last_change_seq())``).
+
+        :raises NotSupported: the engine keeps no change log."""
+        self._check_open()
+        return self.engine.last_change_seq()
+
+    def backup(self, path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a consistent copy of the whole store to ``path`` while other threads and
+        processes go on writing.
+
+        SQLite file: the online backup API reading one snapshot (the store as it was when the
+        backup began; writers are not blocked), into a temporary file beside ``path``, moved over
+        ``path`` (replacing a file there) only once complete and synced to disk: a crash or kill
+        leaves no partial file at ``path``.  The copy opens as a normal kvlite store.
+        ``progress(done, total)`` is called with page counts as the copy goes.  Per-collection
+        folder: ``path`` is a new folder holding one copy of each collection file, each
+        consistent on its own (not with each other).
+
+        :raises InvalidBackupTarget: the folder of ``path`` does not exist, or ``path`` is the
+            store itself.
+        :raises NotSupported: ``":memory:"``, ``memory://``, PostgreSQL and Redis (use the
+            server's own tools: ``pg_dump``, ``redis-cli --rdb``).
+        """
+        self._check_open()
+        target = os.path.abspath(os.fspath(path))
+        folder = os.path.dirname(target)
+        if not os.path.isdir(folder):
+            raise InvalidBackupTarget(f"cannot back up to {os.fspath(path)!r}: folder {folder!r} does not exist")
+        own = os.path.abspath(self.engine.path) if "://" not in self.engine.path else None
+        if own is not None and (target == own or (os.path.exists(target) and os.path.samefile(target, own))):
+            raise InvalidBackupTarget(f"cannot back up {self.path!r} onto itself")
+        self.engine.backup(target, progress)
 
     def stats(self) -> dict[str, Any]:
         """Per-collection :meth:`Collection.stats` plus totals.

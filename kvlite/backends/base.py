@@ -246,6 +246,34 @@ class Engine(ABC):
         has one; writes are not refused in it."""
         return contextlib.nullcontext()
 
+    # -- the change log (optional) ------------------------------------------------------------
+
+    def set_changes(self, name: str, handle: Any, enabled: bool, keep: int, max_age: float) -> None:
+        """Turn collection ``name``'s change log on (with its retention: the last ``keep`` changes,
+        and those younger than ``max_age`` seconds) or off, for every client of the store."""
+        raise NotSupported(f"{type(self).__name__} keeps no change log: changes=True is not available")
+
+    def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` committed changes after seq ``since`` (of the collections ``names``, or
+        all): ``(seq, collection, serializer name, key, op, data)`` in seq order, read in one
+        snapshot with the check that the log still holds every change after ``since``
+        (:class:`~kvlite.errors.ChangesTruncated` otherwise)."""
+        raise NotSupported(f"{type(self).__name__} keeps no change log: changes() is not available")
+
+    def last_change_seq(self) -> int:
+        """The seq of the newest change recorded (0: none yet)."""
+        raise NotSupported(f"{type(self).__name__} keeps no change log: last_change_seq() is not available")
+
+    def wait_for_changes(self, after: int, timeout: float) -> None:
+        """Return once a change after seq ``after`` may have committed (by any client), or after
+        ``timeout`` seconds: cheaply, without a busy loop."""
+        raise NotSupported(f"{type(self).__name__} keeps no change log")
+
+    def backup(self, path: str, progress: Callable[[int, int], None] | None) -> None:
+        """A consistent copy of the whole store at ``path`` (checked by the Store), written under a
+        temporary name and moved into place only when complete."""
+        raise NotSupported(f"{type(self).__name__} cannot be backed up by kvlite; use the server's own tools")
+
     # -- the whole store ----------------------------------------------------------------------
 
     def purge_expired(self, now: float) -> dict[str, int]:

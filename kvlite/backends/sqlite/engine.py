@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterator
 import apsw
 
 from ... import serializers as _serializers
+from ... import keys as _keys
 from ...errors import (
+    CollectionDropped,
     CorruptStore,
     KvliteError,
     NotSupported,
@@ -36,6 +38,7 @@ from ...errors import (
     TransactionLost,
 )
 from ..base import MISSING, Engine
+from . import changes as _changes
 from . import migrate, rfc9535_sql
 from .errors import DB_ERRORS, needs_wal_index, translate_error
 from .table import SQLiteTable, create_table_sql, table_sql_name
@@ -582,6 +585,9 @@ class SQLiteEngine(Engine):
         conn = self.connection()
         with self.write(conn):
             try:
+                found = self._registry_row(conn, name)
+                if found is not None:
+                    _changes.before_drop(conn, found[0])  # a logged collection logs each removal
                 row = conn.execute("DELETE FROM kvlite_collections WHERE name = ? RETURNING id", (name,)).fetchone()
                 if row is not None:
                     conn.execute(f"DROP TABLE IF EXISTS {table_sql_name(row[0])}")
@@ -598,9 +604,101 @@ class SQLiteEngine(Engine):
                 for table_id, name in conn.execute("SELECT id, name FROM kvlite_collections").fetchall():
                     conn.execute(f"DELETE FROM {table_sql_name(table_id)} WHERE expires_at <= ?", (now,))
                     purged[name] = conn.changes()
+                _changes.trim(conn, time.time())  # the change logs too, to their retention
             except apsw.Error as exc:
                 raise translate_error(exc) from exc
         return purged
+
+    # -- the change log (changes.py) and backups --------------------------------------------
+
+    def set_changes(self, name: str, handle: Any, enabled: bool, keep: int, max_age: float) -> None:
+        conn = self.connection()
+        with self.write(conn):
+            try:
+                row = self._registry_row(conn, name)
+                if row is None or row[0] != handle:
+                    raise CollectionDropped(f"the collection {name!r} was dropped (by this or another client)")
+                if enabled:
+                    _changes.enable(conn, name, handle, row[1] == "jsonb", keep, max_age)
+                else:
+                    _changes.disable(conn, name, handle)
+            except DB_ERRORS as exc:
+                raise translate_error(exc) from exc
+
+    def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
+        conn = self.connection()
+        try:
+            with self.read(conn):
+                _changes.check_since(conn, since, names)
+                rows = _changes.page(conn, since, names, limit)
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        return [(seq, collection, serializer, _keys.decode(key, key_type), op, value)
+                for seq, collection, serializer, key, key_type, op, value in rows]
+
+    def last_change_seq(self) -> int:
+        return _changes.last_seq(self.connection())
+
+    def wait_for_changes(self, after: int, timeout: float) -> None:
+        """Polls ``PRAGMA data_version`` (which moves when another connection commits) every 20 ms
+        on a connection of its own, after checking that nothing newer than ``after`` is there."""
+        deadline = time.monotonic() + timeout
+        conn = self._connect()
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if _changes.last_seq(conn) > after:
+                return
+            while (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(0.02, left))
+                if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                    return
+        except DB_ERRORS as exc:
+            raise translate_error(exc) from exc
+        finally:
+            conn.close()
+
+    def backup(self, path: str, progress: Callable[[int, int], None] | None) -> None:
+        """SQLite's online backup of one read snapshot: the source connection holds a read
+        transaction for the whole copy, so writers (in WAL mode) go on and the copy is the store
+        as it was when it began; written to ``.<name>.<random>.tmp`` beside ``path``, synced, and
+        renamed over ``path`` only when complete."""
+        folder, name = os.path.split(os.path.abspath(path))
+        temp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        source = self._connect()
+        try:
+            source.execute("BEGIN")
+            source.execute("SELECT count(*) FROM kvlite_meta").fetchone()  # the snapshot starts here
+            target = apsw.Connection(temp)
+            try:
+                with target.backup("main", source, "main") as copying:
+                    while not copying.done:
+                        copying.step(256)
+                        if progress is not None:
+                            progress(copying.pagecount - copying.remaining, copying.pagecount)
+                target.execute("PRAGMA journal_mode = WAL").fetchall()
+            finally:
+                target.close()
+            source.execute("COMMIT")
+            with open(temp, "rb") as done:
+                os.fsync(done.fileno())
+            os.replace(temp, path)
+            with contextlib.suppress(OSError):  # the rename itself, on disk
+                fd = os.open(folder, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            for leftover in (temp + "-wal", temp + "-shm", temp + "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+            if isinstance(exc, apsw.Error):
+                raise translate_error(exc) from exc
+            raise
+        finally:
+            source.close()
 
     # -- life cycle and inspection -----------------------------------------------------
 

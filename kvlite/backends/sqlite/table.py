@@ -17,6 +17,7 @@ every 1024 writes through a table object.
 from __future__ import annotations
 
 import itertools
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import apsw
@@ -25,6 +26,7 @@ from ... import keys as _keys
 from ...errors import KvliteError
 from ...serializers import Serializer, decode, decode_error
 from ..base import KEEP, MISSING, Table
+from . import changes as _changes
 from .errors import DB_ERRORS, ROLLED_BACK_TABLE, STATEMENT_ERRORS, translate_error
 
 if TYPE_CHECKING:
@@ -151,6 +153,7 @@ class SQLiteTable(Table):
         try:
             conn.execute(self._sql_purge, (self._clock(),))
             purged = conn.changes()
+            _changes.trim(conn, time.time(), only=self.name)  # its change log, to its retention
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         self.expirations += purged
