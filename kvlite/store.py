@@ -324,8 +324,8 @@ class Store:
 
         Streams in pages.  Without ``wait`` it ends after the newest change; with ``wait=True``
         it then waits for new changes committed by any thread or process (polling cheaply,
-        never spinning) and yields them as they come, until ``timeout`` seconds have passed
-        with none (``None``: forever).  Resume a follower with ``since=`` the last ``seq`` it
+        never spinning) and yields them as they come, ending once ``timeout`` seconds have
+        passed without a new change (``None``: never).  Resume a follower with ``since=`` the last ``seq`` it
         handled; :meth:`last_change_seq` is where the log is now.  A change is seen only once
         its transaction committed: a rolled-back ``transaction()`` block leaves none.
 
@@ -375,6 +375,8 @@ class Store:
                 continue
             if not wait:
                 return
+            if rows and timeout is not None:
+                deadline = time.monotonic() + timeout  # the timeout counts from the last change
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return

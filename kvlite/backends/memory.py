@@ -33,6 +33,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import itertools
 import threading
 import time
 import weakref
@@ -40,7 +41,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import keys as _keys
 from .. import serializers as _serializers
-from ..errors import NotSupported, StoreLocked
+from ..errors import ChangesTruncated, CollectionDropped, NotSupported, StoreLocked
 from ..ttl import is_live
 from .base import KEEP, MISSING, Engine, Table
 
@@ -72,6 +73,13 @@ class MemoryEngine(Engine):
         #: Sorted keys of a collection by kind ({id(entries): (entries, {kind: [keys]})}), made by
         #: its first ordered read (Collection.keys(prefix=...)) and kept up to date from then on.
         self.key_orders: dict[int, tuple[dict[Any, _Entry], dict[str, list[Any]]]] = {}
+        # The change log: (seq, collection, serializer, key, op, data, at) in seq order; per
+        # collection that records, [keep, max_age, trimmed]; waiters wake on every record.
+        self.change_log: list[tuple[Any, ...]] = []
+        self.change_seq = 0
+        self.change_state: dict[str, list[Any]] = {}
+        self.changed = threading.Condition(self.lock)
+        self._stopped: dict[str, int] = {}  # collections whose log was turned off: the seq then
 
     # -- the registry ---------------------------------------------------------------------------
 
@@ -97,6 +105,9 @@ class MemoryEngine(Engine):
                 return False
             self.touch(found[0])  # a rollback brings the entries back
             self.key_orders.pop(id(found[0]), None)
+            if name in self.change_state:  # a logged collection logs each removal
+                for stored in found[0]:
+                    self.record(name, found[1], stored, "delete", None)
             found[0].clear()  # objects still holding the collection see nothing
             for table in list(self._made):
                 if table.data is found[0]:
@@ -112,6 +123,83 @@ class MemoryEngine(Engine):
         super().close()
         with self.lock:
             self._registry.clear()
+
+    # -- the change log ----------------------------------------------------------------------------
+
+    def record(self, name: str, serializer: str, key: Any, op: str, data: Any) -> None:
+        """Log one change of collection ``name`` (under the lock; the caller checked that it records)."""
+        self.change_seq += 1
+        self.change_log.append((self.change_seq, name, serializer, key, op, data, time.time()))
+        if self.change_seq % 1024 == 0:
+            self._trim(time.time())
+        self.changed.notify_all()
+
+    def _trim(self, now: float) -> None:
+        """Trim each collection's log to its retention (under the lock)."""
+        if not self.change_state:
+            return
+        newer: dict[str, int] = {}
+        for entry in self.change_log:
+            newer[entry[1]] = newer.get(entry[1], 0) + 1
+        kept = []
+        for entry in self.change_log:
+            name, state = entry[1], self.change_state.get(entry[1])
+            newer[name] -= 1  # how many changes of this collection come after this one
+            if state is not None and (newer[name] >= state[0] or entry[6] < now - state[1]):
+                state[2] = max(state[2], entry[0])
+                continue
+            kept.append(entry)
+        self.change_log[:] = kept
+
+    def set_changes(self, name: str, handle: Any, enabled: bool, keep: int, max_age: float) -> None:
+        with self.lock:
+            self.check_writable()
+            found = self._registry.get(name)
+            if found is None or found[0] is not handle:
+                raise CollectionDropped(f"the collection {name!r} was dropped")
+            state = self.change_state.get(name)
+            if enabled:
+                if state is None:
+                    self.change_state[name] = [keep, max_age, 0]
+                else:
+                    state[0], state[1] = keep, max_age
+            elif state is not None:
+                self.change_state.pop(name)
+                self.change_log[:] = [entry for entry in self.change_log if entry[1] != name]
+                self._stopped[name] = self.change_seq  # read from before now: ChangesTruncated
+
+    def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
+        with self.lock:
+            self.check_open()
+            states = {**{n: [0, 0, upto] for n, upto in self._stopped.items()}, **self.change_state}
+            for name, state in states.items():
+                if (names is None or name in names) and state[2] > since:
+                    raise ChangesTruncated(f"changes of {name!r} up to seq {state[2]} are no longer kept; "
+                                           f"since={since} is older: resync", since=since, oldest=state[2])
+            start = bisect.bisect_right(self.change_log, since, key=lambda entry: entry[0])
+            out = []
+            for entry in itertools.islice(self.change_log, start, None):
+                if names is None or entry[1] in names:
+                    out.append((entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]))
+                    if len(out) == limit:
+                        break
+            return out
+
+    def last_change_seq(self) -> int:
+        with self.lock:
+            self.check_open()
+            return self.change_seq
+
+    def wait_for_changes(self, after: int, timeout: float) -> None:
+        with self.changed:
+            if self.change_seq <= after:
+                self.changed.wait(timeout)
+
+    def purge_expired(self, now: float) -> dict[str, int]:
+        purged = super().purge_expired(now)
+        with self.lock:
+            self._trim(time.time())  # the change logs too, to their retention
+        return purged
 
     # -- transactions --------------------------------------------------------------------------
 
@@ -132,9 +220,12 @@ class MemoryEngine(Engine):
         try:
             registry = dict(self._registry)
             self._savepoints.append({})
+            mark = self.change_seq
             try:
                 yield
             except BaseException:
+                while self.change_log and self.change_log[-1][0] > mark:  # the block's changes never were
+                    self.change_log.pop()
                 for data, before in self._savepoints.pop().values():
                     data.clear()
                     data.update(before)
@@ -208,9 +299,21 @@ class MemoryTable(Table):
             return
         if entry is not None:
             del self.data[key]  # an expired key counts as new: it moves to the end
+            if self.engine.change_state:
+                self._log(entry[0], "delete", None)
         elif id(self.data) in self.engine.key_orders:
             bisect.insort(self._order_of(key), key)
         self.data[key] = [key, data, expires]
+        if self.engine.change_state:
+            self._log(key, "put", data)
+
+    def _log(self, key: Any, op: str, data: Any) -> None:
+        """Record a change when this collection records them (under the lock)."""
+        engine = self.engine
+        if self.name in engine.change_state:
+            found = engine._registry.get(self.name)
+            if found is not None and found[0] is self.data:
+                engine.record(self.name, found[1], key, op, data)
 
     def _order_of(self, key: Any) -> list[Any]:
         """The sorted list of the keys of ``key``'s kind (the order must exist)."""
@@ -241,6 +344,8 @@ class MemoryTable(Table):
         value = MISSING if not _live(entry, now) else entry[1] if decode is None else decode(entry[1])
         self.engine.touch(self.data)
         del self.data[key]
+        if self.engine.change_state:
+            self._log(entry[0], "delete", None)
         if id(self.data) in self.engine.key_orders:
             order = self._order_of(key)
             del order[bisect.bisect_left(order, key)]
@@ -356,6 +461,9 @@ class MemoryTable(Table):
             self.check_writable()
             self.engine.touch(self.data)
             self.engine.key_orders.pop(id(self.data), None)
+            if self.engine.change_state:
+                for entry in self.data.values():
+                    self._log(entry[0], "delete", None)
             self.data.clear()
 
     def purge(self, now: float) -> int:
@@ -365,6 +473,8 @@ class MemoryTable(Table):
             if expired:
                 self.engine.touch(self.data)
             for key in expired:
+                if self.engine.change_state:
+                    self._log(self.data[key][0], "delete", None)
                 del self.data[key]
             if expired:
                 self.engine.key_orders.pop(id(self.data), None)
