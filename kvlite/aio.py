@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, SupportsFloat, TypeVar
 
 from . import serializers as _serializers
+from .changes import Change
 from .collection import MISSING, Collection
 from .errors import StoreClosed
 from .keyvalue import DEFAULT_COLLECTION
@@ -164,9 +165,10 @@ class AsyncStore:
     # -- collections and transactions ------------------------------------------------------
 
     async def collection(self, name: str, *, serializer: str | _serializers.Serializer | None = None,
-                         model: type | None = None) -> AsyncCollection:
-        """The collection ``name`` (created on first use); see :meth:`kvlite.Store.collection`."""
-        coll = await self._call(self.store.collection, name, serializer=serializer, model=model)
+                         model: type | None = None, **changes: Any) -> AsyncCollection:
+        """The collection ``name`` (created on first use); see :meth:`kvlite.Store.collection`
+        (``changes``, ``changes_keep``, ``changes_max_age`` as there)."""
+        coll = await self._call(self.store.collection, name, serializer=serializer, model=model, **changes)
         cached = self._collections.get((name, model))
         if cached is None or cached.sync is not coll:
             cached = self._collections[(name, model)] = AsyncCollection(self, coll)
@@ -183,6 +185,38 @@ class AsyncStore:
 
     async def stats(self) -> dict[str, Any]:
         return await self._call(self.store.stats)
+
+    async def last_change_seq(self) -> int:
+        return await self._call(self.store.last_change_seq)
+
+    async def backup(self, path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None) -> None:
+        """:meth:`kvlite.Store.backup`, awaited (``progress`` is called on the worker thread)."""
+        await self._call(self.store.backup, path, progress=progress)
+
+    async def changes(self, since: int = 0, *, collections: list[str] | None = None, wait: bool = False,
+                      timeout: float | None = None, poll: float = 0.05) -> AsyncIterator[Change]:
+        """``async for change in store.changes(...)``: :meth:`kvlite.Store.changes`.  Pages are
+        read on the worker thread; with ``wait=True`` the task sleeps ``poll`` seconds between
+        looks for new changes (the worker thread stays free for other tasks), until ``timeout``
+        seconds pass without a change (``None``: never)."""
+        await self._call(self.store.changes, since, collections=collections, timeout=timeout)  # checks arguments
+
+        def page(after: int) -> list[Change]:
+            return list(itertools.islice(self.store.changes(after, collections=collections), 500))
+
+        idle_since = time.monotonic()
+        while True:
+            found = await self._call(page, since)
+            for change in found:
+                yield change
+                since = change.seq
+            if found:
+                idle_since = time.monotonic()
+                if len(found) == 500:
+                    continue
+            if not wait or (timeout is not None and time.monotonic() - idle_since >= timeout):
+                return
+            await asyncio.sleep(poll)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncStore]:

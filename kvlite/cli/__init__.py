@@ -50,7 +50,7 @@ from typing import Any
 
 from ..errors import KvliteError, QuerySyntaxError
 from ..version import __version__
-from . import demo, entries, inspect, queries
+from . import changes, demo, entries, inspect, queries
 from .common import CliError, Handler, Subparsers, UsageError
 from .text import loads_json, printable
 
@@ -85,8 +85,9 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     entries.setup_get, entries.setup_put, entries.setup_delete, entries.setup_keys,
     inspect.setup_collections, inspect.setup_stats, inspect.setup_purge, inspect.setup_vacuum,
     entries.setup_export, entries.setup_import,
-    queries.setup_find, queries.setup_query, queries.setup_count, queries.setup_facets, queries.setup_explain, queries.setup_index,
-    entries.setup_copy,
+    queries.setup_find, queries.setup_query, queries.setup_count, queries.setup_facets, queries.setup_explain,
+    queries.setup_index,
+    entries.setup_copy, changes.setup_backup, changes.setup_changes,
 )
 
 
