@@ -399,14 +399,14 @@ class Store:
         backup began; writers are not blocked), into a temporary file beside ``path``, moved over
         ``path`` (replacing a file there) only once complete and synced to disk: a crash or kill
         leaves no partial file at ``path``.  The copy opens as a normal kvlite store.
-        ``progress(done, total)`` is called with page counts as the copy goes.  Per-collection
-        folder: ``path`` is a new folder holding one copy of each collection file, each
-        consistent on its own (not with each other).
+        ``progress(done, total)`` is called with page counts as the copy goes.
 
         :raises InvalidBackupTarget: the folder of ``path`` does not exist, or ``path`` is the
             store itself.
-        :raises NotSupported: ``":memory:"``, ``memory://``, PostgreSQL and Redis (use the
-            server's own tools: ``pg_dump``, ``redis-cli --rdb``).
+        ``":memory:"`` is saved the same way (to a file that opens as a normal store).
+
+        :raises NotSupported: ``memory://``, a per-collection folder, PostgreSQL and Redis (use
+            the server's own tools: ``pg_dump``, ``redis-cli --rdb``).
         """
         self._check_open()
         target = os.path.abspath(os.fspath(path))

@@ -296,6 +296,8 @@ class MemoryTable(Table):
         entry = self.data.get(key)
         if entry is not None and _live(entry, now):
             entry[1], entry[2] = data, expires
+            if self.engine.change_state:
+                self._log(entry[0], "put", data)
             return
         if entry is not None:
             del self.data[key]  # an expired key counts as new: it moves to the end
