@@ -401,12 +401,14 @@ class Store:
         leaves no partial file at ``path``.  The copy opens as a normal kvlite store.
         ``progress(done, total)`` is called with page counts as the copy goes.
 
-        :raises InvalidBackupTarget: the folder of ``path`` does not exist, or ``path`` is the
-            store itself.
-        ``":memory:"`` is saved the same way (to a file that opens as a normal store).
+        :raises InvalidBackupTarget: the folder of ``path`` does not exist, ``path`` is the store
+            itself, or (per-collection folder) ``path`` exists and is not an empty folder.
+        ``":memory:"`` is saved the same way (to a file that opens as a normal store).  A
+        per-collection folder is backed up to a new folder (``path`` must not exist, or be an
+        empty folder) holding a copy of each collection file, each consistent on its own.
 
-        :raises NotSupported: ``memory://``, a per-collection folder, PostgreSQL and Redis (use
-            the server's own tools: ``pg_dump``, ``redis-cli --rdb``).
+        :raises NotSupported: ``memory://``, PostgreSQL and Redis (use the server's own tools:
+            ``pg_dump``, ``redis-cli --rdb``).
         """
         self._check_open()
         target = os.path.abspath(os.fspath(path))

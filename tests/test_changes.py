@@ -288,6 +288,23 @@ def test_backup_refuses_bad_targets(tmp_path: Path) -> None:
         assert restored.collection("c").get("a") == 1
 
 
+def test_a_per_collection_folder_is_backed_up_file_by_file(tmp_path: Path) -> None:
+    with kvlite.open(tmp_path / "folder", layout="per-collection") as db:
+        db.collection("a").put(1, "x")
+        db.collection("b/é").put_many({f"k{n}": n for n in range(500)})
+        steps: list[tuple[int, int]] = []
+        db.backup(tmp_path / "copy", progress=lambda done, total: steps.append((done, total)))
+        assert steps[-1][0] == steps[-1][1]
+        with pytest.raises(InvalidBackupTarget):
+            db.backup(tmp_path / "copy")  # a per-collection backup is a new folder
+        with pytest.raises(InvalidBackupTarget):
+            db.backup(tmp_path / "folder")
+    with kvlite.open(tmp_path / "copy", layout="per-collection") as copy:
+        assert sorted(copy.collections()) == ["a", "b/é"]
+        assert copy.collection("a").get(1) == "x" and len(copy.collection("b/é")) == 500
+    assert not list(tmp_path.glob(".copy.*"))
+
+
 def test_async_follow(tmp_path: Path) -> None:
     import asyncio
 
