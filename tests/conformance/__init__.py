@@ -50,6 +50,9 @@ What is checked on each engine, one module per topic:
   ``count_by`` against a model comparing values as JSON, key ranges against a sorted model
   (``NotSupported`` on Redis and PostgreSQL, as documented), 4 processes patching different
   members of one document losing none;
+* ``changes``: the change feed records each change with its value on the engines that keep a log,
+  and ``backup()`` gives a store that opens with the same data; ``NotSupported`` from exactly the
+  engines the docs name;
 * ``copying``: ``kvlite.copy`` from the engine to every other, preserving values, key types,
   remaining TTLs and order, changing the serializer on the way.
 
@@ -68,6 +71,7 @@ refuses at open, ``memory://`` at its first write (both ``ReadOnlyError``).
 from __future__ import annotations
 
 from .base import EngineTests
+from .changes import ChangeFeed
 from .copying import Copying
 from .counters import Counters
 from .dictview import DictViews
@@ -85,6 +89,7 @@ __all__ = ["EngineTests", "StoreConformance"]
 
 
 class StoreConformance(KeyValueProtocol, Expiry, StoreLifecycle, KeysAndOrder, DictViews, ValuesAndErrors, Queries,
-                       QueryHardening, Transactions, Copying, Counters, ChangingDocuments):
+                       QueryHardening, Transactions, Copying, Counters, ChangingDocuments,
+                       ChangeFeed):
     """Every conformance test; a subclass per engine sets ``engine`` (a name in
     ``helpers_engines.ENGINES``) and runs them all on it."""

@@ -1,0 +1,60 @@
+"""The change feed and backups on every engine (issue 15): recorded with each change's value (also
+through ``jsonb``, whose log stores the text form) where the engine keeps a log, ``NotSupported``
+from exactly the engines whose docs say so (per-collection folders, Redis, PostgreSQL); a backup
+that opens as a store with the same data, or ``NotSupported`` (memory://, Redis, PostgreSQL).
+The deeper checks (processes, retention, SIGKILL) are in ``tests/test_changes.py``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kvlite
+from kvlite.errors import NotSupported
+
+from .base import EngineTests
+
+#: Engines that keep a change log (docs/changes-and-backup.md, "Where it is available").
+LOGGED = ("sqlite-file", "sqlite-jsonb", "sqlite-memory", "memory")
+#: Engines kvlite backs up itself.
+BACKED_UP = ("sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection")
+
+
+class ChangeFeed(EngineTests):
+    def test_changes_are_recorded_or_not_supported(self, store: Any) -> None:
+        if self.engine not in LOGGED:
+            with pytest.raises(NotSupported):
+                store.collection("feed", changes=True)
+            with pytest.raises(NotSupported):
+                store.changes()
+            with pytest.raises(NotSupported):
+                store.last_change_seq()
+            return
+        c = store.collection("feed", changes=True)
+        start = store.last_change_seq()
+        c.put("a", {"n": 1, "s": "é"})
+        c.patch("a", {"n": 2})
+        c.put(7, [1, 2.5, None])
+        c.delete("a")
+        store.collection("quiet").put("q", 1)
+        got = [(ch.collection, ch.key, ch.op, ch.value) for ch in store.changes(since=start)]
+        assert got == [("feed", "a", "put", {"n": 1, "s": "é"}), ("feed", "a", "put", {"n": 2, "s": "é"}),
+                       ("feed", 7, "put", [1, 2.5, None]), ("feed", "a", "delete", None)]
+        assert [ch.seq for ch in store.changes(since=start)] == sorted({ch.seq for ch in store.changes(since=start)})
+
+    def test_backup_opens_as_the_same_store_or_not_supported(self, store: Any, tmp_path: Path) -> None:
+        c = store.collection("kept")
+        c.put_many({"a": {"x": 1}, 2: "two", b"\x01": [True]})
+        target = tmp_path / "backup-target"
+        if self.engine not in BACKED_UP:
+            with pytest.raises(NotSupported):
+                store.backup(target)
+            assert not target.exists()
+            return
+        store.backup(target)
+        options = {"layout": "per-collection"} if self.engine == "per-collection" else {}
+        with kvlite.open(target, readonly=True, **options) as copy:
+            restored = copy.existing_collection("kept")
+            assert restored is not None and list(restored.items()) == list(c.items())
