@@ -10,6 +10,7 @@ statistics; the engine stores.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 import weakref
@@ -325,8 +326,8 @@ class Store:
         Streams in pages.  Without ``wait`` it ends after the newest change; with ``wait=True``
         it then waits for new changes committed by any thread or process (polling cheaply,
         never spinning) and yields them as they come, ending once ``timeout`` seconds have
-        passed without a new change (``None``: never).  Resume a follower with ``since=`` the last ``seq`` it
-        handled; :meth:`last_change_seq` is where the log is now.  A change is seen only once
+        passed without a new change (``None``: never).  Resume a follower with ``since=`` the
+        last ``seq`` it handled; :meth:`last_change_seq` is where the log is now.  A change is seen only once
         its transaction committed: a rolled-back ``transaction()`` block leaves none.
 
         :raises InvalidValue: ``since`` is not an int >= 0, or ``timeout`` not a number >= 0.
@@ -366,8 +367,8 @@ class Store:
                 if op == "put":
                     decode = decoders.get(serializer)
                     if decode is None:
-                        chosen = _serializers.get(serializer)
-                        decode = decoders[serializer] = lambda data, chosen=chosen: _serializers.decode(chosen, data)
+                        decode = decoders[serializer] = functools.partial(_serializers.decode,
+                                                                          _serializers.get(serializer))
                     value = decode(data)
                 since = seq
                 yield Change(seq, collection, key, op, value)
@@ -401,12 +402,12 @@ class Store:
         leaves no partial file at ``path``.  The copy opens as a normal kvlite store.
         ``progress(done, total)`` is called with page counts as the copy goes.
 
-        :raises InvalidBackupTarget: the folder of ``path`` does not exist, ``path`` is the store
-            itself, or (per-collection folder) ``path`` exists and is not an empty folder.
         ``":memory:"`` is saved the same way (to a file that opens as a normal store).  A
         per-collection folder is backed up to a new folder (``path`` must not exist, or be an
         empty folder) holding a copy of each collection file, each consistent on its own.
 
+        :raises InvalidBackupTarget: the folder of ``path`` does not exist, ``path`` is the store
+            itself, or (per-collection folder) ``path`` exists and is not an empty folder.
         :raises NotSupported: ``memory://``, PostgreSQL and Redis (use the server's own tools:
             ``pg_dump``, ``redis-cli --rdb``).
         """

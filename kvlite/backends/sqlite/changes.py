@@ -32,13 +32,8 @@ import apsw
 from ...errors import ChangesTruncated, CorruptStore
 from .errors import DB_ERRORS, translate_error
 
-__all__ = ["DEFAULT_KEEP", "DEFAULT_MAX_AGE", "enable", "disable", "page", "last_seq", "trim", "check_since",
+__all__ = ["enable", "disable", "page", "last_seq", "trim", "check_since",
            "before_drop", "enabled"]
-
-#: Changes kept per collection unless ``changes_keep=`` says otherwise.
-DEFAULT_KEEP = 100_000
-#: Seconds a change is kept unless ``changes_max_age=`` says otherwise (a week).
-DEFAULT_MAX_AGE = 7 * 86400.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kvlite_changes (
