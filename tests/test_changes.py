@@ -329,3 +329,19 @@ def test_async_follow(tmp_path: Path) -> None:
             await db.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("damage", ["UPDATE kvlite_changes SET op = 'zap'", "UPDATE kvlite_changes SET key_type = 7"])
+def test_a_damaged_log_is_corrupt_store(tmp_path: Path, damage: str) -> None:
+    import apsw
+
+    from kvlite.errors import CorruptStore
+
+    path = tmp_path / "h.db"
+    with kvlite.open(path) as db:
+        db.collection("c", changes=True).put("a", 1)
+    raw = apsw.Connection(str(path))
+    raw.execute(damage)
+    raw.close()
+    with kvlite.open(path) as db, pytest.raises(CorruptStore):
+        list(db.changes())

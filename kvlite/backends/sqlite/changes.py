@@ -181,8 +181,9 @@ def page(conn: apsw.Connection, since: int, names: list[str] | None, limit: int)
         sql += f" AND collection IN ({', '.join('?' for _ in names)})"
         params += names
     rows = conn.execute(sql + " ORDER BY seq LIMIT ?", [*params, limit]).fetchall()
-    for row in rows:
-        if row[5] not in ("put", "delete") or type(row[0]) is not int:
+    for row in rows:  # (a hostile file may hold a table of that name that is not STRICT)
+        if row[5] not in ("put", "delete") or type(row[0]) is not int or type(row[1]) is not str \
+                or type(row[2]) is not str:
             raise CorruptStore("damaged change log: a change kvlite never writes (the file is damaged "
                                "or was not written by kvlite)")
     return rows
