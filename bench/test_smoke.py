@@ -111,3 +111,30 @@ def test_rfc9535_strategies_agree_and_targets_are_computed(tmp_path: Path) -> No
         "PASS", "FAIL")
     assert any(text.startswith("query_rfc_stream_large on kvlite,") for text in rows)
     assert "RFC 9535 query workloads" in report.markdown(results)
+
+
+def test_documents_where_and_count_by_cells_measure_and_check(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import documents
+
+    settings = documents.Settings(n=300, count_n=400, repeats=1, count_repeats=1, tmp=str(tmp_path))
+    results = documents.run(settings, log=lambda m: None)
+    for cell in results["cells"]:
+        assert "error" not in cell, (cell.get("op"), cell.get("filter"), cell["strategy"], cell.get("error"))
+    where = [c for c in results["cells"] if c["part"] == "where"]
+    assert {c["dataset"] for c in where} == {"small", "large"}
+    floor = {f for f, (_, python, _) in documents.WHERE_FILTERS.items() if python == "nothing"}
+    assert len(where) == 2 * sum(2 + (f in floor) + (op == "patch") for op, f, _ in documents.WHERE_ROWS)
+    assert all(c["docs"] == 3 for c in where)  # 1% of 300
+    exact = next(c for c in where if c["strategy"] == "kvlite" and c["filter"] == "exact")
+    assert exact["python"].startswith("nothing")
+    counted = {(c["field"], c["strategy"]): c for c in results["cells"] if c["part"] == "count"}
+    assert counted[("status", "kvlite")]["groups"] == 10 and counted[("user", "memory")]["groups"] == 40
+    assert results["data"]["where"]["large"]["doc_bytes"]["mean"] > 4000
+    assert not list(tmp_path.iterdir())  # every temporary file was removed
+    report = documents.markdown(results)
+    assert "≥5x)" in report and "count_by over 400 documents" in report
+    out = tmp_path / "documents.json"
+    out.write_text(json.dumps(results))
+    assert documents.main(["--report", str(out), "--metric", "cpu"]) == 0
+    assert "CPU time" in capsys.readouterr().out
