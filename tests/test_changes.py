@@ -331,7 +331,7 @@ def test_async_follow(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("damage", ["UPDATE kvlite_changes SET op = 'zap'", "UPDATE kvlite_changes SET key_type = 7"])
+@pytest.mark.parametrize("damage", ["UPDATE kvlite_changes SET op = 7", "UPDATE kvlite_changes SET key_type = 7"])
 def test_a_damaged_log_is_corrupt_store(tmp_path: Path, damage: str) -> None:
     import apsw
 

@@ -31,6 +31,7 @@ See docs/backends/embedded.md.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import functools
 import itertools
@@ -74,7 +75,8 @@ class MemoryEngine(Engine):
         #: its first ordered read (Collection.keys(prefix=...)) and kept up to date from then on.
         self.key_orders: dict[int, tuple[dict[Any, _Entry], dict[str, list[Any]]]] = {}
         # The change log: (seq, collection, serializer, key, op, data, at) in seq order; per
-        # collection that records, [keep, max_age, trimmed]; waiters wake on every record.
+        # collection that records, [keep, max_age, trimmed, changes in the log]; waiters wake on
+        # every record.
         self.change_log: list[tuple[Any, ...]] = []
         self.change_seq = 0
         self.change_state: dict[str, list[Any]] = {}
@@ -130,8 +132,11 @@ class MemoryEngine(Engine):
         """Log one change of collection ``name`` (under the lock; the caller checked that it records)."""
         self.change_seq += 1
         self.change_log.append((self.change_seq, name, serializer, key, op, data, time.time()))
-        if self.change_seq % 1024 == 0:
-            self._trim(time.time())
+        state = self.change_state.get(name)
+        if state is not None:
+            state[3] += 1
+            if state[3] > state[0] + max(1024, state[0] // 8):  # trimmed in batches: O(1) a change
+                self._trim(time.time())
         self.changed.notify_all()
 
     def _trim(self, now: float) -> None:
@@ -150,6 +155,9 @@ class MemoryEngine(Engine):
                 continue
             kept.append(entry)
         self.change_log[:] = kept
+        counts = collections.Counter(entry[1] for entry in kept)
+        for name, state in self.change_state.items():
+            state[3] = counts[name]
 
     def set_changes(self, name: str, handle: Any, enabled: bool, keep: int, max_age: float) -> None:
         with self.lock:
@@ -160,7 +168,7 @@ class MemoryEngine(Engine):
             state = self.change_state.get(name)
             if enabled:
                 if state is None:
-                    self.change_state[name] = [keep, max_age, 0]
+                    self.change_state[name] = [keep, max_age, 0, 0]  # keep, max_age, trimmed, count
                 else:
                     state[0], state[1] = keep, max_age
             elif state is not None:
@@ -171,7 +179,7 @@ class MemoryEngine(Engine):
     def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
         with self.lock:
             self.check_open()
-            states = {**{n: [0, 0, upto] for n, upto in self._stopped.items()}, **self.change_state}
+            states = {**{n: [0, 0, upto, 0] for n, upto in self._stopped.items()}, **self.change_state}
             for name, state in states.items():
                 if (names is None or name in names) and state[2] > since:
                     raise ChangesTruncated(f"changes of {name!r} up to seq {state[2]} are no longer kept; "

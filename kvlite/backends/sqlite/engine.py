@@ -619,9 +619,9 @@ class SQLiteEngine(Engine):
                 if row is None or row[0] != handle:
                     raise CollectionDropped(f"the collection {name!r} was dropped (by this or another client)")
                 if enabled:
-                    _changes.enable(conn, name, handle, row[1] == "jsonb", keep, max_age)
+                    _changes.enable(conn, name, handle, row[1], keep, max_age)
                 else:
-                    _changes.disable(conn, name, handle)
+                    _changes.disable(conn, handle)
             except DB_ERRORS as exc:
                 raise translate_error(exc) from exc
 

@@ -153,7 +153,7 @@ class SQLiteTable(Table):
         try:
             conn.execute(self._sql_purge, (self._clock(),))
             purged = conn.changes()
-            _changes.trim(conn, time.time(), only=self.name)  # its change log, to its retention
+            _changes.trim(conn, time.time(), only=self.table_id)  # its change log, to its retention
         except apsw.Error as exc:
             raise translate_error(exc) from exc
         self.expirations += purged
