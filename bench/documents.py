@@ -313,10 +313,11 @@ def _checkpoint(conn: apsw.Connection) -> list[int]:
     database file, inside the timed part, for every strategy alike.
 
     SQLite checkpoints by itself at the first commit that leaves >= 1000 pages in the WAL.  The
-    calls here write ~1000 pages (small documents), so whether that commit pays for a checkpoint
-    (~20 ms here) depends on a page or two: kvlite's ``UPDATE`` wrote 1000 pages and paid it, the
-    floor's wrote 999 and did not.  Checkpointing after every strategy makes each pay for moving
-    its own pages into the file (when its commit already did, this one has little to do).
+    calls here write about that many (1% of 100k small documents, each on its own page), so
+    whether the commit pays for a checkpoint (~15 ms here) depends on a few pages: kvlite's
+    ``UPDATE`` reached the threshold and paid, the floor's wrote 990-999 pages and did not.
+    Checkpointing after every strategy makes each pay for moving its own pages into the file
+    (when its commit already did, this one has little to do).
     Returns ``[busy, frames in the WAL, frames checkpointed]``."""
     return list(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())  # type: ignore[arg-type]
 
