@@ -25,8 +25,11 @@ class Change:
     collection's name; ``key`` the key with its type; ``op`` is ``"put"`` (a write: ``put``,
     ``put_many``, ``patch``, ``incr``, ...) or ``"delete"`` (``delete``, ``pop``, ``clear``,
     ``delete_where``, an expired entry removed by ``purge_expired()`` or by a write over it, and
-    every entry of a dropped collection); ``value`` is, for a put, the value *that change* wrote
-    (decoded as the collection's serializer reads it; not the latest one), ``None`` for a delete.
+    every entry of a dropped collection); ``value`` is, for a put, the key's value when the
+    change is *read* -- the latest one, as CouchDB's changes feed gives the current document
+    (the log stores no copy of values, so it costs one small row per write) -- and ``None`` for a
+    delete, or for a put whose key has been deleted (or has expired) since: a later delete
+    change follows.  A follower applying the changes in order ends equal to the collection.
     """
 
     seq: int

@@ -364,7 +364,7 @@ class Store:
             rows = engine.changes_after(since, names, _CHANGES_PAGE)
             for seq, collection, serializer, key, op, data in rows:
                 value = None
-                if op == "put":
+                if data is not MISSING:
                     decode = decoders.get(serializer)
                     if decode is None:
                         decode = decoders[serializer] = functools.partial(_serializers.decode,

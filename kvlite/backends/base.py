@@ -257,7 +257,8 @@ class Engine(ABC):
         """Up to ``limit`` committed changes after seq ``since`` (of the collections ``names``, or
         all): ``(seq, collection, serializer name, key, op, data)`` in seq order, read in one
         snapshot with the check that the log still holds every change after ``since``
-        (:class:`~kvlite.errors.ChangesTruncated` otherwise)."""
+        (:class:`~kvlite.errors.ChangesTruncated` otherwise).  ``data`` is, for a put, the key's
+        live data now (the latest, not a copy made by the change), else ``MISSING``."""
         raise NotSupported(f"{type(self).__name__} keeps no change log: changes() is not available")
 
     def last_change_seq(self) -> int:

@@ -109,7 +109,7 @@ class MemoryEngine(Engine):
             self.key_orders.pop(id(found[0]), None)
             if name in self.change_state:  # a logged collection logs each removal
                 for stored in found[0]:
-                    self.record(name, found[1], stored, "delete", None)
+                    self.record(name, found[1], stored, "delete", found[0])
             found[0].clear()  # objects still holding the collection see nothing
             for table in list(self._made):
                 if table.data is found[0]:
@@ -128,10 +128,12 @@ class MemoryEngine(Engine):
 
     # -- the change log ----------------------------------------------------------------------------
 
-    def record(self, name: str, serializer: str, key: Any, op: str, data: Any) -> None:
-        """Log one change of collection ``name`` (under the lock; the caller checked that it records)."""
+    def record(self, name: str, serializer: str, key: Any, op: str, entries: dict[Any, _Entry]) -> None:
+        """Log one change of collection ``name`` whose entries are ``entries`` (under the lock; the
+        caller checked that it records).  A put's value is read from ``entries`` when the change
+        is read: the latest, as on SQLite."""
         self.change_seq += 1
-        self.change_log.append((self.change_seq, name, serializer, key, op, data, time.time()))
+        self.change_log.append((self.change_seq, name, serializer, key, op, entries, time.time()))
         state = self.change_state.get(name)
         if state is not None:
             state[3] += 1
@@ -186,9 +188,15 @@ class MemoryEngine(Engine):
                                            f"since={since} is older: resync", since=since, oldest=state[2])
             start = bisect.bisect_right(self.change_log, since, key=lambda entry: entry[0])
             out = []
-            for entry in itertools.islice(self.change_log, start, None):
-                if names is None or entry[1] in names:
-                    out.append((entry[0], entry[1], entry[2], entry[3], entry[4], entry[5]))
+            now = self.clock()
+            for seq, name, serializer, key, op, entries, _ in itertools.islice(self.change_log, start, None):
+                if names is None or name in names:
+                    data = MISSING
+                    if op == "put":
+                        live = entries.get(key)
+                        if live is not None and _live(live, now):
+                            data = live[1]
+                    out.append((seq, name, serializer, key, op, data))
                     if len(out) == limit:
                         break
             return out
@@ -305,25 +313,25 @@ class MemoryTable(Table):
         if entry is not None and _live(entry, now):
             entry[1], entry[2] = data, expires
             if self.engine.change_state:
-                self._log(entry[0], "put", data)
+                self._log(entry[0], "put")
             return
         if entry is not None:
             del self.data[key]  # an expired key counts as new: it moves to the end
             if self.engine.change_state:
-                self._log(entry[0], "delete", None)
+                self._log(entry[0], "delete")
         elif id(self.data) in self.engine.key_orders:
             bisect.insort(self._order_of(key), key)
         self.data[key] = [key, data, expires]
         if self.engine.change_state:
-            self._log(key, "put", data)
+            self._log(key, "put")
 
-    def _log(self, key: Any, op: str, data: Any) -> None:
+    def _log(self, key: Any, op: str) -> None:
         """Record a change when this collection records them (under the lock)."""
         engine = self.engine
         if self.name in engine.change_state:
             found = engine._registry.get(self.name)
             if found is not None and found[0] is self.data:
-                engine.record(self.name, found[1], key, op, data)
+                engine.record(self.name, found[1], key, op, self.data)
 
     def _order_of(self, key: Any) -> list[Any]:
         """The sorted list of the keys of ``key``'s kind (the order must exist)."""
@@ -355,7 +363,7 @@ class MemoryTable(Table):
         self.engine.touch(self.data)
         del self.data[key]
         if self.engine.change_state:
-            self._log(entry[0], "delete", None)
+            self._log(entry[0], "delete")
         if id(self.data) in self.engine.key_orders:
             order = self._order_of(key)
             del order[bisect.bisect_left(order, key)]
@@ -473,7 +481,7 @@ class MemoryTable(Table):
             self.engine.key_orders.pop(id(self.data), None)
             if self.engine.change_state:
                 for entry in self.data.values():
-                    self._log(entry[0], "delete", None)
+                    self._log(entry[0], "delete")
             self.data.clear()
 
     def purge(self, now: float) -> int:
@@ -484,7 +492,7 @@ class MemoryTable(Table):
                 self.engine.touch(self.data)
             for key in expired:
                 if self.engine.change_state:
-                    self._log(self.data[key][0], "delete", None)
+                    self._log(self.data[key][0], "delete")
                 del self.data[key]
             if expired:
                 self.engine.key_orders.pop(id(self.data), None)

@@ -4,8 +4,7 @@ Two tables, made the first time a collection turns its log on (a store that
 never does has neither)::
 
     kvlite_changes       seq (the rowid: strictly increasing), collection (the collection's
-                         registry id), key, key_type, op (1 put, 0 delete), at (unix time),
-                         value (the stored data of a put, as the serializer wrote it)
+                         registry id), key, key_type, op (1 put, 0 delete), at (unix time)
     kvlite_change_state  id (the collection's registry id, never reused), name, serializer,
                          enabled, keep (changes kept), max_age (seconds), trimmed (the last seq
                          trimmed from its log), counted (its changes in the log)
@@ -15,7 +14,10 @@ of the file records them -- every thread, every process, whatever options it
 opened the collection with -- in the transaction of the write itself: a change
 exists exactly when its write committed, and ``seq`` follows commit order
 (SQLite has one writer at a time).  A trigger inserts one row and nothing else
-(no lookup, no secondary index): the log costs one more row per write.
+(no lookup, no secondary index, no copy of the value): the log costs one small
+row per write.  A put's value is read from the collection when the change is
+read: the key's value *then* (the latest), as CouchDB's feed gives the current
+document.
 
 ``seq`` is never reused: it is the rowid, which SQLite makes one more than the
 largest in the table, and trimming never deletes the newest row of the log.
@@ -45,8 +47,7 @@ CREATE TABLE IF NOT EXISTS kvlite_changes (
     key        ANY NOT NULL,
     key_type   INTEGER NOT NULL,
     op         INTEGER NOT NULL,
-    at         REAL NOT NULL,
-    value      ANY
+    at         REAL NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS kvlite_change_state (
     id         INTEGER PRIMARY KEY,
@@ -71,19 +72,18 @@ def _has_log(conn: apsw.Connection) -> bool:
     return bool(row[0])
 
 
-def _triggers(table_id: int, stored: str) -> list[str]:
-    """The statements that make collection ``table_id``'s triggers (``stored``: how a row's value
-    reads as the serializer wrote it, ``json(new.value)`` for jsonb)."""
+def _triggers(table_id: int) -> list[str]:
+    """The statements that make collection ``table_id``'s triggers."""
     t, n = f'"kv_{table_id:d}"', f"{table_id:d}"
     now = "unixepoch('subsec')"
-    put = (f"INSERT INTO kvlite_changes(collection, key, key_type, op, at, value) "
-           f"VALUES ({n}, new.key, new.key_type, 1, {now}, {stored});")
+    put = (f"INSERT INTO kvlite_changes(collection, key, key_type, op, at) "
+           f"VALUES ({n}, new.key, new.key_type, 1, {now});")
     return [
         f'CREATE TRIGGER IF NOT EXISTS "kv_{n}_log_insert" AFTER INSERT ON {t} BEGIN {put} END',
         f'CREATE TRIGGER IF NOT EXISTS "kv_{n}_log_update" AFTER UPDATE ON {t} BEGIN {put} END',
         f'CREATE TRIGGER IF NOT EXISTS "kv_{n}_log_delete" AFTER DELETE ON {t} BEGIN '
-        f"INSERT INTO kvlite_changes(collection, key, key_type, op, at, value) "
-        f"VALUES ({n}, old.key, old.key_type, 0, {now}, NULL); END",
+        f"INSERT INTO kvlite_changes(collection, key, key_type, op, at) "
+        f"VALUES ({n}, old.key, old.key_type, 0, {now}); END",
     ]
 
 
@@ -97,7 +97,7 @@ def enabled(conn: apsw.Connection, table_id: int) -> bool:
 def enable(conn: apsw.Connection, name: str, table_id: int, serializer: str, keep: int, max_age: float) -> None:
     """Turn collection ``name``'s log on (or change its retention); inside a write transaction."""
     conn.execute(_SCHEMA)
-    for statement in _triggers(table_id, "json(new.value)" if serializer == "jsonb" else "new.value"):
+    for statement in _triggers(table_id):
         conn.execute(statement)
     conn.execute("INSERT INTO kvlite_change_state(id, name, serializer, enabled, keep, max_age) "
                  "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET enabled = 1, keep = excluded.keep, "
@@ -208,11 +208,11 @@ def check_since(conn: apsw.Connection, since: int, names: list[str] | None) -> N
 
 
 def page(conn: apsw.Connection, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
-    """Up to ``limit`` changes after ``since``: ``(seq, collection, serializer, key, key_type, op,
-    value)`` in seq order (``op`` as ``"put"``/``"delete"``)."""
+    """Up to ``limit`` changes after ``since``: ``(seq, collection name, serializer, key, key_type,
+    op, registry id)`` in seq order (``op`` as ``"put"``/``"delete"``)."""
     if not _has_log(conn):
         return []
-    sql = ("SELECT c.seq, s.name, s.serializer, c.key, c.key_type, c.op, c.value FROM kvlite_changes AS c "
+    sql = ("SELECT c.seq, s.name, s.serializer, c.key, c.key_type, c.op, c.collection FROM kvlite_changes AS c "
            "JOIN kvlite_change_state AS s ON s.id = c.collection WHERE c.seq > ?")
     params: list[Any] = [since]
     if names is not None:
@@ -220,10 +220,10 @@ def page(conn: apsw.Connection, since: int, names: list[str] | None, limit: int)
         params += names
     rows = conn.execute(sql + " ORDER BY c.seq LIMIT ?", [*params, limit]).fetchall()
     out = []
-    for seq, name, serializer, key, key_type, op, value in rows:
+    for seq, name, serializer, key, key_type, op, table_id in rows:
         # (a hostile file may hold tables of these names that are not kvlite's STRICT ones)
         if op not in (0, 1) or type(seq) is not int or type(name) is not str or type(serializer) is not str:
             raise CorruptStore("damaged change log: a change kvlite never writes (the file is damaged "
                                "or was not written by kvlite)")
-        out.append((seq, name, serializer, key, key_type, "put" if op == 1 else "delete", value))
+        out.append((seq, name, serializer, key, key_type, "put" if op == 1 else "delete", table_id))
     return out

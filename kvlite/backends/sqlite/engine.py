@@ -133,6 +133,15 @@ class _Block:
         raise self.lost_error()  # the statement's own change is undone with it
 
 
+def _value_out(serializer: str) -> str:
+    """The SQL that reads the ``value`` column as serializer ``serializer`` wrote it (``json(value)``
+    for jsonb); a serializer this process does not know reads it as stored."""
+    try:
+        return _serializers.get(serializer).sql_out.format("value")
+    except KvliteError:
+        return "value"
+
+
 class SQLiteEngine(Engine):
     """One SQLite file (or ``":memory:"``) as a kvlite engine.
 
@@ -626,15 +635,34 @@ class SQLiteEngine(Engine):
                 raise translate_error(exc) from exc
 
     def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
+        """The page and, for each put, the key's live value now (``MISSING`` when it is gone),
+        all read in one snapshot."""
         conn = self.connection()
+        out: list[tuple[Any, ...]] = []
         try:
             with self.read(conn):
                 _changes.check_since(conn, since, names)
                 rows = _changes.page(conn, since, names, limit)
+                now = self.clock()
+                lookups: dict[int, str | None] = {}
+                for seq, collection, serializer, key, key_type, op, table_id in rows:
+                    data = MISSING
+                    if op == "put":
+                        sql = lookups.get(table_id, "")
+                        if sql == "":  # once per collection: its table, if it still exists
+                            exists = conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+                                                  "AND name = ?", (f"kv_{table_id:d}",)).fetchone()[0]
+                            value = _value_out(serializer)
+                            sql = lookups[table_id] = (
+                                f"SELECT {value} FROM {table_sql_name(table_id)} WHERE key = ? AND "
+                                "(expires_at IS NULL OR expires_at > ?)") if exists else None
+                        if sql is not None:
+                            found = conn.execute(sql, (key, now)).fetchone()
+                            data = MISSING if found is None else found[0]
+                    out.append((seq, collection, serializer, _keys.decode(key, key_type), op, data))
         except DB_ERRORS as exc:
             raise translate_error(exc) from exc
-        return [(seq, collection, serializer, _keys.decode(key, key_type), op, value)
-                for seq, collection, serializer, key, key_type, op, value in rows]
+        return out
 
     def last_change_seq(self) -> int:
         return _changes.last_seq(self.connection())
