@@ -670,12 +670,12 @@ def count_by(table: SQLiteTable, path: list[str | int], query: Any | None) -> li
     # ?1 is the path; each plain ? after it takes the next number (now, then the filter's).
     statement = (f"SELECT value -> ?1, count(*), min(id) FROM {table.sql_name} "
                  f"WHERE value -> ?1 IS NOT NULL AND {sql} GROUP BY 1")
-    try:
-        rows = table.engine.connection().execute(statement, [field, table.engine.clock(), *params]).fetchall()
+    groups = []
+    try:  # row by row: only the groups are held, once
+        for text, count, first in table.engine.connection().execute(statement, [field, table.engine.clock(),
+                                                                                 *params]):
+            value = orjson.loads(text)
+            groups.append((facets.kind(value), value, int(count), int(first)))
     except DB_ERRORS as exc:
         raise translate_error(exc) from exc
-    groups = []
-    for text, count, first in rows:
-        value = orjson.loads(text)
-        groups.append((facets.kind(value), value, int(count), int(first)))
     return groups
