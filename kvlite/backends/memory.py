@@ -74,7 +74,7 @@ class MemoryEngine(Engine):
         #: Sorted keys of a collection by kind ({id(entries): (entries, {kind: [keys]})}), made by
         #: its first ordered read (Collection.keys(prefix=...)) and kept up to date from then on.
         self.key_orders: dict[int, tuple[dict[Any, _Entry], dict[str, list[Any]]]] = {}
-        # The change log: (seq, collection, serializer, key, op, data, at) in seq order; per
+        # The change log: (seq, collection, serializer, key, op, its entries dict, at) in seq order; per
         # collection that records, [keep, max_age, trimmed, changes in the log]; waiters wake on
         # every record.
         self.change_log: list[tuple[Any, ...]] = []

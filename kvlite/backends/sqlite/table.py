@@ -150,12 +150,14 @@ class SQLiteTable(Table):
 
     def _purge_now(self) -> int:
         conn = self.engine.connection()
-        try:
-            conn.execute(self._sql_purge, (self._clock(),))
-            purged = conn.changes()
-            _changes.trim(conn, time.time(), only=self.table_id)  # its change log, to its retention
-        except apsw.Error as exc:
-            raise translate_error(exc) from exc
+        # One write transaction: the trim's counting must not interleave with another process's.
+        with self.engine.write(conn):
+            try:
+                conn.execute(self._sql_purge, (self._clock(),))
+                purged = conn.changes()
+                _changes.trim(conn, time.time(), only=self.table_id)  # its change log, to its retention
+            except apsw.Error as exc:
+                raise translate_error(exc) from exc
         self.expirations += purged
         return purged
 
