@@ -186,8 +186,8 @@ class AsyncStore:
     async def stats(self) -> dict[str, Any]:
         return await self._call(self.store.stats)
 
-    async def last_change_seq(self) -> int:
-        return await self._call(self.store.last_change_seq)
+    async def last_change_seq(self, collection: str | None = None) -> int:
+        return await self._call(self.store.last_change_seq, collection)
 
     async def backup(self, path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None) -> None:
         """:meth:`kvlite.Store.backup`, awaited (``progress`` is called on the worker thread)."""

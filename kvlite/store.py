@@ -154,7 +154,8 @@ class Store:
         of the store (see :meth:`changes`), keeping the last ``changes_keep`` changes (default
         100,000) and those younger than ``changes_max_age`` seconds (default a week);
         ``changes=False`` stops recording and drops its log; ``None`` (the default) leaves it as
-        it is.  Supported on SQLite files, ``":memory:"`` and ``memory://``.
+        it is.  Supported on SQLite files, ``":memory:"``, per-collection folders (one log per
+        collection file) and ``memory://``.
 
         The registry is read on every call: when another client dropped the
         collection (and maybe made a new one of that name), the object made for
@@ -334,8 +335,9 @@ class Store:
         :raises CollectionNotFound: a name in ``collections`` is not a collection of the store.
         :raises ChangesTruncated: changes after ``since`` were already trimmed by the retention
             (raised where it is found, also in the middle of a long follow): resync.
-        :raises NotSupported: the engine keeps no change log (per-collection folders,
-            PostgreSQL, Redis).
+        :raises NotSupported: the engine keeps no change log (PostgreSQL, Redis); a
+            per-collection folder, which keeps one log per collection file (each with its own
+            seqs), when ``collections`` does not name exactly one collection.
         """
         self._check_open()
         if type(since) is not int or since < 0:
@@ -352,7 +354,7 @@ class Store:
             missing = [name for name in names if name not in known]
             if missing:
                 raise CollectionNotFound(f"no collection named {missing[0]!r}")
-        self.engine.last_change_seq()  # NotSupported now, not at the first next()
+        self.engine.last_change_seq(names[0] if names and len(names) == 1 else None)  # NotSupported now
         return self._follow(since, names, wait, timeout)
 
     def _follow(self, since: int, names: list[str] | None, wait: bool,
@@ -381,16 +383,20 @@ class Store:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 return
-            engine.wait_for_changes(since, 1.0 if left is None else min(left, 1.0))
+            engine.wait_for_changes(since, 1.0 if left is None else min(left, 1.0), names)
             self._check_open()
 
-    def last_change_seq(self) -> int:
+    def last_change_seq(self, collection: str | None = None) -> int:
         """The seq of the newest change recorded in the store (0: none yet): where a follower that
         has just copied the collections starts (``changes(since=store.last_change_seq())``).
 
-        :raises NotSupported: the engine keeps no change log."""
+        A per-collection folder keeps one log per collection file, each with its own seqs: there
+        ``collection`` names the log (other engines have one log and ignore it).
+
+        :raises NotSupported: the engine keeps no change log; a per-collection folder without
+            ``collection``."""
         self._check_open()
-        return self.engine.last_change_seq()
+        return self.engine.last_change_seq(None if collection is None else validate_collection_name(collection))
 
     def backup(self, path: str | os.PathLike[str], *, progress: Callable[[int, int], None] | None = None) -> None:
         """Write a consistent copy of the whole store to ``path`` while other threads and

@@ -215,12 +215,12 @@ def test_wait_wakes_on_a_new_change(engine: str, tmp_path: Path) -> None:
 
 def test_engines_without_a_log_say_so(tmp_path: Path) -> None:
     db = kvlite.open(tmp_path / "folder", layout="per-collection")
-    with pytest.raises(NotSupported):
-        db.collection("c", changes=True)
-    with pytest.raises(NotSupported):
-        db.changes()
+    db.collection("c", changes=True).put("a", 1)
+    with pytest.raises(NotSupported, match="one change log per collection file"):
+        db.changes()  # a per-collection folder is read one collection at a time
     with pytest.raises(NotSupported):
         db.last_change_seq()
+    assert [ch.key for ch in db.changes(collections=["c"])] == ["a"]
     db.close()
     with kvlite.open("memory://") as mem, pytest.raises(NotSupported):
         mem.backup(tmp_path / "copy.db")
@@ -309,6 +309,31 @@ def test_backup_refuses_bad_targets(tmp_path: Path) -> None:
         db.backup(tmp_path / "old.db")  # a file there is replaced, once the copy is complete
     with kvlite.open(tmp_path / "old.db") as restored:
         assert restored.collection("c").get("a") == 1
+
+
+def test_a_per_collection_folder_logs_per_file(tmp_path: Path) -> None:
+    db = kvlite.open(tmp_path / "folder", layout="per-collection")
+    c = db.collection("c", changes=True)
+    other = db.collection("o", changes=True)
+    c.put("a", 1)
+    other.put("x", 1)
+    c.delete("a")
+    assert [(ch.key, ch.op) for ch in db.changes(collections=["c"])] == [("a", "put"), ("a", "delete")]
+    assert [ch.key for ch in db.changes(collections=["o"])] == ["x"]
+    before = db.last_change_seq("c")
+    writer = threading.Timer(0.3, lambda: c.put("later", 2))
+    writer.start()
+    assert [ch.key for ch in db.changes(before, collections=["c"], wait=True, timeout=5)][:1] == ["later"]
+    writer.join()
+    old = db.last_change_seq("c")
+    db.drop_collection("c")
+    again = db.collection("c", changes=True)  # a new file: its log starts past the old one's seqs
+    again.put("new", 1)
+    assert db.last_change_seq("c") > old
+    with pytest.raises(ChangesTruncated, match="made anew"):
+        list(db.changes(old, collections=["c"]))  # a follower of the old file must resync
+    assert [ch.key for ch in db.changes(0, collections=["c"])] == ["new"]
+    db.close()
 
 
 def test_a_per_collection_folder_is_backed_up_file_by_file(tmp_path: Path) -> None:

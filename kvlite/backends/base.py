@@ -261,13 +261,14 @@ class Engine(ABC):
         live data now (the latest, not a copy made by the change), else ``MISSING``."""
         raise NotSupported(f"{type(self).__name__} keeps no change log: changes() is not available")
 
-    def last_change_seq(self) -> int:
-        """The seq of the newest change recorded (0: none yet)."""
+    def last_change_seq(self, name: str | None = None) -> int:
+        """The seq of the newest change recorded (0: none yet); ``name``: of that collection's log,
+        for engines with one log per collection (the others ignore it)."""
         raise NotSupported(f"{type(self).__name__} keeps no change log: last_change_seq() is not available")
 
-    def wait_for_changes(self, after: int, timeout: float) -> None:
-        """Return once a change after seq ``after`` may have committed (by any client), or after
-        ``timeout`` seconds: cheaply, without a busy loop."""
+    def wait_for_changes(self, after: int, timeout: float, names: list[str] | None = None) -> None:
+        """Return once a change after seq ``after`` (to the collections ``names``, or any) may have
+        committed (by any client), or after ``timeout`` seconds: cheaply, without a busy loop."""
         raise NotSupported(f"{type(self).__name__} keeps no change log")
 
     def backup(self, path: str, progress: Callable[[int, int], None] | None) -> None:

@@ -250,6 +250,9 @@ class _FileEngine(SQLiteEngine):
     those of threads that have ended).
     """
 
+    #: A collection dropped and made again is a new file: its log starts past the old one's seqs.
+    change_origin = True
+
     def __init__(self, path: str, folder_lock: _FolderLock, **options: Any) -> None:
         self._folder_lock = folder_lock
         self._identity: tuple[int, int] | None = None
@@ -612,6 +615,35 @@ class DirectoryEngine(Engine):
             if engine is not None:
                 purged.update(engine.purge_expired(now))
         return purged
+
+    # -- the change log: one per collection file --------------------------------------------
+
+    def set_changes(self, name: str, handle: Any, enabled: bool, keep: int, max_age: float) -> None:
+        handle.file.set_changes(name, handle.table_id, enabled, keep, max_age)
+
+    def _log_of(self, names: list[str] | None) -> _FileEngine | None:
+        """The engine of the one collection file whose log is asked for (``None``: no such file)."""
+        if names is None or len(names) != 1:
+            raise NotSupported("a per-collection folder keeps one change log per collection file, each with "
+                               "its own seq: follow one collection, changes(collections=[name]) and "
+                               "last_change_seq(name)")
+        with self._folder_lock.hold(exclusive=False):
+            return self._engine(names[0])
+
+    def changes_after(self, since: int, names: list[str] | None, limit: int) -> list[tuple[Any, ...]]:
+        engine = self._log_of(names)
+        return [] if engine is None else engine.changes_after(since, names, limit)
+
+    def last_change_seq(self, name: str | None = None) -> int:
+        engine = self._log_of(None if name is None else [name])
+        return 0 if engine is None else engine.last_change_seq()
+
+    def wait_for_changes(self, after: int, timeout: float, names: list[str] | None = None) -> None:
+        engine = self._log_of(names)
+        if engine is None:
+            time.sleep(min(timeout, 0.05))
+        else:
+            engine.wait_for_changes(after, timeout, names)
 
     def backup(self, path: str, progress: Callable[[int, int], None] | None) -> None:
         """A new folder at ``path`` holding a backup of each collection file (each file's own

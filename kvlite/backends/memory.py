@@ -201,12 +201,12 @@ class MemoryEngine(Engine):
                         break
             return out
 
-    def last_change_seq(self) -> int:
+    def last_change_seq(self, name: str | None = None) -> int:
         with self.lock:
             self.check_open()
             return self.change_seq
 
-    def wait_for_changes(self, after: int, timeout: float) -> None:
+    def wait_for_changes(self, after: int, timeout: float, names: list[str] | None = None) -> None:
         with self.changed:
             if self.change_seq <= after:
                 self.changed.wait(timeout)

@@ -31,6 +31,7 @@ holds raises :class:`~kvlite.errors.ChangesTruncated`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import apsw
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS kvlite_change_state (
 
 #: kvlite_meta's key for the seq up to which kvlite_change_state.counted has counted.
 _COUNTED = "changes_counted_upto"
+#: kvlite_meta's key for the first seq of a per-collection file's log (see :func:`enable`).
+_ORIGIN = "changes_origin"
 #: The newest row of the log, which no trim deletes (so its seq is never given out again).
 _NEWEST = "(SELECT max(seq) FROM kvlite_changes)"
 
@@ -94,9 +97,23 @@ def enabled(conn: apsw.Connection, table_id: int) -> bool:
     return bool(row[0])
 
 
-def enable(conn: apsw.Connection, name: str, table_id: int, serializer: str, keep: int, max_age: float) -> None:
-    """Turn collection ``name``'s log on (or change its retention); inside a write transaction."""
+def enable(conn: apsw.Connection, name: str, table_id: int, serializer: str, keep: int, max_age: float,
+           origin: bool = False) -> None:
+    """Turn collection ``name``'s log on (or change its retention); inside a write transaction.
+
+    With ``origin`` (a per-collection file, whose collection may be dropped and made again as a
+    new file), a new log starts its seqs at the current time in microseconds, past every seq the
+    collection's earlier files gave out, and remembers it: a follower asking from a seq before it
+    (of an earlier file) gets :class:`ChangesTruncated`."""
+    new_log = not _has_log(conn)
     conn.execute(_SCHEMA)
+    if new_log and origin:
+        start = int(time.time() * 1_000_000)
+        # A row of no collection (the readers' join drops it; no trim deletes it) holds the start.
+        conn.execute("INSERT INTO kvlite_changes(seq, collection, key, key_type, op, at) VALUES (?, 0, '', 0, 0, ?)",
+                     (start, time.time()))
+        conn.execute("INSERT INTO kvlite_meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                     "SET value = excluded.value", (_ORIGIN, start))
     for statement in _triggers(table_id):
         conn.execute(statement)
     conn.execute("INSERT INTO kvlite_change_state(id, name, serializer, enabled, keep, max_age) "
@@ -195,6 +212,11 @@ def check_since(conn: apsw.Connection, since: int, names: list[str] | None) -> N
     after ``since``."""
     if not _has_log(conn):
         return
+    origin = conn.execute("SELECT value FROM kvlite_meta WHERE key = ?", (_ORIGIN,)).fetchone()
+    if origin is not None and type(origin[0]) is int and 0 < since < origin[0]:
+        raise ChangesTruncated(f"this collection's log began at seq {origin[0]} (its file was made anew: the "
+                               f"collection was dropped and created again); since={since} is from before: "
+                               "resync", since=since, oldest=origin[0])
     sql = "SELECT name, trimmed FROM kvlite_change_state WHERE trimmed > ?"
     params: list[Any] = [since]
     if names is not None:

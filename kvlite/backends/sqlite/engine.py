@@ -150,6 +150,8 @@ class SQLiteEngine(Engine):
     """
 
     supports_transactions = True
+    #: Whether a new change log starts its seqs at the current time (see changes.enable).
+    change_origin = False
     supports_indexes = True
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, durability: str = "normal",
@@ -628,7 +630,7 @@ class SQLiteEngine(Engine):
                 if row is None or row[0] != handle:
                     raise CollectionDropped(f"the collection {name!r} was dropped (by this or another client)")
                 if enabled:
-                    _changes.enable(conn, name, handle, row[1], keep, max_age)
+                    _changes.enable(conn, name, handle, row[1], keep, max_age, origin=self.change_origin)
                 else:
                     _changes.disable(conn, handle)
             except DB_ERRORS as exc:
@@ -664,10 +666,10 @@ class SQLiteEngine(Engine):
             raise translate_error(exc) from exc
         return out
 
-    def last_change_seq(self) -> int:
+    def last_change_seq(self, name: str | None = None) -> int:
         return _changes.last_seq(self.connection())
 
-    def wait_for_changes(self, after: int, timeout: float) -> None:
+    def wait_for_changes(self, after: int, timeout: float, names: list[str] | None = None) -> None:
         """Polls ``PRAGMA data_version`` (which moves when another connection commits) every 20 ms
         on a connection of its own, after checking that nothing newer than ``after`` is there."""
         deadline = time.monotonic() + timeout
