@@ -393,3 +393,23 @@ def test_a_damaged_log_is_corrupt_store(tmp_path: Path, damage: str) -> None:
     raw.close()
     with kvlite.open(path) as db, pytest.raises(CorruptStore):
         list(db.changes())
+
+
+def test_retention_keeps_its_bound_under_concurrent_writers(tmp_path: Path) -> None:
+    """Three processes writing a logged collection each trim its log every 1024 writes: the
+    counting must not interleave (else a trim counts rows twice and keeps fewer than ``keep``;
+    without the trim's write transaction this failed about one run in five)."""
+    target = str(tmp_path / "busy.db")
+    with kvlite.open(target) as db:
+        db.collection("data", changes=True, changes_keep=500)
+    writers = [_spawn({"target": target, "mode": "writer", "collection": "data", "seed": seed, "count": 4000})
+               for seed in (3, 4, 5)]
+    for proc in writers:
+        assert proc.wait(timeout=180) == 0
+    with kvlite.open(target) as db:
+        db.purge_expired()
+        last = db.last_change_seq()
+        kept = list(db.changes(since=last - 500))  # the last 500 are all there ...
+        assert len(kept) == 500 and kept[-1].seq == last
+        with pytest.raises(ChangesTruncated):  # ... and no more than the bound
+            list(db.changes(since=last - 502))
