@@ -256,6 +256,9 @@ class ChangingDocuments(EngineTests):
         assert c.count_by("$.s", "$[?@.v]") == [("new", 2), ("old", 1), (None, 1)]  # 6 has no v
         assert c.count_by("$.s", "$[?@.v == 1]") == [("new", 1), ("old", 1)]  # true is not 1
         assert c.count_by("$.nothing") == []
+        c.put_many([(7, {"s": "nul\x00", "t": [1, 2]}), (8, {"t": [3, 2]})])  # NUL: no jsonb on PostgreSQL
+        assert c.count_by("$.s")[-1] == ("nul\x00", 1)
+        assert c.count_by("$.t[-1]") == [(2, 2)] and c.count_by("$.t[0]") == [(1, 1), (3, 1)]
         for bad in ("$..s", "$.*", "$[?@.s]", "s"):
             with pytest.raises(QuerySyntaxError):
                 c.count_by(bad)

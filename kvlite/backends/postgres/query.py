@@ -201,3 +201,26 @@ def indexes(table: PostgresTable) -> list[str]:
         "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %s::regclass", (table.sql_name,))
     prefix = f"kv_{table.table_id:d}_ix_"
     return sorted(comment for name, comment in rows if name.startswith(prefix) and comment)
+
+
+def count_by(table: PostgresTable, path: list[str | int], query: Any | None) -> list[tuple[str, Any, int, int]] | None:
+    """One ``GROUP BY doc #> path`` (jsonb equality: ``1`` and ``1.0`` one value, objects whatever
+    their member order, ``true`` apart from ``1``), plus the rare rows whose ``doc`` is NULL (a
+    value holding ``\\u0000``) counted in Python; ``None`` with a filter (PostgreSQL only narrows
+    filters, so the front-end counts what :meth:`find` yields) or for a non-JSON collection."""
+    if query is not None or not table.json:
+        return None
+    from ...query import facets
+
+    table.check()
+    parts = [str(part) for part in path]
+    live = table.live_sql
+    now = table.engine.clock()
+    groups = [(facets.kind(value), value, int(count), int(first)) for value, count, first in table.engine.fetchall(
+        f"SELECT doc #> %(path)s, count(*), min(id) FROM {table.sql_name} WHERE {live} AND doc IS NOT NULL "
+        "AND doc #> %(path)s IS NOT NULL GROUP BY 1", {"path": parts, "now": now})]
+    for row in table.engine.fetchall(f"SELECT id, {table.value_columns} FROM {table.sql_name} "
+                                     f"WHERE {live} AND doc IS NULL", {"now": now}):
+        for kind, value, count, _ in facets.groups([table.decode_raw(table.data(row, 1))], path):
+            groups.append((kind, value, count, int(row[0])))
+    return groups

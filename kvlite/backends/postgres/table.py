@@ -374,6 +374,11 @@ class PostgresTable(Table):
 
     # -- queries and indexes: push-down to SQL/JSON path (query.py) ------------------------------
 
+    def count_by(self, path: list[str | int], query: Any | None) -> list[tuple[str, Any, int, int]] | None:
+        from . import query as _query
+
+        return _query.count_by(self, path, query)
+
     def find(self, language: str, parsed: Any, order_by: str | None, desc: bool,
              tracker: Tracker, missing_last: bool = False) -> Iterator[tuple[Any, Any]] | None:
         from . import query
