@@ -489,7 +489,8 @@ class Collection:
         Documents without ``path`` are not counted; a JSON ``null`` there counts as ``None``.
         Values are compared as JSON: ``1`` and ``1.0`` are one value, ``true`` and ``1`` two;
         lists and objects count by equality (member order does not matter).  One ``GROUP BY``
-        in SQL where the engine can (SQLite JSON collections, when SQL decides ``query``); else
+        in SQL where the engine can (SQLite JSON collections, when SQL decides ``query``;
+        PostgreSQL without ``query``); else
         the documents are streamed and counted in Python, in memory bounded by the number of
         distinct values.
 
