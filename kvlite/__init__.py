@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from . import errors
+from .changes import Change
 from .collection import ABSENT, Collection
 from .copy import copy
 from .dictview import DictView
@@ -23,6 +24,7 @@ from .version import __version__
 
 __all__ = [
     "ABSENT",
+    "Change",
     "Collection",
     "DictView",
     "KeyValue",

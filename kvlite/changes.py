@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .collection import ABSENT
 from .keys import Key
 
 __all__ = ["Change"]
@@ -27,13 +28,15 @@ class Change:
     ``delete_where``, an expired entry removed by ``purge_expired()`` or by a write over it, and
     every entry of a dropped collection); ``value`` is, for a put, the key's value when the
     change is *read* -- the latest one, as CouchDB's changes feed gives the current document
-    (the log stores no copy of values, so it costs one small row per write) -- and ``None`` for a
-    delete, or for a put whose key has been deleted (or has expired) since: a later delete
-    change follows.  A follower applying the changes in order ends equal to the collection.
+    (the log stores no copy of values, so it costs one small row per write) -- and
+    :data:`kvlite.ABSENT` when there is none: for a delete, and for a put whose key has been
+    deleted (or has expired) since.  (``None`` is a stored JSON ``null``.)  A follower that sets
+    each key to its value, and removes it when the value is ``ABSENT``, ends equal to the
+    collection.
     """
 
     seq: int
     collection: str
     key: Key
     op: str
-    value: Any = None
+    value: Any = ABSENT

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from . import serializers as _serializers
 from .backends.base import MISSING, Engine, collection_stats, store_stats
-from .collection import Collection
+from .collection import ABSENT, Collection
 from .changes import Change
 from .errors import (
     CollectionDropped,
@@ -365,7 +365,7 @@ class Store:
         while True:
             rows = engine.changes_after(since, names, _CHANGES_PAGE)
             for seq, collection, serializer, key, op, data in rows:
-                value = None
+                value = ABSENT
                 if data is not MISSING:
                     decode = decoders.get(serializer)
                     if decode is None:

@@ -44,14 +44,14 @@ def main(spec: dict) -> None:
             seen, done = {}, 0
             Path(spec["ready"]).write_text("ready", encoding="utf-8")
             for change in store.changes(spec["since"], collections=[spec["collection"]], wait=True, timeout=60):
-                if change.op == "put":
+                if change.value is not kvlite.ABSENT:  # a put of a key that still exists
                     seen[change.key] = change.value
-                    if change.key == "__done__":
-                        done += 1
-                        if done == spec["writers"]:
-                            break
-                else:
+                else:  # a delete, or a put of a key deleted since (its delete follows)
                     seen.pop(change.key, None)
+                if change.op == "put" and change.key == "__done__":
+                    done += 1
+                    if done == spec["writers"]:
+                        break
             Path(spec["report"]).write_text(json.dumps(sorted(seen.items())), encoding="utf-8")
         elif mode == "mover":
             coll = store.collection(spec["collection"])

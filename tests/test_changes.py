@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvlite
+from kvlite import ABSENT
 from kvlite.errors import (
     ChangesTruncated,
     CollectionNotFound,
@@ -80,13 +81,13 @@ def test_every_write_is_recorded_with_the_latest_value(engine: str, tmp_path: Pa
     c.incr("count")
     assert new() == [("a", "put", {"n": 1, "m": 2}), ("count", "put", 1)]
     assert c.pop(5) == "five"
-    assert new() == [(5, "delete", None)]
+    assert new() == [(5, "delete", ABSENT)]
     c.put("short", 1, ttl=1)
     clock.advance(2)
     db.purge_expired()  # the expired entry is removed: a delete
-    assert new() == [("short", "put", None), ("short", "delete", None)]  # the put's value is gone
+    assert new() == [("short", "put", ABSENT), ("short", "delete", ABSENT)]  # the put's value is gone
     c.delete_where("$[?@.n == 1]")
-    assert new() == [("a", "delete", None)]
+    assert new() == [("a", "delete", ABSENT)]
     if db.supports_transactions:
         with db.transaction():
             c.put("kept", True)
@@ -97,11 +98,13 @@ def test_every_write_is_recorded_with_the_latest_value(engine: str, tmp_path: Pa
         assert new() == [("kept", "put", True)]
     c.put("count", 10)
     assert new() == [("count", "put", 10)]
+    c.put("null", None)  # a stored null is None, never ABSENT
+    assert new() == [("null", "put", None)]
     first = list(db.changes())
     assert [(ch.key, ch.value) for ch in first if ch.key == "count"] == [("count", 10), ("count", 10)]  # latest
     c.clear()
     cleared = new()
-    assert sorted(cleared, key=repr) == sorted([(k, "delete", None) for k in c_keys_before(first)], key=repr)
+    assert sorted(cleared, key=repr) == sorted([(k, "delete", ABSENT) for k in c_keys_before(first)], key=repr)
     seqs = [ch.seq for ch in db.changes()]
     assert seqs == sorted(set(seqs)) and db.last_change_seq() == seqs[-1]
     assert {type(ch.key) for ch in db.changes() if ch.key in (5, b"\x00")} == {int, bytes}

@@ -7,6 +7,7 @@ import os
 import sys
 
 from .. import keys as _keys
+from ..collection import ABSENT
 from .common import CliError, Subparsers, add_command, file_arg, non_negative_int, open_file
 from .text import record_line, stdout
 
@@ -35,9 +36,10 @@ def _run_changes(args: argparse.Namespace) -> int:
         names = None if args.collection is None else [args.collection]
         out = stdout()
         for change in store.changes(args.since, collections=names, wait=args.follow, timeout=args.timeout):
+            value = None if change.value is ABSENT else change.value  # JSON has no "absent"
             out.write(record_line((b'"seq"', change.seq), (b'"collection"', change.collection),
                                   (b'"key"', _keys.to_json(change.key)), (b'"op"', change.op),
-                                  (b'"value"', change.value)))
+                                  (b'"value"', value)))
             if args.follow:
                 out.flush()
     return 0
