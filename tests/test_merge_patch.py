@@ -9,7 +9,7 @@ import copy
 
 import apsw
 import orjson
-from helpers_query import JSON
+from helpers_query import JSON, strict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,14 +17,6 @@ from kvlite.merge_patch import merge_patch
 
 OBJECTS = st.dictionaries(st.sampled_from(["a", "b", "c", "é", ""]), JSON, max_size=4)
 PATCHES = st.one_of(st.dictionaries(st.sampled_from(["a", "b", "c", "é", ""]), JSON | OBJECTS, max_size=4), JSON)
-
-
-def _strict(value: object) -> object:
-    if isinstance(value, dict):
-        return [(k, _strict(v)) for k, v in value.items()]  # member order matters too
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return (type(value).__name__, value)
 
 
 def test_the_rfc_examples() -> None:
@@ -45,4 +37,4 @@ def test_sqlite_json_patch_gives_the_same_document(target: object, patch: object
     conn = apsw.Connection(":memory:")
     sql = "SELECT json(jsonb_patch(jsonb(?), ?))" if jsonb else "SELECT json_patch(?, ?)"
     (text,) = conn.execute(sql, (orjson.dumps(target).decode(), orjson.dumps(patch).decode())).fetchone()
-    assert _strict(orjson.loads(text)) == _strict(expected)
+    assert strict(orjson.loads(text)) == strict(expected)

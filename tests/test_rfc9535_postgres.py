@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from helpers_query import rfc9535_reference
+from helpers_query import rfc9535_reference, strict
 from server_postgres import new_schema_url
 
 import kvlite
@@ -68,15 +68,6 @@ def store(postgres_url: str) -> Iterator[Any]:
         yield opened
 
 
-def _strict(value: Any) -> Any:
-    """``value`` with its JSON types visible (1, 1.0 and True differ)."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return (type(value).__name__, value)
-
-
 @SETTINGS
 @given(docs=COLLECTIONS, condition=filters(), indexed=st.booleans(), tail=st.sampled_from(["", ".a", "..b"]))
 def test_filters_answer_as_therfc9535_reference(store: Any, docs: dict[str, Any], condition: str, indexed: bool,
@@ -90,7 +81,7 @@ def test_filters_answer_as_therfc9535_reference(store: Any, docs: dict[str, Any]
     for key, doc in docs.items():
         coll.put(key, doc)
     query = f"$[?{condition}]{tail}"
-    assert _strict(list(coll.find(query))) == _strict(rfc9535_reference(query, docs))
+    assert strict(list(coll.find(query))) == strict(rfc9535_reference(query, docs))
     assert coll.count(query) == len(rfc9535_reference(query, docs))
 
 
@@ -116,4 +107,4 @@ def test_an_index_serves_the_default_engines_filters(store: Any) -> None:
                   "$[?@.age]", "$[?@.age == null || @.age == true]"):
         (step,) = coll.explain(query)["steps"]
         assert any("(index)" in text for text in step["pushdown"]), (query, step["pushdown"])
-        assert _strict(list(coll.find(query))) == _strict(rfc9535_reference(query, dict(coll.items()))), query
+        assert strict(list(coll.find(query))) == strict(rfc9535_reference(query, dict(coll.items()))), query

@@ -18,7 +18,8 @@ from typing import Any
 import jsonpath_rfc9535
 import pytest
 from conftest import Clock
-from hypothesis import assume, given, settings
+from helpers_query import strict
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kvlite
@@ -54,17 +55,8 @@ FILTERS = st.sampled_from([
 ])
 
 
-def _strict(value: Any) -> Any:
-    """``value`` with types spelled out: ``1``, ``1.0`` and ``True`` compare different."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strict(v) for v in value]
-    return (type(value).__name__, value)
-
-
 def _entries(c: Any) -> list[tuple[Any, Any, Any]]:
-    return [(k, _strict(v), c.ttl(k)) for k, v in c.items()]
+    return [(k, strict(v), c.ttl(k)) for k, v in c.items()]
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -138,8 +130,8 @@ class ChangingDocuments(EngineTests):
         clock.advance(1)
         before = _entries(c)
         expected = merge_patch(copy.deepcopy(documents[0]), patch)
-        assert _strict(c.patch("k0", patch)) == _strict(expected)
-        assert _strict(c.get("k0")) == _strict(expected)
+        assert strict(c.patch("k0", patch)) == strict(expected)
+        assert strict(c.get("k0")) == strict(expected)
         after = _entries(c)
         assert [k for k, _, _ in after] == [k for k, _, _ in before]  # the place is kept
         assert after[1:] == before[1:] and after[0][2] == before[0][2]  # the rest and the TTL too
@@ -204,7 +196,7 @@ class ChangingDocuments(EngineTests):
             assert c.patch_where(query, patch) == len(chosen)
             expected = {k: (merge_patch(v, patch) if k in chosen else v) for k, v in model.items()}
         assert [k for k, _ in c.items()] == list(expected)
-        assert [_strict(v) for v in c.values()] == [_strict(v) for v in expected.values()]
+        assert [strict(v) for v in c.values()] == [strict(v) for v in expected.values()]
         assert {k: c.ttl(k) for k in expected} == {k: ttls[k] for k in expected}
 
     @pytest.mark.parametrize("query", ["$.*.a", "$..a", "$['k1']", "$[?@.n > $.k1.n]", "$[?@.a].b", "$[0]",
