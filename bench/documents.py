@@ -84,6 +84,8 @@ import orjson
 
 import kvlite
 
+from .runner import forked
+
 __all__ = ["Settings", "run", "markdown", "main", "WHERE_FILTERS", "where_doc", "count_doc"]
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results-documents.json"
@@ -250,39 +252,12 @@ class Probe:
         self.growth_kb = max(0, rss1 - self._rss0)
 
 
-def _fork_entry(fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any], conn: Any) -> None:
-    try:
-        conn.send(("ok", fn(spec)))
-    except BaseException as exc:  # noqa: BLE001 - sent to the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
 def in_child(fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any],
              timeout: float = 1800.0) -> dict[str, Any]:
     """``fn(spec)`` in a freshly forked process (its own peak RSS); in this process where there is no fork."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return fn(spec)
-    mp = multiprocessing.get_context("fork")
-    recv, send = mp.Pipe(duplex=False)
-    proc = mp.Process(target=_fork_entry, args=(fn, spec, send))
-    proc.start()
-    send.close()
-    try:
-        if not recv.poll(timeout):
-            proc.kill()
-            raise RuntimeError(f"timed out after {timeout:.0f} s")
-        try:
-            status, payload = recv.recv()
-        except EOFError:
-            status, payload = "error", f"the child died without a result (exit {proc.exitcode})"
-    finally:
-        proc.join()
-        recv.close()
-    if status != "ok":
-        raise RuntimeError(payload)
-    return payload
+    return forked(fn, spec, timeout)
 
 
 def _check(condition: bool, message: str) -> None:

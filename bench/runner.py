@@ -66,22 +66,26 @@ def plan(settings: Settings) -> list[tuple[Workload, list[str]]]:
     return cells
 
 
-def _forked_entry(spec: dict[str, Any], conn: Any) -> None:
-    from .child import measure
+def _measure(spec: dict[str, Any]) -> dict[str, Any]:
+    from .child import measure  # imported in the child only
 
+    return measure(spec)
+
+
+def _forked_entry(fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any], conn: Any) -> None:
     try:
-        conn.send(("ok", measure(spec)))
+        conn.send(("ok", fn(spec)))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
 
 
-def _forked(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run :func:`bench.child.measure` in a forked child (a fresh process; no interpreter start-up)."""
+def forked(fn: Callable[[dict[str, Any]], dict[str, Any]], spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """``fn(spec)`` in a forked child (a fresh process; no interpreter start-up), its result sent back."""
     mp = multiprocessing.get_context("fork")
     recv, send = mp.Pipe(duplex=False)
-    proc = mp.Process(target=_forked_entry, args=(spec, send))
+    proc = mp.Process(target=_forked_entry, args=(fn, spec, send))
     proc.start()
     send.close()
     try:
@@ -103,7 +107,7 @@ def _forked(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 def _child(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """One measurement in a fresh process: forked where possible, else a new interpreter."""
     if "fork" in multiprocessing.get_all_start_methods():
-        return _forked(spec, timeout)
+        return forked(_measure, spec, timeout)
     return _subprocess(spec, timeout)
 
 
