@@ -11,12 +11,15 @@ The protocol every engine implements is in :mod:`kvlite.backends.base`.
 ``"null://"``                     accepts everything, keeps nothing
 ``"postgresql://..."``            PostgreSQL (the ``postgres`` extra)
 ``"redis://..."``, ``"valkey://..."`` Redis / Valkey (the ``redis`` extra)
+``"lmdb://folder"``               an LMDB environment in a folder (the ``lmdb`` extra)
+a py-key-value store object       any ``AsyncKeyValue`` store (the ``pykv`` extra)
 ================================ =============================================
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from typing import Any
 
@@ -34,7 +37,15 @@ _SCHEMES = {
     "rediss": ("kvlite.backends.redis", "RedisEngine"),
     "valkey": ("kvlite.backends.redis", "RedisEngine"),
     "valkeys": ("kvlite.backends.redis", "RedisEngine"),
+    "lmdb": ("kvlite.backends.lmdb", "LMDBEngine"),
 }
+
+
+def is_pykv_store(target: object) -> bool:
+    """Whether ``target`` looks like a py-key-value ``AsyncKeyValue`` store (its protocol's
+    coroutine methods), checked without importing py-key-value."""
+    return all(inspect.iscoroutinefunction(getattr(target, name, None))
+               for name in ("get", "put", "delete", "ttl", "get_many", "put_many", "delete_many"))
 
 
 def _sqlite_path(url: str) -> str:
@@ -49,7 +60,15 @@ def open_engine(target: str | os.PathLike[str], *, layout: str = "single", **opt
     from .sqlite import SQLiteEngine
 
     if not isinstance(target, (str, os.PathLike)):
-        raise TypeError(f"a store target is a path, a URL or an Engine, not {type(target).__name__}")
+        if is_pykv_store(target):
+            if layout != "single":
+                raise ValueError("layout='per-collection' is a folder of SQLite files; it cannot be used "
+                                 "with a py-key-value store")
+            from .pykv import PyKVEngine
+
+            return PyKVEngine(target, **options)
+        raise TypeError(f"a store target is a path, a URL, an Engine or a py-key-value store, "
+                        f"not {type(target).__name__}")
     text = os.fspath(target)
     if layout not in ("single", "per-collection"):
         raise ValueError(f"layout must be 'single' or 'per-collection', not {layout!r}")
