@@ -125,6 +125,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from asyncio.events import _get_running_loop, _set_running_loop
 from typing import Any, TypeVar
 
 import orjson
@@ -150,7 +151,7 @@ except ImportError:  # pragma: no cover - exercised only without the extra
     _kv_errors = None  # type: ignore[assignment]
 
 __all__ = ["PyKVEngine", "PyKVTable", "REGISTRY", "VALUE", "TEXT", "BYTES", "PAGE", "MAX_TTL",
-           "DEFAULT_LIST_CAP", "key_text", "key_of_text"]
+           "DEFAULT_LIST_CAP", "INLINE_STORES", "key_text", "key_of_text"]
 
 T = TypeVar("T")
 
@@ -170,6 +171,20 @@ PAGE = 500
 MAX_TTL = 100 * 365.25 * 86400.0
 #: The listing cap assumed for a store whose module names no ``PAGE_LIMIT``.
 DEFAULT_LIST_CAP = 10_000
+
+#: The py-key-value stores whose coroutines do their work synchronously (in-process data, or a
+#: library without asyncio: cachetools, diskcache, RocksDB, DuckDB): kvlite runs their calls in
+#: the calling thread instead of handing each one to the engine's loop thread (see
+#: :meth:`PyKVEngine.call`).  Exact classes: a subclass or a wrapper runs on the loop.
+INLINE_STORES = frozenset({
+    "key_value.aio.stores.memory.store.MemoryStore",
+    "key_value.aio.stores.simple.store.SimpleStore",
+    "key_value.aio.stores.null.store.NullStore",
+    "key_value.aio.stores.disk.store.DiskStore",
+    "key_value.aio.stores.disk.multi_store.MultiDiskStore",
+    "key_value.aio.stores.rocksdb.store.RocksDBStore",
+    "key_value.aio.stores.duckdb.store.DuckDBStore",
+})
 
 _MEMCACHED_KEY = re.compile("^[^\\s\x00-\x1f\x7f-\x9f]{1,250}$")
 
@@ -327,6 +342,9 @@ class PyKVEngine(Engine):
         #: Serialises the read-then-write calls (pop, setdefault, numeric keys, the registry).
         self.lock = threading.RLock()
         self._tables: weakref.WeakSet[PyKVTable] = weakref.WeakSet()
+        #: Whether calls run in the calling thread first (see :meth:`call`).
+        self.inline = f"{type(store).__module__}.{name}" in INLINE_STORES
+        self._inline_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"kvlite-pykv-{name}", daemon=True)
         self._thread.start()
@@ -334,9 +352,15 @@ class PyKVEngine(Engine):
     # -- running coroutines on the engine's loop ------------------------------------------------
 
     def call(self, awaitable: Awaitable[T]) -> T:
-        """Run ``awaitable`` (a coroutine of the store, or any) on the engine's loop and return
-        its result: how to use the store object directly while kvlite holds it.  Exceptions
-        come back as they are (not translated)."""
+        """Run ``awaitable`` (a coroutine of the store, or any) for the engine and return its
+        result: how to use the store object directly while kvlite holds it.  Exceptions come
+        back as they are (not translated).
+
+        On a store of :data:`INLINE_STORES` the coroutine is first run in the calling thread,
+        under the engine's lock, with the engine's loop as the running loop: such a store does
+        its work synchronously, so the call normally ends without ever suspending; if it does
+        suspend, the rest of it runs as a task on the engine's loop (waited for).  On any other
+        store the coroutine runs on the engine's loop (``run_coroutine_threadsafe``)."""
         if self.closed:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
@@ -344,6 +368,20 @@ class PyKVEngine(Engine):
         if threading.current_thread() is self._thread:
             raise KvliteError("a kvlite call cannot be made from inside the py-key-value engine's own loop")
         coroutine = awaitable if inspect.iscoroutine(awaitable) else _awaited(awaitable)
+        if not self.inline:
+            return self._submit(coroutine)
+        with self._inline_lock:
+            previous = _get_running_loop()
+            _set_running_loop(self._loop)
+            try:
+                yielded = coroutine.send(None)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            finally:
+                _set_running_loop(previous)
+            return self._submit(_finish(coroutine, yielded))
+
+    def _submit(self, coroutine: Any) -> Any:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(self.timeout or None)
@@ -474,6 +512,20 @@ class PyKVEngine(Engine):
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+async def _finish(coroutine: Any, yielded: Any) -> Any:
+    """Go on running a coroutine that suspended (yielding ``yielded``) while run inline: each
+    future it waits for is awaited here, on the engine's loop, then the coroutine resumes."""
+    while True:
+        if asyncio.isfuture(yielded):
+            await asyncio.wait([yielded])
+        else:  # a bare yield (asyncio.sleep(0))
+            await asyncio.sleep(0)
+        try:
+            yielded = coroutine.send(None)
+        except StopIteration as stop:
+            return stop.value
 
 
 # -- one collection ---------------------------------------------------------------------------------
