@@ -27,7 +27,7 @@ import kvlite
 
 # The throwaway servers' session fixtures (postgres_server, postgres_url; redis_url,
 # redis_prefix_url), for every test module: no module imports a fixture by name.
-pytest_plugins = ["server_postgres", "server_redis"]
+pytest_plugins = ["server_postgres", "server_redis", "server_memcached"]
 # Shared test code outside test_*.py files: pytest explains their failed asserts too.
 pytest.register_assert_rewrite("conformance", "helpers_query")
 

@@ -51,7 +51,8 @@ Keys
     written: on ``MemcachedStore`` without a key sanitization strategy, ``collection::key``
     must be at most 250 UTF-8 bytes with no whitespace or control characters; on
     ``FileTreeStore`` without one, a key is a file name (no ``/``, ``\\``, NUL, ``.`` or
-    ``..``; at most 250 UTF-8 bytes).
+    ``..``; at most 250 UTF-8 bytes); on ``PostgreSQLStore`` a key or collection name holds no
+    NUL character, nor does a document (that value raises ``SerializationError``).
 
 Expiry
     A TTL is py-key-value's TTL (seconds): the store decides expiry, on the real clock
@@ -172,6 +173,11 @@ MAX_TTL = 100 * 365.25 * 86400.0
 #: The listing cap assumed for a store whose module names no ``PAGE_LIMIT``.
 DEFAULT_LIST_CAP = 10_000
 
+#: The py-key-value stores that change documents: DuckDBStore (0.5.0) binds a dict as a DuckDB STRUCT
+#: before storing it as JSON, so a list of mixed types comes back as strings and some documents are
+#: refused.  kvlite stores the serializer's output there, wrapped (``{TEXT: "<json>"}``).
+TEXT_DOCUMENT_STORES = frozenset({"key_value.aio.stores.duckdb.store.DuckDBStore"})
+
 #: The py-key-value stores whose coroutines do their work synchronously (in-process data, or a
 #: library without asyncio: cachetools, diskcache, RocksDB, DuckDB): kvlite runs their calls in
 #: the calling thread instead of handing each one to the engine's loop thread (see
@@ -257,6 +263,12 @@ def _key_rule(store: Any) -> Callable[[str, str], str | None] | None:
                         "control characters")
             return None
         return memcached
+    if name == "PostgreSQLStore":
+        def postgres(collection: str, text: str) -> str | None:
+            if "\x00" in collection or "\x00" in text:
+                return "PostgreSQL text cannot hold the NUL character"
+            return None
+        return postgres
     if name == "FileTreeStore" and plain:
         def filetree(collection: str, text: str) -> str | None:
             if text in ("", ".", "..") or any(c in text for c in "/\\\x00") or len(text.encode("utf-8")) > 250:
@@ -294,6 +306,22 @@ def _translated(exc: BaseException, where: str) -> BaseException:
     return KvliteError(f"{where}: {type(exc).__name__}: {exc}")
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value holds U+0000 in a string or a member name."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            if "\x00" in item:
+                return True
+        elif type(item) is dict:
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
+
+
 def _has(store: Any, method: str) -> bool:
     return inspect.iscoroutinefunction(getattr(store, method, None))
 
@@ -311,11 +339,14 @@ def _list_cap(store: Any) -> int:
 class PyKVEngine(Engine):
     """kvlite over a py-key-value ``AsyncKeyValue`` store object (see the module docstring).
 
-    :param store: the py-key-value store; kvlite does not close it unless ``close_store``.
+    :param store: the py-key-value store.
     :param clock: must be ``time.time`` (the store decides expiry on the real clock).
     :param durability: ``"normal"`` (``"full"``: :class:`~kvlite.errors.NotSupported`).
     :param timeout: seconds one call to the store may take (``0``: no bound).
-    :param close_store: close the store (``await store.close()``) when the engine closes.
+    :param close_store: close the store (``await store.close()``) when the engine closes;
+        ``None`` (the default): exactly when the store is not one of :data:`INLINE_STORES`
+        (a store talking to a server made its connections on the engine's loop, which
+        closing ends; an in-process or file store stays open for the caller).
     :raises NotSupported: another clock, ``durability="full"``.
     """
 
@@ -323,7 +354,7 @@ class PyKVEngine(Engine):
     supports_indexes = False
 
     def __init__(self, store: Any, *, clock: Callable[[], float] = time.time, readonly: bool = False,
-                 durability: str = "normal", timeout: float = 30.0, close_store: bool = False) -> None:
+                 durability: str = "normal", timeout: float = 30.0, close_store: bool | None = None) -> None:
         name = type(store).__name__
         super().__init__(f"pykv:{name}", clock=clock, readonly=readonly, durability=durability, timeout=timeout)
         if clock is not time.time:
@@ -338,12 +369,19 @@ class PyKVEngine(Engine):
         self.destroys_collections = _has(store, "destroy_collection")
         self.list_cap = _list_cap(store)
         self.key_rule = _key_rule(store)
-        self.close_store = close_store
         #: Serialises the read-then-write calls (pop, setdefault, numeric keys, the registry).
         self.lock = threading.RLock()
         self._tables: weakref.WeakSet[PyKVTable] = weakref.WeakSet()
         #: Whether calls run in the calling thread first (see :meth:`call`).
-        self.inline = f"{type(store).__module__}.{name}" in INLINE_STORES
+        qualified = f"{type(store).__module__}.{name}"
+        self.inline = qualified in INLINE_STORES
+        #: Whether every value is stored as the serializer's output in a wrapper (see TEXT_DOCUMENT_STORES).
+        self.text_documents = qualified in TEXT_DOCUMENT_STORES
+        #: Whether documents cannot hold U+0000 (PostgreSQL's JSONB): such a value is refused.
+        self.nul_free = name == "PostgreSQLStore"
+        #: Whether close() closes the store object (default: when it is not inline: its
+        #: connections were made on the engine's loop, which close() ends).
+        self.close_store = (not self.inline) if close_store is None else close_store
         self._inline_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"kvlite-pykv-{name}", daemon=True)
@@ -510,6 +548,16 @@ class PyKVEngine(Engine):
             loop.close()
 
 
+async def _unique(method: Callable[..., Awaitable[list[Any]]], texts: list[str], collection: str) -> list[Any]:
+    """``method(texts, collection=collection)`` (``get_many``/``ttl_many``) asked for each key once
+    (memcached refuses a repeated key), the results in the positions of ``texts``."""
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) == len(texts):
+        return await method(texts, collection=collection)
+    found = dict(zip(distinct, await method(distinct, collection=collection)))
+    return [found[text] for text in texts]
+
+
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
@@ -539,9 +587,9 @@ class PyKVTable(Table):
     def __init__(self, engine: PyKVEngine, name: str, serializer: _serializers.Serializer) -> None:
         super().__init__(engine, name, serializer)
         self.store = engine.store
-        self.json = bool(serializer.json)
+        self.json = bool(serializer.json) and not engine.text_documents
         self.bytes_out = False
-        if self.json:
+        if serializer.json:
             try:
                 self.bytes_out = isinstance(serializer.dumps({}), bytes)
             except Exception:  # noqa: BLE001 - a stand-in, or a serializer refusing {}: text assumed
@@ -560,6 +608,9 @@ class PyKVTable(Table):
             except orjson.JSONDecodeError as exc:
                 raise SerializationError(f"the serializer {self.serializer.name!r} is marked JSON but gave "
                                          f"text that is not JSON: {exc}") from None
+            if self.engine.nul_free and "u0000" in data and _has_nul(value):
+                raise SerializationError(f"{self.engine.store_name} cannot store the NUL character (U+0000) in "
+                                         "a document")
             if type(value) is dict and not (len(value) == 1 and next(iter(value)) in _RESERVED):
                 return value
             return {VALUE: value}
@@ -569,6 +620,9 @@ class PyKVTable(Table):
             except UnicodeEncodeError:
                 raise SerializationError(f"the serializer {self.serializer.name!r} gave text that is not "
                                          "valid Unicode (no store can keep it)") from None
+            if self.engine.nul_free and "\x00" in data:
+                raise SerializationError(f"{self.engine.store_name} cannot store the NUL character (U+0000) in "
+                                         "a document")
             return {TEXT: data}
         if isinstance(data, (bytes, bytearray, memoryview)):
             return {BYTES: base64.b64encode(data).decode("ascii")}
@@ -634,11 +688,15 @@ class PyKVTable(Table):
                 raise InvalidKey(f"{self.engine.store_name} cannot hold the key {text!r}: {reason}")
 
     def _all_forms(self, key: Any) -> list[str]:
+        """The key's own form (checked: :class:`InvalidKey` when the store cannot hold it), then
+        the other forms of the keys equal to it that the store can hold."""
         if type(key) is str:
             return [self._text(key)]
         forms = _forms(key)
-        for form in forms:
-            self._check_text(form)
+        self._check_text(forms[0])
+        rule = self.engine.key_rule
+        if rule is not None and len(forms) > 1:
+            forms = [forms[0]] + [form for form in forms[1:] if rule(self.collection, form) is None]
         return forms
 
     def _needs_forms(self, key: Any) -> bool:
@@ -685,7 +743,7 @@ class PyKVTable(Table):
     def expiry(self, key: Any, now: float) -> Any:
         self.check()
         forms = self._all_forms(key)
-        found = self.engine.run(self.store.ttl_many(forms, collection=self.collection))
+        found = self.engine.run(_unique(self.store.ttl_many, forms, self.collection))
         for document, remaining in found:
             if document is not None:
                 if remaining is None:
@@ -697,7 +755,7 @@ class PyKVTable(Table):
         self.check()
         groups = [self._all_forms(key) for key in keys]
         flat = [form for forms in groups for form in forms]
-        found = iter(self.engine.run(self.store.ttl_many(flat, collection=self.collection)) if flat else [])
+        found = iter(self.engine.run(_unique(self.store.ttl_many, flat, self.collection)) if flat else [])
         out = []
         for forms in groups:
             result = MISSING
@@ -712,7 +770,7 @@ class PyKVTable(Table):
         self.check()
         groups = [self._all_forms(key) for key in keys]
         flat = [form for forms in groups for form in forms]
-        found = iter(self.engine.run(self.store.get_many(flat, collection=self.collection)) if flat else [])
+        found = iter(self.engine.run(_unique(self.store.get_many, flat, self.collection)) if flat else [])
         out = []
         for forms in groups:
             result = MISSING
@@ -726,7 +784,7 @@ class PyKVTable(Table):
     async def _targets(self, groups: list[list[str]]) -> list[str]:
         """For each key's forms: the form already stored (live), else its own."""
         flat = [form for forms in groups if len(forms) > 1 for form in forms]
-        found = iter(await self.store.get_many(flat, collection=self.collection) if flat else [])
+        found = iter(await _unique(self.store.get_many, flat, self.collection) if flat else [])
         targets = []
         for forms in groups:
             target = forms[0]
@@ -800,11 +858,11 @@ class PyKVTable(Table):
         store, collection = self.store, self.collection
 
         async def delete_all() -> int:
-            found = iter(await store.get_many(flat, collection=collection))
+            found = iter(await _unique(store.get_many, flat, collection))
             live = 0
             for forms in groups.values():
                 live += any([next(found) is not None for _ in forms])
-            await store.delete_many(flat, collection=collection)
+            await store.delete_many(list(dict.fromkeys(flat)), collection=collection)
             return live
 
         return self.engine.run(delete_all())
@@ -911,7 +969,9 @@ class PyKVTable(Table):
         return 0
 
     def sizes(self, now: float) -> tuple[int, int, int]:
-        listed = self._listed()
+        """``(live entries, bytes of their serializer output, listed keys that read as expired)``;
+        keys that are not kvlite's (see :func:`key_of_text`) count nowhere."""
+        listed = [text for text in self._listed() if key_of_text(text) is not MISSING]
         live = size = 0
         for start in range(0, len(listed), PAGE):
             page = listed[start:start + PAGE]
@@ -921,4 +981,3 @@ class PyKVTable(Table):
                     data = self.data_of(document)
                     size += len(data.encode("utf-8") if isinstance(data, str) else data)
         return live, size, len(listed) - live
-
