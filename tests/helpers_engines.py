@@ -8,6 +8,7 @@
 ``memory``          ``kvlite.open("memory://")``
 ``redis``           ``kvlite.open(redis_url + "?prefix=<unique>")``
 ``postgresql``      ``kvlite.open(<postgres_url in a new, empty schema>)``
+``lmdb``            ``kvlite.open("lmdb://<tmp>/lmdb-N")`` (a folder holding an LMDB environment)
 =================== ===============================================================================
 
 The Redis and PostgreSQL servers are the session fixtures of ``tests/server_redis.py`` and
@@ -34,9 +35,10 @@ from server_postgres import new_schema_url
 import kvlite
 
 #: Every engine the conformance suite runs on, in the order its tests are reported.
-ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql"]
+ENGINES = ["sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory", "redis", "postgresql",
+           "lmdb"]
 #: Engines whose data outlives the store object (a second ``open`` of the same target sees it).
-PERSISTENT = {"sqlite-file", "sqlite-jsonb", "per-collection", "redis", "postgresql"}
+PERSISTENT = {"sqlite-file", "sqlite-jsonb", "per-collection", "redis", "postgresql", "lmdb"}
 
 _locations = itertools.count()
 
@@ -77,6 +79,8 @@ def new_location(backend: str, request: pytest.FixtureRequest, folder: Path) -> 
     if backend == "postgresql":
         url = request.getfixturevalue("postgres_url")
         return Location(backend, new_schema_url(url, "conf"))
+    if backend == "lmdb":
+        return Location(backend, f"lmdb://{folder / f'lmdb-{n}'}")
     raise AssertionError(f"unknown backend {backend!r}")
 
 

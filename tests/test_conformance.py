@@ -54,6 +54,10 @@ class TestPostgres(StoreConformance):
     engine = "postgresql"
 
 
+class TestLMDB(StoreConformance):
+    engine = "lmdb"
+
+
 # -- the dict view: CPython's mapping protocol, one TestCase per engine ---------------------------
 # (a unittest TestCase, so a class of its own next to each engine's class, not a method of it)
 

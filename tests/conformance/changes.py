@@ -20,7 +20,7 @@ from .base import EngineTests
 #: Engines that keep a change log (docs/changes-and-backup.md, "Where it is available").
 LOGGED = ("sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "memory")
 #: Engines kvlite backs up itself.
-BACKED_UP = ("sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection")
+BACKED_UP = ("sqlite-file", "sqlite-jsonb", "sqlite-memory", "per-collection", "lmdb")
 
 
 class ChangeFeed(EngineTests):
@@ -68,6 +68,7 @@ class ChangeFeed(EngineTests):
             return
         store.backup(target)
         options = {"layout": "per-collection"} if self.engine == "per-collection" else {}
-        with kvlite.open(target, readonly=True, **options) as copy:
+        opened = f"lmdb://{target}" if self.engine == "lmdb" else target  # an LMDB backup is a folder
+        with kvlite.open(opened, readonly=True, **options) as copy:
             restored = copy.existing_collection("kept")
             assert restored is not None and list(restored.items()) == list(c.items())
