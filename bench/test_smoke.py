@@ -138,3 +138,17 @@ def test_documents_where_and_count_by_cells_measure_and_check(tmp_path: Path,
     out.write_text(json.dumps(results))
     assert documents.main(["--report", str(out), "--metric", "cpu"]) == 0
     assert "CPU time" in capsys.readouterr().out
+
+
+def test_pykv_bridge_cells_measure_and_check() -> None:
+    """bench.pykv_bridge: every way of a tiny row measures (each checks what it read or wrote) and
+    the table shows the ratios."""
+    from bench import pykv_bridge
+
+    rows = pykv_bridge.measure(["MemoryStore", "DiskStore"], ["small"], pykv_bridge.WORKLOADS, 200, 1,
+                               log=lambda m: None)
+    assert len(rows) == 2 * len(pykv_bridge.WORKLOADS)
+    for row in rows:
+        assert all(speed > 0 for speed in row["ops_per_s"].values()) and row["kvlite/async"] > 0
+    text = pykv_bridge.table(rows)
+    assert "kvlite / async" in text and "Target" in text

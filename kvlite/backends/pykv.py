@@ -34,7 +34,8 @@ Values
     ``__kvlite_bytes__`` is a wrapper, every other dict is the document itself (also one a
     plain py-key-value client wrote).  Members of objects may come back in another order:
     py-key-value's stores serialise documents with sorted members (PostgreSQL keeps JSONB's
-    order).
+    order).  On the stores of :data:`TEXT_DOCUMENT_STORES` (``DuckDBStore``, which changes
+    documents) every value is stored as the serializer's output in a text/bytes wrapper.
 
 Keys
     py-key-value keys are ``str``; kvlite keys are typed.  A ``str`` key is stored as itself,
@@ -101,14 +102,15 @@ Errors
     store's own bugs) -> ``KvliteError`` with the original chained as ``__cause__``.
 
 Lifecycle
-    ``close()`` stops the engine's loop and thread.  It does not close the store object the
-    caller passed in (``PyKVEngine(store, close_store=True)`` does, on the engine's loop),
-    so the caller may keep using it; a store whose client is bound to an event loop
-    (Redis, PostgreSQL, Memcached) made its connections on kvlite's loop, so use it through
-    :meth:`PyKVEngine.call` while kvlite has it.  ``durability="full"`` raises
-    ``NotSupported`` (the store decides durability); ``timeout`` bounds each call to the
-    store (``0``: no bound): a call that takes longer raises ``KvliteError`` (it may still
-    complete in the store).
+    ``close()`` stops the engine's loop and thread.  It closes the store object too when that
+    store is not one of :data:`INLINE_STORES` (its connections were made on the engine's loop
+    and cannot outlive it); an in-process or file store run inline stays open for the caller.
+    ``PyKVEngine(store, close_store=True|False)`` chooses explicitly.  A store whose client is
+    bound to an event loop (Redis, PostgreSQL, Memcached) must be used from one loop only: hand
+    kvlite one not used on another loop, and reach it through :meth:`PyKVEngine.call` while
+    kvlite has it.  ``durability="full"`` raises ``NotSupported`` (the store decides
+    durability); ``timeout`` bounds each call that runs on the loop (``0``: no bound): a call
+    that takes longer raises ``KvliteError`` (it may still complete in the store).
 """
 
 from __future__ import annotations
@@ -722,7 +724,15 @@ class PyKVTable(Table):
             if self.engine.key_rule is not None:
                 self._check_text(text)
             document = self.engine.run(self.store.get(text, collection=self.collection))
-            return MISSING if document is None else self.data_of(document)
+            if document is None:
+                return MISSING
+            if self.plain_json and not (len(document) == 1 and next(iter(document)) in _RESERVED):
+                # the hot path: JSON bytes, which the collection decodes as it would the text
+                try:
+                    return orjson.dumps(document)
+                except TypeError:
+                    pass  # data_of raises the typed error
+            return self.data_of(document)
         found = self.engine.run(self._find(self._all_forms(key)))
         return MISSING if found is None else self.data_of(found[1])
 
