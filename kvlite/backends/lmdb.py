@@ -13,10 +13,11 @@ Layout (format 1):
 - the named database ``kvlite`` is the registry: ``b"c:" + name`` ->
   ``b"<id>\\x00<serializer>"`` for each collection, ``b"\\x00next"`` (the next
   collection id; ids are never reused) and ``b"\\x00format"``;
-- collection number ``N`` is two named databases: ``c<N>`` maps each key's
-  *sortable encoding* (below) to ``header + data``, and ``o<N>`` maps an
-  insertion sequence number (8 bytes, big-endian) to the key's encoding, so
-  iteration is in insertion order and key ranges are in key order;
+- collection number ``N`` is the named database ``c<N>``, mapping each key's
+  *sortable encoding* (below) to ``header + data`` (so key ranges are read in
+  key order), and its part of the named database ``order``, mapping ``(N,
+  insertion sequence number)`` (4 + 8 bytes, big-endian) to the key's
+  encoding (so iteration is in insertion order);
 - the header (``<BQd``) is flags (the key's type, whether it expires, whether
   the data is text, whether the full key follows), the entry's sequence number
   and its expiry time.
@@ -38,8 +39,9 @@ for this process's other reads to finish (LMDB remaps the file); another
 process adopts the new size at its next transaction.
 
 URL options: ``?map_size=BYTES`` (the initial map), ``?max_collections=N``
-(default 1000: LMDB keeps a fixed table of named databases; more raises
-:class:`~kvlite.errors.StoreFull`).
+(default 250: LMDB keeps a fixed table of named databases, and every
+transaction pays for its size -- 2,000 slots make a point read 3x slower; more
+collections than that raises :class:`~kvlite.errors.StoreFull`).
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ __all__ = ["LMDBEngine", "LMDBTable"]
 
 FORMAT = 1
 _DEFAULT_MAP_SIZE = 1 << 30
-_DEFAULT_MAX_COLLECTIONS = 1000
+_DEFAULT_MAX_COLLECTIONS = 250
 _PAGE = 256  # entries read per read transaction when iterating
 
 _HEAD = struct.Struct("<BQd")  # flags, sequence number, expiry time
 _HEAD_SIZE = _HEAD.size
 _LEN = struct.Struct("<I")
-_SEQ = struct.Struct(">Q")
+_ORDER = struct.Struct(">IQ")  # collection id, sequence number: a key of the ``order`` database
 _FRACTION = struct.Struct(">d")
 
 # flags: the key's type in the low 3 bits, then
@@ -217,40 +219,61 @@ def _live(flags: int, expires: float, now: float) -> bool:
 # -- the engine ----------------------------------------------------------------------------------
 
 class _Gate:
-    """Every transaction of this process holds the gate shared; growing the map holds it alone
-    (LMDB remaps the file: no transaction of the process may be open meanwhile)."""
+    """Every transaction of this process is inside the gate; growing the map needs it empty
+    (LMDB remaps the file: no transaction of the process may be open meanwhile).
+
+    Each thread has a counter of the transactions it has open (a one-item list, changed only by
+    that thread); a grower sets ``growing`` and then waits for every counter to be zero, and a
+    thread entering raises its counter before it looks at ``growing`` (and backs off while it is
+    set).  Under the GIL these plain stores and loads are sequentially consistent, so no
+    transaction can begin once a grower saw every counter at zero: entering takes no lock.
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._active = 0
-        self._growing = False
+        self._lock = threading.Lock()  # for the growers (one at a time) and the list of counters
+        self._local = threading.local()
+        self._counters: list[list[int]] = []
+        self.growing = False
 
-    def enter(self) -> None:
-        with self._cond:
-            while self._growing:
-                self._cond.wait()
-            self._active += 1
+    def counter(self) -> list[int]:
+        """This thread's counter (made on its first transaction)."""
+        try:
+            return self._local.counter  # type: ignore[no-any-return]
+        except AttributeError:
+            counter = self._local.counter = [0]
+            with self._lock:
+                self._counters = [*self._counters, counter]
+            return counter
+
+    def enter(self) -> list[int]:
+        """Count a transaction of this thread as open (the caller lowers the counter it gets
+        when the transaction ends)."""
+        counter = self.counter()
+        counter[0] += 1
+        while self.growing and counter[0] == 1:  # not inside one of this thread's transactions
+            counter[0] -= 1
+            time.sleep(0.0005)
+            counter[0] += 1
+        return counter
 
     def leave(self) -> None:
-        with self._cond:
-            self._active -= 1
-            if self._growing and not self._active:
-                self._cond.notify_all()
+        self._local.counter[0] -= 1
 
     @contextlib.contextmanager
     def alone(self, timeout: float) -> Iterator[None]:
-        with self._cond:
-            while self._growing:
-                self._cond.wait()
-            self._growing = True
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self.growing = True
             try:
-                if not self._cond.wait_for(lambda: self._active == 0, timeout):
-                    raise StoreFull("the LMDB map is full and could not grow: other threads of this process "
-                                    f"kept reading (snapshot() or transaction() blocks) for {timeout:g} s")
+                while any(counter[0] for counter in self._counters):
+                    if time.monotonic() > deadline:
+                        raise StoreFull("the LMDB map is full and could not grow: other threads of this "
+                                        f"process kept reading (snapshot() or transaction() blocks) for "
+                                        f"{timeout:g} s")
+                    time.sleep(0.0005)
                 yield
             finally:
-                self._growing = False
-                self._cond.notify_all()
+                self.growing = False
 
 
 class _Block:
@@ -296,7 +319,7 @@ class _Environment:
         max_collections = options.get("max_collections", _DEFAULT_MAX_COLLECTIONS)
         try:
             self.env = lmdb.open(folder, subdir=True, map_size=options.get("map_size", _DEFAULT_MAP_SIZE),
-                                 max_dbs=2 * max_collections + 1, readonly=not writable, lock=True,
+                                 max_dbs=max_collections + 2, readonly=not writable, lock=True,
                                  sync=True, metasync=False, max_readers=1024)
         except lmdb.VersionMismatchError as exc:
             raise IncompatibleVersion(f"{folder}: made by another LMDB version: {exc}") from exc
@@ -316,6 +339,7 @@ class _Environment:
         self.epoch = 0
         self.made: weakref.WeakSet[LMDBTable] = weakref.WeakSet()
         self.registry: Any = None
+        self.order: Any = None  # the insertion order of every collection
         self.users = 0
         try:
             self.open_registry(create=False)
@@ -361,10 +385,12 @@ class _Environment:
                 return  # an empty environment: no collections
             with self.env.begin(write=True) as txn:
                 registry = self.env.open_db(b"kvlite", txn=txn)
+                order = self.env.open_db(b"order", txn=txn)
                 txn.put(b"\x00format", str(FORMAT).encode(), db=registry, overwrite=False)
                 txn.put(b"\x00next", b"1", db=registry, overwrite=False)
         else:
             registry = self.env.open_db(b"kvlite", create=False)
+            order = self.env.open_db(b"order", create=False)
         with self.env.begin() as txn:
             made = txn.get(b"\x00format", db=registry)
         if made is None or not made.isdigit():
@@ -372,7 +398,7 @@ class _Environment:
         if int(made) > FORMAT:
             raise IncompatibleVersion(f"{self.folder}: made by a newer kvlite (LMDB format {int(made)}; "
                                       f"this kvlite reads format {FORMAT})")
-        self.registry = registry
+        self.registry, self.order = registry, order
 
 
 class LMDBEngine(Engine):
@@ -642,7 +668,7 @@ class LMDBEngine(Engine):
             with self._opening:
                 try:
                     self._opened_here()[number] = (self.env.open_db(b"c%d" % number, txn=txn),
-                                                   self.env.open_db(b"o%d" % number, txn=txn))
+                                                   self.shared.order)
                 except lmdb.DbsFullError as exc:
                     raise StoreFull(f"{self.path} holds as many collections as it was opened for; open it "
                                     "with a larger ?max_collections= (LMDB keeps a fixed table of "
@@ -669,7 +695,7 @@ class LMDBEngine(Engine):
             number = _parse_row(row)[0]
             entries, order = self.handles(number, txn)
             txn.drop(entries, delete=True)
-            txn.drop(order, delete=True)
+            _clear_order(txn, order, number)
             txn.delete(key, db=self.shared.registry)
             with self._opening:
                 self._dbs.pop(number, None)
@@ -698,7 +724,7 @@ class LMDBEngine(Engine):
         with self._opening:
             try:
                 mine = (self.env.open_db(b"c%d" % number, txn=txn, create=False),
-                        self.env.open_db(b"o%d" % number, txn=txn, create=False))
+                        self.shared.order)
             except lmdb.NotFoundError as exc:
                 raise CollectionDropped(f"collection number {number} was dropped") from exc
         opened[number] = mine
@@ -714,7 +740,7 @@ class LMDBEngine(Engine):
                 return
             try:
                 opened = {number: (self.env.open_db(b"c%d" % number, create=False),
-                                   self.env.open_db(b"o%d" % number, create=False))}
+                                   self.shared.order)}
             except lmdb.NotFoundError as exc:
                 raise CollectionDropped(f"collection number {number} was dropped") from exc
             except lmdb.Error as exc:
@@ -787,6 +813,15 @@ class LMDBEngine(Engine):
         self.shared.detach()
 
 
+def _clear_order(txn: Any, order: Any, number: int) -> None:
+    """Delete collection ``number``'s part of the order database."""
+    cursor = txn.cursor(db=order)
+    prefix = _ORDER.pack(number, 0)[:4]
+    found = cursor.set_range(prefix)
+    while found and cursor.key()[:4] == prefix:
+        found = cursor.delete()
+
+
 def _parse_row(row: bytes) -> tuple[int, str]:
     number, _, serializer = row.partition(b"\x00")
     return int(number), serializer.decode("utf-8")
@@ -816,6 +851,8 @@ class LMDBTable(Table):
         self.handle = handle
         self._row_key = b"c:" + name.encode("utf-8")
         self._row_prefix = b"%d\x00" % handle
+        self._prefix = _ORDER.pack(handle, 0)[:4]  # of this collection's keys in the order database
+        self._end = _ORDER.pack(handle + 1, 0)  # after them
 
     def _handles(self, txn: Any) -> tuple[Any, Any]:
         """This collection's database handles, checked to be this collection's still."""
@@ -860,7 +897,29 @@ class LMDBTable(Table):
         return stored, raw
 
     def get(self, key: Any) -> Any:
-        raw = self._raw(key)[1]
+        engine = self.engine
+        found = engine._dbs.get(self.handle)
+        if found is None or self.dropped or engine.closed or engine._local.__dict__.get("stack"):
+            raw = self._raw(key)[1]  # the general path: checks, a block's transaction, opening handles
+        else:  # the hot path: a read transaction of its own with published handles
+            if type(key) is str and key.isascii():
+                enc = b"\x04" + key.encode()
+            else:
+                enc = _encode(key)[0]
+            counter = engine._gate.enter()
+            try:
+                txn = engine.env.begin()
+            except lmdb.Error:
+                counter[0] -= 1
+                raw = self._raw(key)[1]  # the map grew in another process: the general path adopts it
+            else:
+                try:
+                    raw = txn.get(enc if len(enc) <= _PREFIX else _stored(enc), db=found[1])
+                    if raw is None:
+                        self._still_registered(txn)
+                finally:
+                    txn.abort()
+                    counter[0] -= 1
         if raw is None:
             return MISSING
         flags, _, expires = _HEAD.unpack_from(raw)
@@ -870,6 +929,23 @@ class LMDBTable(Table):
             return _data(raw, flags)
         data = raw[_HEAD_SIZE:]
         return data.decode("utf-8") if flags & _TEXT else data
+
+    def get_many(self, keys: list[Any], now: float) -> list[Any]:
+        """Every key read in one read transaction."""
+        out = []
+        self._prepare()
+        with self.engine.read() as txn:
+            entries = self._handles(txn)[0]
+            self._still_registered(txn)
+            clock = self.engine.clock()
+            for key in keys:
+                raw = txn.get(_stored(_encode(key)[0]), db=entries)
+                if raw is None:
+                    out.append(MISSING)
+                    continue
+                flags, _, expires = _HEAD.unpack_from(raw)
+                out.append(_data(raw, flags) if _live(flags, expires, clock) else MISSING)
+        return out
 
     def entry(self, key: Any, now: float) -> tuple[Any, Any] | None:
         stored, raw = self._raw(key)
@@ -896,10 +972,14 @@ class LMDBTable(Table):
         self._still_registered(txn)
         return dbs
 
-    @staticmethod
-    def _next_seq(txn: Any, order: Any) -> int:
+    def _newest(self, cursor: Any) -> bool:
+        """Put ``cursor`` (on the order database) on this collection's newest entry: whether there is one."""
+        found = cursor.prev() if cursor.set_range(self._end) else cursor.last()
+        return found and cursor.key()[:4] == self._prefix
+
+    def _next_seq(self, txn: Any, order: Any) -> int:
         cursor = txn.cursor(db=order)
-        return _SEQ.unpack(cursor.key())[0] + 1 if cursor.last() else 1
+        return _ORDER.unpack(cursor.key())[1] + 1 if self._newest(cursor) else 1
 
     def _old(self, txn: Any, dbs: tuple[Any, Any], stored: bytes, now: float) -> bytes | None:
         """The live entry's value under ``stored``; an expired one is removed (it counts as new)."""
@@ -910,7 +990,7 @@ class LMDBTable(Table):
         if _live(flags, expires, now):
             return raw
         txn.delete(stored, db=dbs[0])
-        txn.delete(_SEQ.pack(seq), db=dbs[1])
+        txn.delete(_ORDER.pack(self.handle, seq), db=dbs[1])
         return None
 
     def _put_in(self, txn: Any, dbs: tuple[Any, Any], key: Any, data: Any, now: float,
@@ -920,7 +1000,7 @@ class LMDBTable(Table):
         old = self._old(txn, dbs, stored, now)
         if old is None:
             seq = self._next_seq(txn, dbs[1])
-            txn.put(_SEQ.pack(seq), stored, db=dbs[1])
+            txn.put(_ORDER.pack(self.handle, seq), stored, db=dbs[1])
         else:  # a live key keeps its place and the form first stored
             flags, seq, _ = _HEAD.unpack_from(old)
             code = flags & 7
@@ -958,7 +1038,7 @@ class LMDBTable(Table):
         if _live(flags, expires, now):
             value = True if decode is None else decode(_data(raw, flags))
         txn.delete(stored, db=dbs[0])
-        txn.delete(_SEQ.pack(seq), db=dbs[1])
+        txn.delete(_ORDER.pack(self.handle, seq), db=dbs[1])
         return value
 
     def delete(self, key: Any, now: float) -> bool:
@@ -981,8 +1061,8 @@ class LMDBTable(Table):
         def take(txn: Any, at: float) -> tuple[Any, Any] | None:
             entries, order = dbs = self._writing(txn)
             cursor = txn.cursor(db=order)
-            found = cursor.last()
-            while found:
+            found = self._newest(cursor)
+            while found and cursor.key()[:4] == self._prefix:
                 stored = cursor.value()
                 raw = txn.get(stored, db=entries)
                 flags, _, expires = _HEAD.unpack_from(raw)
@@ -1043,17 +1123,18 @@ class LMDBTable(Table):
                 self._still_registered(txn)
                 cursor = txn.cursor(db=order)
                 if last is None and not reverse:
-                    if not cursor.last():
+                    if not self._newest(cursor):
                         return
                     last = cursor.key()
                 if after is None:
-                    found = cursor.last() if reverse else cursor.first()
+                    found = self._newest(cursor) if reverse else cursor.set_range(self._prefix)
                 elif reverse:  # the one before ``after`` (which may be gone)
                     found = cursor.prev() if cursor.set_range(after) else cursor.last()
                 else:
                     found = cursor.set_range(after)
                     if found and cursor.key() == after:
                         found = cursor.next()
+                found = found and cursor.key()[:4] == self._prefix
                 now = self.engine.clock()
                 while found and len(page) < _PAGE:
                     seq_key, stored = cursor.item()
@@ -1066,7 +1147,7 @@ class LMDBTable(Table):
                         flags, _, expires = _HEAD.unpack_from(raw)
                         if _live(flags, expires, now):
                             page.append((stored, raw, flags))
-                    found = cursor.prev() if reverse else cursor.next()
+                    found = (cursor.prev() if reverse else cursor.next()) and cursor.key()[:4] == self._prefix
                 more = found
             for stored, raw, flags in page:
                 key = _key_of(stored, raw, flags)
@@ -1160,7 +1241,7 @@ class LMDBTable(Table):
         def clear(txn: Any, at: float) -> None:
             entries, order = self._writing(txn)
             txn.drop(entries, delete=False)
-            txn.drop(order, delete=False)
+            _clear_order(txn, order, self.handle)
 
         self.engine.write(clear, 0.0)
 
@@ -1174,7 +1255,7 @@ class LMDBTable(Table):
                     expired.append((stored, seq))
             for stored, seq in expired:
                 txn.delete(stored, db=entries)
-                txn.delete(_SEQ.pack(seq), db=order)
+                txn.delete(_ORDER.pack(self.handle, seq), db=order)
             return len(expired)
 
         purged: int = self.engine.write(purge, now)
