@@ -18,6 +18,8 @@ Stores (``name``: what it is):
   with ``fetchall()``, the same pragmas as kvlite (WAL,
   ``synchronous=NORMAL``, busy timeout, 512-statement cache).
 * ``dict``: a plain in-process ``dict`` (the ceiling; nothing is encoded).
+* ``kvlite-lmdb``: :class:`kvlite.Collection` of an ``lmdb://`` store; ``lmdb``: its floor,
+  raw py-lmdb + orjson (a read transaction per get, a write transaction per put).
 * ``diskcache``: ``diskcache.Cache`` with its defaults (WAL, ``synchronous=NORMAL``, pickle).
 * ``sqlitedict``: ``SqliteDict`` (pickle) with ``journal_mode="WAL"`` and
   ``PRAGMA synchronous=NORMAL`` (its default is ``OFF``, which is not
@@ -562,6 +564,95 @@ class KvliteDict(KvliteCollection):
 
     def count(self) -> int:
         return len(self.d)
+
+
+@register
+class KvliteLMDB(KvliteCollection):
+    """kvlite's LMDB engine (``lmdb://``) through the Collection API."""
+
+    name = "kvlite-lmdb"
+    title = "kvlite lmdb://"
+    groups = frozenset({"kv"})
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import kvlite
+
+        Adapter.__init__(self, folder, autocommit=autocommit)
+        self.store = kvlite.open(f"lmdb://{folder / 'kvlite-lmdb'}", durability=self.DURABILITY)
+        self.coll = self.store.collection("bench")
+
+    @classmethod
+    def describe(cls) -> str:
+        import lmdb
+
+        return f"{super().describe()}, py-lmdb {lmdb.__version__}, LMDB {'.'.join(map(str, lmdb.version()))}"
+
+
+@register
+class LMDBFloor(Adapter):
+    """The LMDB floor: raw py-lmdb + orjson, one database, keys as UTF-8, a read transaction per
+    get and a write transaction per put (kvlite's settings: data synced at commit, meta lazily)."""
+
+    name = "lmdb"
+    title = "LMDB floor"
+
+    def __init__(self, folder: Path, *, autocommit: bool = True) -> None:
+        import lmdb
+
+        super().__init__(folder, autocommit=autocommit)
+        self.env = lmdb.open(str(folder / "lmdb-floor"), map_size=1 << 32, sync=True, metasync=False)
+
+    @classmethod
+    def describe(cls) -> str:
+        import lmdb
+
+        return f"{cls.title}: py-lmdb {lmdb.__version__}, LMDB {'.'.join(map(str, lmdb.version()))}"
+
+    def close(self) -> None:
+        self.env.close()
+
+    def bulk_write(self, pairs: Iterable[Pair]) -> None:
+        with self.env.begin(write=True) as txn:
+            put = txn.put
+            for key, value in pairs:
+                put(key.encode(), orjson.dumps(value))
+
+    def getter(self) -> Callable[[str], Any]:
+        begin, loads = self.env.begin, orjson.loads
+
+        def get(key: str) -> Any:
+            txn = begin()
+            data = txn.get(key.encode())
+            txn.abort()
+            return loads(data)
+
+        return get
+
+    def putter(self) -> Callable[[str, Any], None]:
+        begin, dumps = self.env.begin, orjson.dumps
+
+        def put(key: str, value: Any) -> None:
+            with begin(write=True) as txn:
+                txn.put(key.encode(), dumps(value))
+
+        return put
+
+    def iterate(self) -> int:
+        n = 0
+        loads = orjson.loads
+        with self.env.begin() as txn:
+            for key, value in txn.cursor():
+                key.decode(), loads(value)
+                n += 1
+        return n
+
+    def get_many(self, keys: list[str]) -> list[Any]:
+        loads = orjson.loads
+        with self.env.begin() as txn:
+            return [loads(txn.get(key.encode())) for key in keys]
+
+    def count(self) -> int:
+        return int(self.env.stat()["entries"])
 
 
 @register
