@@ -110,12 +110,22 @@ _KIND_BOUNDS = {"number": (b"\x00", b"\x04"), "str": (b"\x04", b"\x05"), "bytes"
 # -- keys ----------------------------------------------------------------------------------------
 
 def _number(x: int | float) -> bytes:
-    """An encoding of a number that sorts numerically and is equal for equal numbers."""
+    """An encoding of a number that sorts numerically and is equal for equal numbers: the
+    integer part ``n = floor(x)`` (length-prefixed, big-endian; inverted when negative), then
+    8 bytes of fraction ``x - n``.  For a negative non-integer the fraction ``x - n = 1 - g``
+    (``g``: the fractional part of ``-x``) is often not a double (``-0.1``, ``-1e-20``), so
+    the bytes of ``g`` are stored inverted instead (a larger ``g`` is a smaller ``x``; never
+    all zero, which is the fraction of an integer)."""
+    inverted = False
     if type(x) is float:
         if math.isinf(x):
             return b"\x03" if x > 0 else b"\x00"
         n = math.floor(x)
-        fraction = (x - n) + 0.0  # exact for a double; + 0.0 turns -0.0 into 0.0
+        if x < 0 and n != x:
+            fraction = -x - (-n - 1)  # exact: -x minus its floor
+            inverted = True
+        else:
+            fraction = (x - n) + 0.0  # exact for a double; + 0.0 turns -0.0 into 0.0
     else:
         n, fraction = int(x), 0.0
     if n >= 0:
@@ -125,21 +135,27 @@ def _number(x: int | float) -> bytes:
         m = -n - 1  # 0 for -1: larger m sorts first, so its bytes are inverted
         body = m.to_bytes((m.bit_length() + 7) // 8 or 1, "big").translate(_INVERT)
         head = bytes((1, 255 - len(body)))
-    return head + body + _FRACTION.pack(fraction)
+    tail = _FRACTION.pack(fraction)
+    return head + body + (tail.translate(_INVERT) if inverted else tail)
 
 
 def _parse_number(enc: bytes) -> tuple[int | float, float]:
-    """``(integer part, fraction)`` of :func:`_number`'s encoding (``±inf, 0.0`` for infinities)."""
+    """``(integer part, value)`` of :func:`_number`'s encoding (``±inf, ±inf`` for infinities):
+    the value is a float, exact."""
     first = enc[0]
     if first == 0 or first == 3:
-        return (math.inf if first == 3 else -math.inf), 0.0
+        infinity = math.inf if first == 3 else -math.inf
+        return infinity, infinity
     if first == 2:
         size = enc[1]
         n = int.from_bytes(enc[2:2 + size], "big")
-    else:
-        size = 255 - enc[1]
-        n = -int.from_bytes(enc[2:2 + size].translate(_INVERT), "big") - 1
-    return n, _FRACTION.unpack_from(enc, 2 + size)[0]
+        return n, float(n) + _FRACTION.unpack_from(enc, 2 + size)[0]
+    size = 255 - enc[1]
+    m = int.from_bytes(enc[2:2 + size].translate(_INVERT), "big")
+    tail = enc[2 + size:2 + size + 8]
+    if tail == bytes(8):
+        return -m - 1, float(-m - 1)
+    return -m - 1, -(float(m) + _FRACTION.unpack(tail.translate(_INVERT))[0])  # exact: -x's floor + fraction
 
 
 def _encode(key: Any) -> tuple[bytes, int]:
@@ -164,12 +180,12 @@ def _decode(enc: bytes, code: int) -> Any:
         return enc[1:].decode("utf-8")
     if code == _BYTES:
         return enc[1:]
-    n, fraction = _parse_number(enc)
+    n, value = _parse_number(enc)
     if code == _INT:
         return n
     if code == _BOOL:
         return n != 0
-    return n if isinstance(n, float) else float(n) + fraction
+    return value
 
 
 def _stored(enc: bytes) -> bytes:

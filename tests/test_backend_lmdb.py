@@ -1,0 +1,314 @@
+"""The LMDB engine (``lmdb://FOLDER``, kvlite/backends/lmdb.py) beyond the conformance suite.
+
+What tests/test_conformance.py cannot check on every engine, on a real LMDB environment (no mocks):
+
+* key encoding: memcmp order of the encodings is Python's order of the keys (numbers, str, bytes,
+  and the kinds numbers < str < bytes), equal keys encode equal, decoding is exact, type included;
+* long keys (encodings over 478 bytes, stored as a prefix + SHA-256): point operations, insertion
+  order and key ranges against a sorted model, bounds inside runs of shared-prefix long keys, pages;
+* map growth from a 64 KiB map: single puts, put_many, transaction() blocks, a block too big for the
+  map (StoreFull, nothing of it), growth while another thread iterates;
+* several processes: concurrent writers, readers, growth adopted, collections dropped or created;
+* crash safety: kill -9 in a loop of acknowledged writes, and inside a transaction() block;
+* one folder opened twice in a process (one read-only), typed errors for foreign/damaged folders,
+  ``max_collections``, URL options;
+* snapshots against concurrent commits, nested transactions, backup() during writes, durability.
+
+Child processes run this file itself (``python tests/test_backend_lmdb.py COMMAND JSON``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import kvlite
+from kvlite import keys as _keys
+from kvlite.errors import (
+    CollectionDropped,
+    CorruptStore,
+    ReadOnlyError,
+    StoreFull,
+)
+
+try:  # the child processes need only kvlite and lmdb
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - in a child process without hypothesis
+    given = None  # type: ignore[assignment]
+
+import lmdb
+
+from kvlite.backends import lmdb as engine_module
+from kvlite.backends.lmdb import _PAGE, _PREFIX, _decode, _encode, _stored
+
+HERE = Path(__file__).resolve()
+
+
+def url(folder: Path | str, **options: Any) -> str:
+    query = "&".join(f"{name}={value}" for name, value in options.items())
+    return f"lmdb://{folder}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def opened(folder: Path) -> Iterator[list[kvlite.Store]]:
+    """Stores a test opened, closed after it."""
+    stores: list[kvlite.Store] = []
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def open_lmdb(stores: list[kvlite.Store], where: Path | str, **kwargs: Any) -> kvlite.Store:
+    store = kvlite.open(str(where), **kwargs)
+    stores.append(store)
+    return store
+
+
+# == 1. key encoding ===============================================================================
+
+INT64 = st.integers(-(2**63), 2**63 - 1)
+#: ints beyond 64 bits that equal a float exactly: valid keys (2**64, 10**20 is not one).
+BIG_INTS = st.builds(lambda m, e, sign: sign * m * 2**e, st.integers(1, 2**53 - 1), st.integers(11, 970),
+                     st.sampled_from([1, -1]))
+FLOATS = st.floats(allow_nan=False)  # infinities, -0.0 and subnormals included
+SMALL_FLOATS = st.floats(allow_nan=False, min_value=-4.0, max_value=4.0)  # around 0 and the integers
+NEAR_ZERO = st.floats(min_value=-1e-12, max_value=1e-12)  # subnormals too: 1 + x is not exact there
+NUMBERS = st.one_of(INT64, BIG_INTS, FLOATS, SMALL_FLOATS, NEAR_ZERO, st.booleans(),
+                    st.sampled_from([0, -0.0, 1, -1, 2**63 - 1, -(2**63), 2**64, -(2**64), 2.0**64, 5e-324,
+                                     -5e-324, 2.2250738585072014e-308, -2.2250738585072014e-308,
+                                     math.inf, -math.inf, 0.5, -0.5, -1.5, -0.1, -1e-20, -1e-300,
+                                     1.7976931348623157e308, -1.7976931348623157e308, True, False]))
+TEXTS = st.text(st.characters(codec="utf-8"), max_size=12)  # non-BMP included, no lone surrogates
+BYTES = st.binary(max_size=12)
+KINDS = {"number": NUMBERS, "str": TEXTS, "bytes": BYTES}
+ANY_KEY = st.one_of(NUMBERS, TEXTS, BYTES)
+
+
+def sign(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+def encoded(key: Any) -> bytes:
+    return _encode(_keys.normalize(key))[0]
+
+
+if given is not None:
+
+    @pytest.mark.parametrize("kind", list(KINDS))
+    @settings(max_examples=400, deadline=None)
+    @given(data=st.data())
+    def test_encoding_sorts_as_the_keys(kind: str, data: Any) -> None:
+        a = data.draw(KINDS[kind], label="a")
+        b = data.draw(KINDS[kind], label="b")
+        assert sign(encoded(a), encoded(b)) == sign(a, b), (a, b, encoded(a).hex(), encoded(b).hex())
+
+    @settings(max_examples=400, deadline=None)
+    @given(key=ANY_KEY)
+    def test_decoding_gives_the_key_and_its_type(key: Any) -> None:
+        normal = _keys.normalize(key)
+        enc, code = _encode(normal)
+        back = _decode(enc, code)
+        assert back == key and type(back) is type(normal)
+        if isinstance(normal, float):  # exactly: the sign of -0.0 is the only thing lost
+            assert back.hex() == (normal + 0.0).hex()
+
+    @settings(max_examples=300, deadline=None)
+    @given(a=ANY_KEY, b=ANY_KEY)
+    def test_kinds_sort_numbers_then_str_then_bytes(a: Any, b: Any) -> None:
+        rank = {"number": 0, "str": 1, "bytes": 2}
+        ka, kb = rank[_keys.kind_of(_keys.normalize(a))], rank[_keys.kind_of(_keys.normalize(b))]
+        if ka != kb:
+            assert sign(encoded(a), encoded(b)) == sign(ka, kb)
+        # equal encodings exactly for keys Python finds equal (one dict key)
+        assert (encoded(a) == encoded(b)) == (ka == kb and a == b)
+
+    @settings(max_examples=200, deadline=None)
+    @given(x=st.one_of(INT64, BIG_INTS, st.floats(allow_nan=False, allow_infinity=False)))
+    def test_equal_numbers_encode_equal(x: Any) -> None:
+        forms = {x}
+        if isinstance(x, float) and x.is_integer():
+            forms.add(int(x))
+        if isinstance(x, int) and float(x) == x:
+            forms.add(float(x))
+        if x in (0, 1):
+            forms.update({bool(x), float(x), int(x)})
+        assert len({encoded(form) for form in forms}) == 1, forms
+
+
+def test_encoding_examples() -> None:
+    assert encoded(1) == encoded(1.0) == encoded(True)
+    assert encoded(0) == encoded(-0.0) == encoded(False) == encoded(0.0)
+    assert encoded(2**64) == encoded(2.0**64)
+    # negative fractions close to 0 and to an integer stay exact and distinct (they once collided)
+    values = [-1.0, -1 + 2**-52, -0.5, -0.1, -1e-20, -1e-300, -5e-324, 0.0, 5e-324, 0.1]
+    encodings = [encoded(v) for v in values]
+    assert encodings == sorted(encodings) and len(set(encodings)) == len(values)
+    for v in values:
+        assert _decode(*_encode(v)) == v
+    assert _decode(*_encode(-0.1)) == -0.1
+    assert type(_decode(*_encode(True))) is bool and type(_decode(*_encode(2**64))) is int
+
+
+def test_negative_fractions_through_the_store(opened: list[kvlite.Store], folder: Path) -> None:
+    coll = open_lmdb(opened, url(folder)).collection("n")
+    for i, key in enumerate([-0.1, -1e-20, -1e-30, -5e-324, -0.75, -2.25]):
+        coll.put(key, i)
+    assert list(coll.keys()) == [-0.1, -1e-20, -1e-30, -5e-324, -0.75, -2.25]
+    assert [coll.get(k) for k in (-0.1, -1e-20, -1e-30, -5e-324)] == [0, 1, 2, 3]
+    assert list(coll.keys(start=-1.0, stop=0)) == [-0.75, -0.1, -1e-20, -1e-30, -5e-324]
+    assert list(coll.keys(start=-3, stop=0, reverse=True)) == [-5e-324, -1e-30, -1e-20, -0.1, -0.75, -2.25]
+
+
+def test_stored_form_of_long_keys() -> None:
+    short = "s" * (_PREFIX - 1)  # 1 + 477 bytes: the longest encoding stored as itself
+    assert _stored(encoded(short)) == encoded(short)
+    long = short + "x"
+    stored = _stored(encoded(long))
+    assert len(stored) == _PREFIX + 32 <= 511 and stored[:_PREFIX] == encoded(long)[:_PREFIX]
+    assert _stored(encoded(short + "y")) != stored and _stored(encoded(short + "y"))[:_PREFIX] == stored[:_PREFIX]
+
+
+# == 2. long keys ==================================================================================
+
+STEM = "p" * (_PREFIX - 1)  # a str key's encoding is 1 + its UTF-8: STEM + anything is long
+BSTEM = b"q" * (_PREFIX - 1)
+SUFFIX = st.text(st.sampled_from("ab\x00\u00e9\U0001f600"), max_size=4)
+LONG_STR = st.one_of(
+    st.builds(lambda s: STEM + s, SUFFIX),                      # one run of shared-prefix long keys
+    st.builds(lambda s: STEM[:-1] + "\U0001f600" + s, SUFFIX),  # a character cut at the prefix's end
+    st.builds(lambda s: STEM[:-3] + s, SUFFIX),                  # short keys around the run
+    st.builds(lambda s: "p" * 300 + s, SUFFIX),
+    st.builds(lambda s: STEM + "a" * 40 + s, SUFFIX),
+    st.builds(lambda s: "o" + s, SUFFIX), st.builds(lambda s: "q" + s, SUFFIX))
+LONG_BYTES = st.one_of(st.builds(lambda s: BSTEM + s, st.binary(max_size=3)),
+                       st.builds(lambda s: BSTEM[:-2] + s, st.binary(max_size=3)),
+                       st.builds(lambda s: BSTEM + b"\xff" * 40 + s, st.binary(max_size=2)))
+
+
+def model_range(model: dict[Any, Any], kind: type, prefix: Any, start: Any, stop: Any, reverse: bool) -> list[Any]:
+    keyrange = _keys.key_range(prefix, start, stop)
+    assert keyrange is not None
+    chosen = sorted(k for k in model if type(k) is kind and (keyrange.start is None or k >= keyrange.start)
+                    and (keyrange.stop is None or k < keyrange.stop))
+    return chosen[::-1] if reverse else chosen
+
+
+if given is not None:
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                     HealthCheck.too_slow])
+    @given(data=st.data())
+    def test_long_keys_against_a_model(tmp_path: Path, data: Any) -> None:
+        where = tmp_path / f"m{time.monotonic_ns()}"
+        with kvlite.open(url(where)) as store:
+            coll = store.collection("long")
+            model: dict[Any, Any] = {}
+            for step in range(data.draw(st.integers(1, 60), label="steps")):
+                key = data.draw(st.one_of(LONG_STR, LONG_BYTES, st.integers(-3, 3)), label="key")
+                action = data.draw(st.sampled_from(["put", "put", "put", "delete", "pop"]), label="action")
+                if action == "put":
+                    coll.put(key, step)
+                    model[key] = step  # a live key keeps its place: dict does the same
+                elif action == "delete":
+                    assert coll.delete(key) == (key in model)
+                    model.pop(key, None)
+                else:
+                    assert coll.pop(key, None) == model.pop(key, None)
+                if data.draw(st.booleans(), label="check point"):
+                    probe = data.draw(st.one_of(LONG_STR, LONG_BYTES), label="probe")
+                    assert coll.get(probe) == model.get(probe)
+                    assert (probe in coll) == (probe in model)
+            assert list(coll.keys()) == list(model)
+            assert list(coll.keys(reverse=True)) == list(model)[::-1]
+            assert dict(coll.items()) == model and len(coll) == len(model)
+            for _ in range(6):
+                kind, bounds = data.draw(st.sampled_from([(str, LONG_STR), (bytes, LONG_BYTES)]), label="kind")
+                prefix = data.draw(st.one_of(st.none(), st.sampled_from(
+                    [STEM, STEM[:-3], STEM + "a", "p" * 300, "p", STEM[:-1] + "\U0001f600"] if kind is str
+                    else [BSTEM, BSTEM[:-2], BSTEM + b"\xff" * 40, b"q"])), label="prefix")
+                start = data.draw(st.one_of(st.none(), bounds), label="start")
+                stop = data.draw(st.one_of(st.none(), bounds), label="stop")
+                if prefix is None and start is None and stop is None:
+                    start = kind()
+                if start is not None and stop is not None and start > stop:
+                    start, stop = stop, start
+                reverse = data.draw(st.booleans(), label="reverse")
+                want = model_range(model, kind, prefix, start, stop, reverse)
+                got = list(coll.keys(prefix, start=start, stop=stop, reverse=reverse))
+                assert got == want, (prefix, start, stop, reverse)
+                assert [v for _, v in coll.items(prefix, start=start, stop=stop, reverse=reverse)] == \
+                    [model[k] for k in want]
+
+
+def test_long_key_point_operations(opened: list[kvlite.Store], folder: Path) -> None:
+    coll = open_lmdb(opened, url(folder)).collection("c")
+    keys = [STEM + s for s in ("", "a", "b", "ab", "\U0001f600")] + [BSTEM + b"\x00", BSTEM + b"\xff", b"short"]
+    for i, key in enumerate(keys):
+        coll.put(key, {"i": i})
+    assert [coll.get(k)["i"] for k in keys] == list(range(len(keys)))
+    assert coll.get(STEM + "c") is None and (STEM + "c") not in coll
+    coll.put(STEM + "a", "again")  # an overwrite keeps the place
+    assert list(coll.keys()) == keys and coll.get(STEM + "a") == "again"
+    assert coll.pop(STEM + "b") == {"i": 2}
+    assert coll.delete(BSTEM + b"\x00") and not coll.delete(BSTEM + b"\x00")
+    assert coll.get_many([STEM + "ab", STEM + "b", BSTEM + b"\xff"]) == [{"i": 3}, None, {"i": 6}]
+    assert coll.setdefault(STEM + "b", 5) == 5 and coll.get(STEM + "b") == 5
+    assert coll.incr(STEM + "n", 2) == 2 and coll.incr(STEM + "n", 3) == 5
+    assert coll.popitem() == (STEM + "n", 5)
+    coll.put(STEM + "t", 1, ttl=60)
+    assert 0 < coll.ttl(STEM + "t") <= 60
+    rest = [k for k in keys if k not in (STEM + "b", BSTEM + b"\x00")] + [STEM + "b", STEM + "t"]
+    assert list(coll.keys()) == rest
+
+
+def test_long_key_ranges_over_many_pages(opened: list[kvlite.Store], folder: Path) -> None:
+    """More than a page (256 entries) of long keys sharing one prefix, among short keys: every
+    range, forwards and back, bounds inside the run."""
+    coll = open_lmdb(opened, url(folder)).collection("pages")
+    n = _PAGE * 2 + 37
+    run = [STEM + f"{i:04d}" for i in range(n)]
+    short = [f"{c}" for c in "abcxyz"] + [STEM[:-1], STEM]
+    other = ["p" * 300 + f"{i:03d}" for i in range(40)] + [STEM + "~" + "z" * 500]
+    everything = run[::-1] + short + other  # inserted out of order
+    coll.put_many((k, i) for i, k in enumerate(everything))
+    ordered = sorted(everything)
+    assert list(coll.keys(start="")) == ordered
+    assert list(coll.keys(start="", reverse=True)) == ordered[::-1]
+    assert list(coll.keys()) == everything
+    assert list(coll.keys(reverse=True)) == everything[::-1]
+    for start, stop in [(run[10], run[400]), (run[255], run[256]), (STEM, run[300]), (run[511], None),
+                        (None, run[3]), (STEM + "0100x", STEM + "0300x"), ("p", "q"), (run[-1], STEM + "~")]:
+        want = [k for k in ordered if (start is None or k >= start) and (stop is None or k < stop)]
+        assert list(coll.keys(start=start, stop=stop)) == want
+        assert list(coll.keys(start=start, stop=stop, reverse=True)) == want[::-1]
+    assert list(coll.keys(STEM + "02")) == [k for k in run if k.startswith(STEM + "02")]
+    assert list(coll.keys(STEM, reverse=True)) == sorted([k for k in everything if k.startswith(STEM)])[::-1]
+    # a key deleted two pages ahead of a ranged iteration is not seen; none is seen twice
+    # (a run of long keys sharing a prefix is read at once, to be sorted: not for them)
+    coll.put_many((f"k{i:04d}", i) for i in range(3 * _PAGE))
+    it = coll.keys(start="k", stop="l")
+    seen = [next(it) for _ in range(5)]
+    gone = [f"k{i:04d}" for i in range(2 * _PAGE + 10, 2 * _PAGE + 30)]
+    coll.delete_many(gone)
+    coll.put("k0001", "overwritten")  # already seen: not again
+    seen += list(it)
+    assert len(seen) == len(set(seen)) == 3 * _PAGE - len(gone)
+    assert not set(gone) & set(seen)
