@@ -66,7 +66,7 @@ class Store:
 
     def __init__(
         self,
-        path: str | os.PathLike[str] | Engine = ":memory:",
+        path: str | os.PathLike[str] | Engine | Any = ":memory:",
         *,
         serializer: str | _serializers.Serializer = "json",
         durability: str = "normal",
@@ -503,7 +503,7 @@ class Store:
 
 
 def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
-    path: str | os.PathLike[str] | Engine = ":memory:",
+    path: str | os.PathLike[str] | Engine | Any = ":memory:",
     *,
     serializer: str | _serializers.Serializer = "json",
     durability: str = "normal",
@@ -516,8 +516,10 @@ def open(  # noqa: A001 - kvlite.open is the entry point, like shelve.open
 
     ``path`` is a file name (or ``"sqlite:///file"``), ``":memory:"`` for a
     private in-memory SQLite database, ``"memory://"`` (pure Python),
-    ``"null://"``, ``"postgresql://..."`` or ``"redis://..."``/``"valkey://..."``
-    (see :mod:`kvlite.backends`).  Every kind gives a :class:`Store` with the same API.
+    ``"null://"``, ``"lmdb://folder"`` (LMDB), ``"postgresql://..."`` or
+    ``"redis://..."``/``"valkey://..."``, or a py-key-value ``AsyncKeyValue`` store object
+    (see :mod:`kvlite.backends`).  Every kind gives a :class:`Store` with the same API; what
+    each engine supports is in ``docs/stores.md``.
 
     :param serializer: default serializer for collections (``"json"``,
         ``"pickle"``, ``"msgpack"``, ``"cbor2"``, a registered name, or a
