@@ -312,3 +312,144 @@ def test_long_key_ranges_over_many_pages(opened: list[kvlite.Store], folder: Pat
     seen += list(it)
     assert len(seen) == len(set(seen)) == 3 * _PAGE - len(gone)
     assert not set(gone) & set(seen)
+
+
+# == 3. map growth =================================================================================
+
+BLOB = "x" * 4000
+
+
+def test_map_grows_for_puts_put_many_and_blocks(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder, map_size=65536))
+    assert store.info()["map_size"] == 65536
+    coll = store.collection("c")
+    for i in range(400):  # 1.6 MB by single puts
+        coll.put(i, BLOB + str(i))
+    grown = store.info()["map_size"]
+    assert grown >= 1_600_000
+    coll.put_many((f"m{i}", BLOB + str(i)) for i in range(400))  # one call: retried once the map grew
+    for block in range(4):
+        with store.transaction():
+            for i in range(200):
+                coll.put(f"t{block}-{i}", BLOB)
+            store.collection(f"made-in-block-{block}").put("k", block)
+    assert store.info()["map_size"] > grown
+    assert len(coll) == 400 + 400 + 800
+    store.close()
+    store = open_lmdb(opened, url(folder, map_size=65536))  # a smaller map than the data: LMDB takes the data's
+    coll = store.collection("c")
+    assert len(coll) == 1600 and store.info()["map_size"] >= store.info()["size"]
+    assert coll.get(7) == BLOB + "7" and coll.get("m399") == BLOB + "399" and coll.get("t3-199") == BLOB
+    assert [store.collection(f"made-in-block-{b}").get("k") for b in range(4)] == [0, 1, 2, 3]
+    coll.put("after reopen", BLOB * 100)  # grows again
+    assert coll.get("after reopen") == BLOB * 100
+
+
+def test_a_block_bigger_than_the_map_lands_nothing(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder, map_size=65536))
+    coll = store.collection("c")
+    coll.put("before", 1)
+
+    def big_block() -> None:
+        with store.transaction():
+            coll.put("block-first", 1)
+            store.collection("made-in-the-block").put("x", 1)
+            for i in range(600):  # 2.4 MB into a 64 KiB map
+                coll.put(f"big{i}", BLOB)
+
+    with pytest.raises(StoreFull):
+        big_block()
+    assert list(coll.keys()) == ["before"] and "made-in-the-block" not in store.collections()
+    coll.put("usable", 2)  # single writes still work (and grow the map)
+    assert coll.get("usable") == 2
+    # the map grows after each failed block: running it again eventually succeeds
+    for attempt in range(30):
+        try:
+            big_block()
+            break
+        except StoreFull:
+            assert "big0" not in coll and "made-in-the-block" not in store.collections()
+    else:
+        pytest.fail("the block never fitted: the map did not grow after it failed")
+    assert len(coll) == 3 + 600 and store.collection("made-in-the-block").get("x") == 1
+
+    # a nested block that fills the map rolls back alone; the outer one commits
+    with store.transaction():
+        coll.put("outer", 1)
+        with pytest.raises(StoreFull):
+            with store.transaction():
+                coll.put("inner", 1)
+                for i in range(3000):
+                    coll.put(f"huge{i}", BLOB)
+        coll.put("outer2", 2)
+    assert "outer" in coll and "outer2" in coll and "inner" not in coll and "huge0" not in coll
+    # a block that swallows StoreFull cannot commit half of itself
+    with pytest.raises(kvlite.errors.KvliteError):
+        with store.transaction():
+            coll.put("swallowed", 1)
+            with contextlib.suppress(StoreFull):
+                for i in range(30000):
+                    coll.put(f"huge{i}", BLOB)
+            coll.put("swallowed2", 1)
+    assert "swallowed" not in coll and "huge0" not in coll and "swallowed2" not in coll
+
+
+def test_growth_while_another_thread_iterates(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder, map_size=65536))
+    coll = store.collection("c")
+    coll.put_many((i, i) for i in range(3 * _PAGE))
+    start_map = store.info()["map_size"]
+    midway = threading.Event()
+    grown = threading.Event()
+    got: list[Any] = []
+    errors: list[BaseException] = []
+
+    def iterate() -> None:
+        try:
+            for n, (key, value) in enumerate(coll.items()):
+                got.append(key)
+                if n == 10:
+                    midway.set()
+                    assert grown.wait(30)
+            ranged = coll.keys(start=0)
+            got.append(next(ranged))
+            midway.set()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=iterate)
+    reader.start()
+    assert midway.wait(30)
+    writer = store.collection("w")
+    for i in range(300):  # 1.2 MB: several growths while the reader's generator is mid-way
+        writer.put(i, BLOB)
+    assert store.info()["map_size"] > start_map
+    grown.set()
+    reader.join(30)
+    assert not reader.is_alive() and not errors
+    assert got == list(range(3 * _PAGE)) + [0]
+
+    # the same with the generator mid-way in the writing thread itself, and a reader thread that
+    # keeps iterating meanwhile
+    stop = threading.Event()
+    laps = []
+
+    def keep_reading() -> None:
+        try:
+            while not stop.is_set():
+                laps.append(sum(1 for _ in coll.keys()) + len(coll) + sum(1 for _ in coll.keys(start=0)))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    mine = coll.keys()
+    first = [next(mine) for _ in range(5)]
+    before = store.info()["map_size"]
+    for i in range(300, 1500):
+        writer.put(i, BLOB)
+    stop.set()
+    reader.join(30)
+    assert not reader.is_alive() and not errors and laps and set(laps) == {3 * 3 * _PAGE}
+    assert first + list(mine) == list(range(3 * _PAGE))
+    assert store.info()["map_size"] > before

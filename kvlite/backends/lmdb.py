@@ -34,7 +34,8 @@ address space; the file only grows as data is written) and doubles it when a
 write finds it full, instead of failing: a single call is retried after the
 map grew; a ``transaction()`` block grows the map first when it is over half
 full (a block that writes more than the rest of the map raises
-:class:`~kvlite.errors.StoreFull`, and nothing of it lands).  Growing waits
+:class:`~kvlite.errors.StoreFull`, and nothing of it lands; the map is grown
+after it, so running the block again eventually succeeds).  Growing waits
 for this process's other reads to finish (LMDB remaps the file); another
 process adopts the new size at its next transaction.
 
@@ -507,8 +508,8 @@ class LMDBEngine(Engine):
             try:
                 return fn(block.txn, now)
             except lmdb.MapFullError as exc:
-                raise StoreFull("the LMDB map filled up inside a transaction() block, which cannot be retried "
-                                "once it grew: nothing of the block lands; run it again") from exc
+                self._local.full = True  # the map grows once the block is over
+                raise StoreFull(_BLOCK_FULL) from exc
             except lmdb.Error as exc:
                 raise _translate(exc, self.path) from exc
         before = self.clock()
@@ -609,15 +610,20 @@ class LMDBEngine(Engine):
                         self.env.sync(True)
             except lmdb.MapFullError as exc:
                 self._after_rollback()
-                raise StoreFull("the LMDB map filled up inside a transaction() block, which cannot be retried "
-                                "once it grew: nothing of the block lands; run it again") from exc
+                self._local.full = True
+                raise StoreFull(_BLOCK_FULL) from exc
             except lmdb.Error as exc:
                 self._after_rollback()
                 raise _translate(exc, self.path) from exc
         finally:
             if outer is None:
                 self._gate.leave()
-                self._writer.release()
+                try:
+                    if self._local.__dict__.pop("full", False):  # the block filled the map: grow it
+                        with contextlib.suppress(StoreFull):  # for the block run again
+                            self._grow()
+                finally:
+                    self._writer.release()
 
     def _after_rollback(self) -> None:
         """Database handles opened or dropped in a rolled-back block are no longer valid; a
@@ -827,6 +833,10 @@ class LMDBEngine(Engine):
     def close(self) -> None:
         super().close()
         self.shared.detach()
+
+
+_BLOCK_FULL = ("the LMDB map filled up inside a transaction() block, which cannot be retried inside it: "
+               "nothing of the block lands; the map grows once the block is over: run it again")
 
 
 def _clear_order(txn: Any, order: Any, number: int) -> None:
