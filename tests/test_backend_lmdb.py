@@ -453,3 +453,313 @@ def test_growth_while_another_thread_iterates(opened: list[kvlite.Store], folder
     assert not reader.is_alive() and not errors and laps and set(laps) == {3 * 3 * _PAGE}
     assert first + list(mine) == list(range(3 * _PAGE))
     assert store.info()["map_size"] > before
+
+
+# == child processes ===============================================================================
+
+#: The code every child process runs (``python -c CHILD COMMAND JSON``): kvlite and lmdb only.
+CHILD = r'''
+import json, os, sys, time
+import kvlite
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def wait_for(path):
+    while not os.path.exists(path):
+        time.sleep(0.001)
+
+
+def serve(args):
+    """One request per stdin line (a JSON object with "op"), one JSON answer per line."""
+    store = kvlite.open(args["url"])
+    colls = {}
+    reply({"ok": "ready"})
+    for line in sys.stdin:
+        req = json.loads(line)
+        op = req["op"]
+        try:
+            if op == "collection":  # (made and) cached, like a long-lived client
+                colls[req["name"]] = store.collection(req["name"])
+                result = None
+            elif op == "put":
+                store.collection(req["name"]).put(req["key"], req["value"])
+                result = None
+            elif op == "get":
+                result = store.collection(req["name"]).get(req["key"])
+            elif op == "cached-put":  # through the object cached by "collection"
+                colls[req["name"]].put(req["key"], req["value"])
+                result = None
+            elif op == "cached-get":
+                result = colls[req["name"]].get(req["key"])
+            elif op == "keys":
+                result = list(store.collection(req["name"]).keys())
+            elif op == "fill":  # n values of size bytes, one put each
+                coll = store.collection(req["name"])
+                for i in range(req["n"]):
+                    coll.put(req["prefix"] + str(i), "y" * req["size"])
+                result = None
+            elif op == "drop":
+                result = store.drop_collection(req["name"])
+            elif op == "collections":
+                result = store.collections()
+            elif op == "map_size":
+                result = store.info()["map_size"]
+            elif op == "exit":
+                store.close()
+                reply({"ok": None})
+                return
+            else:
+                raise ValueError(op)
+            reply({"ok": result})
+        except Exception as exc:
+            reply({"error": type(exc).__name__, "message": str(exc)})
+
+
+def hammer(args):
+    """After the start file appears: ``n`` incr of one shared key and ``n`` puts of keys of its own."""
+    store = kvlite.open(args["url"])
+    coll = store.collection("c")
+    wait_for(args["start"])
+    me = args["me"]
+    for i in range(args["n"]):
+        coll.incr("counter")
+        coll.put(f"{me}:{i}", {"me": me, "i": i, "pad": "z" * args["pad"]})
+        if i % 50 == 0:
+            with store.transaction():
+                coll.incr("in-blocks")
+                store.collection("other").put(f"{me}:{i}", i)
+    store.close()
+    reply({"ok": me})
+
+
+def writer(args):
+    """Acknowledged writes until killed: each line on stdout follows a call that returned."""
+    store = kvlite.open(args["url"])
+    coll, other = store.collection("c"), store.collection("other")
+    reply({"ok": "ready"})
+    i = 0
+    while True:
+        i += 1
+        kind = i % 4
+        if kind == 0:
+            coll.put(f"k{i}", {"i": i, "pad": "p" * (i % 3000)})
+        elif kind == 1:
+            coll.put_many({f"b{i}:{j}": j for j in range(5)})
+        elif kind == 2:
+            n = coll.incr("counter")
+            reply({"ack": i, "counter": n})
+            continue
+        else:
+            with store.transaction():
+                coll.put(f"t{i}", i)
+                other.put(f"t{i}", i)
+        reply({"ack": i})
+
+
+def in_block(args):
+    """Writes inside a transaction() block, says so, and waits there to be killed."""
+    store = kvlite.open(args["url"])
+    coll = store.collection("c")
+    coll.put("before", 1)
+    with store.transaction():
+        for i in range(args["n"]):
+            coll.put(f"block{i}", "v" * 500)
+        store.collection("made-in-block").put("x", 1)
+        coll.delete("before")
+        reply({"ok": "inside"})
+        time.sleep(120)
+
+
+{"serve": serve, "hammer": hammer, "writer": writer, "in-block": in_block}[sys.argv[1]](json.loads(sys.argv[2]))
+'''
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(HERE.parents[1])  # this checkout's kvlite first
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else root
+    return env
+
+
+def spawn(command: str, **args: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", CHILD, command, json.dumps(args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                            cwd=str(HERE.parents[1]))
+
+
+def answer(proc: subprocess.Popen[str]) -> Any:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(10)
+        raise AssertionError(f"the child exited ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+    return json.loads(line)
+
+
+class Client:
+    """Another process with the store open, answering requests (the ``serve`` child)."""
+
+    def __init__(self, where: str) -> None:
+        self.proc = spawn("serve", url=where)
+        assert answer(self.proc) == {"ok": "ready"}
+
+    def __call__(self, op: str, **fields: Any) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.proc.stdin.flush()
+        got = answer(self.proc)
+        if "error" in got:
+            raise AssertionError(f"the child raised {got['error']}: {got['message']}")
+        return got["ok"]
+
+    def error(self, op: str, **fields: Any) -> str:
+        """The name of the error the request raised in the child."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+        self.proc.stdin.flush()
+        got = answer(self.proc)
+        assert "error" in got, got
+        return str(got["error"])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self("exit")
+        with contextlib.suppress(Exception):
+            self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def client(clients: list[Client], where: str) -> Client:
+    made = Client(where)
+    clients.append(made)
+    return made
+
+
+# == 4. several processes ==========================================================================
+
+def test_concurrent_writer_processes(opened: list[kvlite.Store], folder: Path, tmp_path: Path) -> None:
+    where = url(folder, map_size=65536)  # small: the processes grow the map while they contend
+    store = open_lmdb(opened, where)
+    store.collection("c").put("seed", 0)
+    start = tmp_path / "go"
+    n, procs = 300, 4
+    children = [spawn("hammer", url=where, start=str(start), me=me, n=n, pad=1500) for me in range(procs)]
+    try:
+        time.sleep(0.3)
+        start.touch()
+        for proc in children:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in children:
+            if proc.poll() is None:
+                proc.kill()
+    coll = store.collection("c")
+    assert coll.get("counter") == procs * n
+    assert coll.get("in-blocks") == procs * len(range(0, n, 50))
+    for me in range(procs):
+        assert [coll.get(f"{me}:{i}")["i"] for i in range(n)] == list(range(n))
+    assert len(coll) == 3 + procs * n and len(store.collection("other")) == procs * len(range(0, n, 50))
+    assert store.info()["map_size"] >= procs * n * 1500
+
+
+def test_another_process_sees_commits_and_adopts_growth(opened: list[kvlite.Store], folder: Path,
+                                                         clients: list[Client]) -> None:
+    where = url(folder, map_size=65536)
+    store = open_lmdb(opened, where)
+    coll = store.collection("shared")
+    coll.put("from parent", 1)
+    other = client(clients, where)
+    other("collection", name="shared")
+    assert other("get", name="shared", key="from parent") == 1
+    coll.put("from parent", 2)
+    assert other("get", name="shared", key="from parent") == 2  # the newest commit, not a cached one
+    other("put", name="shared", key="from child", value=[1, 2])
+    assert coll.get("from child") == [1, 2]
+    # the child grows the map (64 KiB -> MBs); this process adopts the new size on its next reads and writes
+    parent_map = store.info()["map_size"]
+    other("fill", name="shared", prefix="big", n=600, size=4000)
+    child_map = other("map_size")
+    assert child_map > 2_400_000 > parent_map
+    assert coll.get("big599") == "y" * 4000  # data beyond the parent's old map
+    assert len(coll) == 602 and list(coll.keys())[-1] == "big599"
+    assert store.info()["map_size"] >= child_map or store.info()["map_size"] >= store.info()["size"]
+    coll.put("after growth", "z" * 100_000)
+    assert other("get", name="shared", key="after growth") == "z" * 100_000
+    # a collection object made here before the child grew the map again, first used after that
+    other("put", name="late", key="k", value=1)
+    late = store.collection("late")
+    other("fill", name="late", prefix="more", n=600, size=8000)
+    assert other("map_size") > store.info()["map_size"]
+    assert late.get("k") == 1 and late.get("more599") == "y" * 8000
+    # a backup as the first thing after the child grew the map again
+    other("fill", name="late", prefix="most", n=1000, size=8000)
+    store.backup(folder.parent / "copy")
+    with kvlite.open(url(folder.parent / "copy")) as copy:
+        assert copy.collection("late").get("most999") == "y" * 8000 and len(copy.collection("late")) == 1601
+    # and the other way round: the parent grows it, the child reads on
+    store.collection("p").put_many((i, "w" * 4000) for i in range(1000))
+    assert other("get", name="p", key=999) == "w" * 4000
+    assert other("map_size") >= 4_000_000
+
+
+def test_collections_dropped_or_made_in_another_process(opened: list[kvlite.Store], folder: Path,
+                                                        clients: list[Client]) -> None:
+    where = url(folder)
+    store = open_lmdb(opened, where)
+    doomed = store.collection("doomed")
+    doomed.put_many({"a": 1, "b": 2})
+    assert doomed.get("a") == 1 and list(doomed.keys()) == ["a", "b"]  # its handles are open here
+    other = client(clients, where)
+    other("collection", name="doomed")
+    assert other("drop", name="doomed") is True
+    with pytest.raises(CollectionDropped):
+        doomed.get("a")
+    with pytest.raises(CollectionDropped):
+        doomed.put("c", 3)
+    with pytest.raises(CollectionDropped):
+        list(doomed.keys())
+    with pytest.raises(CollectionDropped):
+        len(doomed)
+    # made again (another collection of that name): the old object still refuses, the new one is empty
+    other("put", name="doomed", key="new", value=1)
+    for call in (lambda: doomed.get("new"), lambda: doomed.put("x", 1), lambda: list(doomed.keys(start="")),
+                 lambda: doomed.delete("new"), lambda: doomed.get_many(["new"])):
+        with pytest.raises(CollectionDropped):
+            call()
+    fresh = store.collection("doomed")
+    assert list(fresh.keys()) == ["new"] and fresh.get("a") is None
+    # a collection the parent has open, dropped while the parent iterates it
+    iterated = store.collection("iterated")
+    iterated.put_many((i, i) for i in range(3 * _PAGE))
+    it = iter(iterated.keys())
+    assert next(it) == 0
+    other("drop", name="iterated")
+    with pytest.raises(CollectionDropped):
+        list(it)
+    # made in another process: visible here, both ways
+    other("put", name="made there", key="k", value="v")
+    assert "made there" in store.collections()
+    assert store.collection("made there").get("k") == "v"
+    store.collection("made here").put("k", "h")
+    assert other("get", name="made here", key="k") == "h" and "made here" in other("collections")
+    # the child's cached object for a collection this process dropped
+    other("collection", name="made here")
+    assert store.drop_collection("made here")
+    assert other.error("cached-get", name="made here", key="k") == "CollectionDropped"
+    assert other.error("cached-put", name="made here", key="k", value=1) == "CollectionDropped"
+    assert other("get", name="made here", key="k") is None  # made again, empty

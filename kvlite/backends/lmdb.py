@@ -391,7 +391,16 @@ class _Environment:
                 self.env.close()
 
     def open_registry(self, create: bool) -> None:
-        """Open (``create``: or make) the registry, checking the environment is kvlite's."""
+        """Open (``create``: or make) the registry, checking the environment is kvlite's (again
+        once the map is adopted when another process grew it meanwhile)."""
+        while True:
+            try:
+                return self._open_registry(create)
+            except lmdb.MapResizedError:
+                with self.gate.alone(30.0):
+                    self.env.set_mapsize(0)  # adopt the size the other process set
+
+    def _open_registry(self, create: bool) -> None:
         with self.env.begin() as txn:
             names = [key for key, _ in txn.cursor()]
         if names and b"kvlite" not in names:
@@ -757,16 +766,22 @@ class LMDBEngine(Engine):
         transaction of py-lmdb's, committed) unless published already, so the read can use them."""
         if number in self._dbs or self._block() is not None:
             return
-        with self._opening:
-            if number in self._dbs:
-                return
-            try:
-                opened = {number: (self.env.open_db(b"c%d" % number, create=False),
-                                   self.shared.order)}
-            except lmdb.NotFoundError as exc:
-                raise CollectionDropped(f"collection number {number} was dropped") from exc
-            except lmdb.Error as exc:
-                raise _translate(exc, self.path) from exc
+        while True:
+            with self._opening:
+                if number in self._dbs:
+                    return
+                try:
+                    opened = {number: (self.env.open_db(b"c%d" % number, create=False),
+                                       self.shared.order)}
+                    break
+                except lmdb.MapResizedError:
+                    pass  # another process grew the map: adopt it (outside the lock) and again
+                except lmdb.NotFoundError as exc:
+                    raise CollectionDropped(f"collection number {number} was dropped") from exc
+                except lmdb.Error as exc:
+                    raise _translate(exc, self.path) from exc
+            with self._gate.alone(self.timeout):  # this thread holds no transaction here
+                self.env.set_mapsize(0)
         self._publish(opened)
 
     def _opened_here(self) -> dict[int, tuple[Any, Any]]:
@@ -808,11 +823,22 @@ class LMDBEngine(Engine):
         try:
             if progress is not None:
                 progress(0, 1)
-            self._gate.enter()
-            try:
-                self.env.copy(temp, compact=True)
-            finally:
-                self._gate.leave()
+            while True:
+                self._gate.enter()
+                try:
+                    self.env.copy(temp, compact=True)
+                    break
+                except lmdb.MapResizedError as exc:  # another process grew the map
+                    if self._block() is not None:  # this thread holds a transaction: cannot remap
+                        raise _translate(exc, self.path) from exc
+                except lmdb.Error as exc:
+                    raise _translate(exc, self.path) from exc
+                finally:
+                    self._gate.leave()
+                for name in os.listdir(temp):  # LMDB's copy makes its file anew
+                    os.remove(os.path.join(temp, name))
+                with self._gate.alone(self.timeout):
+                    self.env.set_mapsize(0)  # adopt it, and copy again
             for name in os.listdir(temp):
                 with open(os.path.join(temp, name), "rb+") as copied:
                     os.fsync(copied.fileno())
@@ -917,7 +943,11 @@ class LMDBTable(Table):
         stored = enc if len(enc) <= _PREFIX else _stored(enc)
         self._prepare()
         with self.engine.read() as txn:
-            raw = txn.get(stored, db=self._handles(txn)[0])
+            try:
+                raw = txn.get(stored, db=self._handles(txn)[0])
+            except lmdb.BadDbiError:  # another process dropped the collection's database
+                self._still_registered(txn)
+                raise
             if raw is None:
                 self._still_registered(txn)
         return stored, raw
@@ -943,6 +973,9 @@ class LMDBTable(Table):
                     raw = txn.get(enc if len(enc) <= _PREFIX else _stored(enc), db=found[1])
                     if raw is None:
                         self._still_registered(txn)
+                except lmdb.BadDbiError as exc:  # another process dropped the collection's database
+                    self._still_registered(txn)
+                    raise _translate(exc, engine.path) from exc
                 finally:
                     txn.abort()
                     counter[0] -= 1
