@@ -763,3 +763,75 @@ def test_collections_dropped_or_made_in_another_process(opened: list[kvlite.Stor
     assert other.error("cached-get", name="made here", key="k") == "CollectionDropped"
     assert other.error("cached-put", name="made here", key="k", value=1) == "CollectionDropped"
     assert other("get", name="made here", key="k") is None  # made again, empty
+
+
+# == 5. crash safety ===============================================================================
+
+def kill_after(proc: subprocess.Popen[str], acks: int) -> list[dict[str, Any]]:
+    """Read the child's acknowledgements until ``acks`` of them, SIGKILL it mid-loop, and return
+    every acknowledgement it wrote before it died."""
+    got = [answer(proc)]
+    assert got[0] == {"ok": "ready"}
+    while len(got) <= acks:
+        got.append(answer(proc))
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.stdout is not None
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    got += [json.loads(line) for line in rest.splitlines()]
+    return got[1:]
+
+
+def check_acknowledged(store: kvlite.Store, acks: list[dict[str, Any]], base: int = 0) -> None:
+    coll, other = store.collection("c"), store.collection("other")
+    counters = [a["counter"] for a in acks if "counter" in a]
+    assert counters == list(range(base + 1, base + len(counters) + 1))
+    assert coll.get("counter") in (counters[-1], counters[-1] + 1)  # the kill may follow a commit not acked
+    for a in acks:
+        i = a["ack"]
+        if i % 4 == 0:
+            assert coll.get(f"k{i}") == {"i": i, "pad": "p" * (i % 3000)}
+        elif i % 4 == 1:
+            assert coll.get_many([f"b{i}:{j}" for j in range(5)]) == list(range(5))
+        elif i % 4 == 3:
+            assert coll.get(f"t{i}") == i and other.get(f"t{i}") == i
+    # every transaction block landed whole: a key in one collection iff in the other
+    assert {k for k in coll.keys() if str(k).startswith("t")} == set(other.keys())
+
+
+def test_kill_9_during_acknowledged_writes(opened: list[kvlite.Store], folder: Path) -> None:
+    where = url(folder, map_size=65536)  # the writer grows the map too
+    acks = kill_after(spawn("writer", url=where), 400)
+    store = open_lmdb(opened, where)  # a fresh environment in this process: opens cleanly
+    check_acknowledged(store, acks)
+    store.collection("c").put("after", 1)
+    assert store.collection("c").get("after") == 1
+    # again while this process keeps the environment open (the dead writer's lock is recovered)
+    base = store.collection("c").get("counter")
+    acks = kill_after(spawn("writer", url=where), 300)
+    check_acknowledged(store, acks, base)
+    store.collection("c").put("after 2", 2)
+    assert store.collection("c").get("after 2") == 2
+
+
+def test_kill_9_inside_a_transaction_block(opened: list[kvlite.Store], folder: Path) -> None:
+    where = url(folder)
+    store = open_lmdb(opened, where)  # kept open: the child dies holding LMDB's write lock
+    coll = store.collection("c")
+    coll.put("mine", 0)
+    proc = spawn("in-block", url=where, n=2000)
+    assert answer(proc) == {"ok": "inside"}
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert coll.get("before") == 1 and coll.get("block0") is None and "made-in-block" not in store.collections()
+    start = time.monotonic()
+    coll.put("after", 1)  # the dead process's write lock is taken over at once
+    with store.transaction():
+        coll.put("after block", 2)
+    assert time.monotonic() - start < 10
+    store.close()
+    store = open_lmdb(opened, where)
+    coll = store.collection("c")
+    assert sorted(coll.keys()) == ["after", "after block", "before", "mine"]
+    assert "made-in-block" not in store.collections()
+    assert store.collection("fresh").put("x", 1) is None and store.collection("fresh").get("x") == 1
