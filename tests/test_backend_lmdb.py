@@ -835,3 +835,157 @@ def test_kill_9_inside_a_transaction_block(opened: list[kvlite.Store], folder: P
     assert sorted(coll.keys()) == ["after", "after block", "before", "mine"]
     assert "made-in-block" not in store.collections()
     assert store.collection("fresh").put("x", 1) is None and store.collection("fresh").get("x") == 1
+
+
+# == 6. one folder opened twice; typed errors ======================================================
+
+def test_one_folder_opened_twice_in_a_process(opened: list[kvlite.Store], folder: Path) -> None:
+    writer = open_lmdb(opened, url(folder))
+    reader = open_lmdb(opened, url(folder), readonly=True)
+    again = open_lmdb(opened, url(folder.parent / ".." / folder.parent.name / folder.name))  # another spelling
+    w, r, a = writer.collection("c"), reader.collection("c"), again.collection("c")
+    w.put("k", 1)
+    assert r.get("k") == 1 and a.get("k") == 1
+    a.put("k", 2)
+    assert w.get("k") == 2 and r.get("k") == 2 and list(r.keys()) == ["k"]
+    for write in (lambda: r.put("x", 1), lambda: r.delete("k"), lambda: r.incr("n"), lambda: reader.collection("new"),
+                  lambda: reader.drop_collection("c"), lambda: r.put_many({"x": 1}), lambda: r.clear()):
+        with pytest.raises(ReadOnlyError):
+            write()
+    with pytest.raises(ReadOnlyError):
+        with reader.transaction():
+            pass
+    assert r.get("x") is None and list(w.keys()) == ["k"]
+    writer.close()  # the others keep the shared environment
+    assert r.get("k") == 2
+    a.put("k", 3)
+    assert r.get("k") == 3 and len(r) == 1
+    again.close()
+    assert r.get("k") == 3 and reader.collections() == ["c"]
+    with pytest.raises(kvlite.errors.StoreClosed):
+        w.get("k")
+    reopened = open_lmdb(opened, url(folder))  # after the last writer closed, with the reader still open
+    reopened.collection("c").put("k", 4)
+    assert r.get("k") == 4
+
+
+def test_readonly_store_on_a_readonly_folder(opened: list[kvlite.Store], folder: Path) -> None:
+    with kvlite.open(url(folder)) as store:
+        store.collection("c").put("k", 1)
+    for name in os.listdir(folder):
+        os.chmod(folder / name, 0o444)
+    os.chmod(folder, 0o555)
+    try:
+        if os.access(folder, os.W_OK):  # root writes anywhere: nothing to check about permissions
+            return
+        with pytest.raises(ReadOnlyError):
+            kvlite.open(url(folder))
+        reader = open_lmdb(opened, url(folder), readonly=True)
+        assert reader.collection("c").get("k") == 1
+        with pytest.raises(ReadOnlyError):
+            reader.collection("c").put("k", 2)
+    finally:
+        os.chmod(folder, 0o755)
+        for name in os.listdir(folder):
+            os.chmod(folder / name, 0o644)
+
+
+def foreign_environment(where: Path, how: str) -> None:
+    env = lmdb.open(str(where), max_dbs=4)
+    with env.begin(write=True) as txn:
+        if how == "plain keys":
+            txn.put(b"hello", b"world")
+        elif how == "kvlite is a plain key":
+            txn.put(b"kvlite", b"not a database")
+    if how == "other named databases":
+        db = env.open_db(b"users")
+        with env.begin(write=True) as txn:
+            txn.put(b"a", b"1", db=db)
+    elif how == "a registry without its order database":
+        db = env.open_db(b"kvlite")
+        with env.begin(write=True) as txn:
+            txn.put(b"\x00format", b"1", db=db)
+    elif how == "a registry without its format":
+        env.open_db(b"kvlite")
+        env.open_db(b"order")
+    env.close()
+
+
+@pytest.mark.parametrize("how", ["plain keys", "kvlite is a plain key", "other named databases",
+                                 "a registry without its order database", "a registry without its format"])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_foreign_lmdb_environment_is_corrupt_store(folder: Path, how: str, readonly: bool) -> None:
+    foreign_environment(folder, how)
+    before = {name: (folder / name).read_bytes() for name in ["data.mdb"]}
+    with pytest.raises(CorruptStore):
+        kvlite.open(url(folder), readonly=readonly)
+    assert (folder / "data.mdb").read_bytes() == before["data.mdb"]  # left as it was
+    with pytest.raises(CorruptStore):  # and again: nothing was left half-open in this process
+        kvlite.open(url(folder))
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 1000, b"x" * 10, bytes(8192), os.urandom(3 * 4096)])
+def test_a_garbage_data_file_is_corrupt_store(folder: Path, content: bytes) -> None:
+    folder.mkdir()
+    (folder / "data.mdb").write_bytes(content)
+    for readonly in (False, True):
+        with pytest.raises(CorruptStore):
+            kvlite.open(url(folder), readonly=readonly)
+    assert (folder / "data.mdb").read_bytes() == content
+
+
+def test_damaged_pages_are_corrupt_store(folder: Path) -> None:
+    """Pages past the two meta pages overwritten: a typed error, at open or at the first read."""
+    with kvlite.open(url(folder)) as store:
+        store.collection("c").put_many((f"k{i}", "v" * 100) for i in range(3000))
+    data = bytearray((folder / "data.mdb").read_bytes())
+    data[2 * 4096:] = bytes(len(data) - 2 * 4096)
+    (folder / "data.mdb").write_bytes(bytes(data))
+    with pytest.raises(CorruptStore):
+        with kvlite.open(url(folder)) as store:
+            coll = store.collection("c")
+            [coll.get(f"k{i}") for i in range(3000)]
+
+
+def test_max_collections(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder, max_collections=2))
+    store.collection("a").put("k", 1)
+    store.collection("b").put("k", 2)
+    with pytest.raises(StoreFull):
+        store.collection("c")
+    assert store.collections() == ["a", "b"]
+    with pytest.raises(StoreFull):  # inside a block too; the block's other writes are rolled back with it
+        with store.transaction():
+            store.collection("a").put("in block", 1)
+            store.collection("c")
+    assert store.collection("a").get("in block") is None and store.collections() == ["a", "b"]
+    assert store.collection("a").get("k") == 1
+    # a dropped collection's slot is free again; the ids go on (never reused)
+    assert store.drop_collection("a")
+    store.collection("c").put("k", 3)
+    assert store.collections() == ["b", "c"] and store.collection("c").get("k") == 3
+    store.close()
+    with kvlite.open(url(folder, max_collections=2)) as again:  # no handle open yet: the store's count decides
+        assert again.collections() == ["b", "c"]
+        with pytest.raises(StoreFull):
+            again.collection("d")
+        assert again.collections() == ["b", "c"]
+        assert again.collection("b").get("k") == 2 and again.collection("c").get("k") == 3
+    with kvlite.open(url(folder, max_collections=1)) as fewer:  # opened for fewer than it holds
+        assert fewer.collection("b").get("k") == 2
+        with pytest.raises(StoreFull):  # typed, naming the option
+            fewer.collection("c").get("k")
+
+
+@pytest.mark.parametrize("query", ["bogus=1", "map_size=abc", "map_size=0", "max_collections=-1", "map_size=",
+                                   "max_collections=1.5"])
+def test_bad_url_options(folder: Path, query: str) -> None:
+    with pytest.raises(ValueError):
+        kvlite.open(f"lmdb://{folder}?{query}")
+    assert not folder.exists()
+
+
+def test_readonly_on_a_missing_folder(folder: Path) -> None:
+    with pytest.raises(ReadOnlyError):
+        kvlite.open(url(folder), readonly=True)
+    assert not folder.exists()

@@ -346,6 +346,7 @@ class _Environment:
             raise CorruptStore(f"{folder}: not an LMDB environment, or damaged: {exc}") from exc
         self.folder = folder
         self.writable = writable
+        self.max_collections = max_collections
         self.gate = _Gate()
         self.writer = threading.Lock()  # one write transaction of this process at a time
         self.opening = threading.Lock()  # mdb_dbi_open is not to be called concurrently
@@ -399,6 +400,11 @@ class _Environment:
             except lmdb.MapResizedError:
                 with self.gate.alone(30.0):
                     self.env.set_mapsize(0)  # adopt the size the other process set
+            except (lmdb.IncompatibleError, lmdb.NotFoundError) as exc:  # "kvlite" is no database, no "order"
+                raise CorruptStore(f"{self.folder}: an LMDB environment that is not a kvlite store, or "
+                                   f"damaged: {exc}") from exc
+            except lmdb.Error as exc:
+                raise _translate(exc, self.folder) from exc
 
     def _open_registry(self, create: bool) -> None:
         with self.env.begin() as txn:
@@ -693,6 +699,13 @@ class LMDBEngine(Engine):
             row = txn.get(key, db=self.shared.registry)
             if row is not None:  # another client made it meanwhile
                 return _parse_row(row)
+            cursor = txn.cursor(db=self.shared.registry)  # the "c:" rows come last
+            count, found = 0, cursor.set_range(b"c:")
+            while found:
+                count += 1
+                found = cursor.next()
+            if count >= self.shared.max_collections:  # counted in the store, not by this process's handles
+                raise StoreFull(_COLLECTIONS_FULL % self.path)
             number = int(txn.get(b"\x00next", db=self.shared.registry))
             txn.put(b"\x00next", str(number + 1).encode(), db=self.shared.registry)
             txn.put(key, b"%d\x00%s" % (number, serializer.encode("utf-8")), db=self.shared.registry)
@@ -701,9 +714,7 @@ class LMDBEngine(Engine):
                     self._opened_here()[number] = (self.env.open_db(b"c%d" % number, txn=txn),
                                                    self.shared.order)
                 except lmdb.DbsFullError as exc:
-                    raise StoreFull(f"{self.path} holds as many collections as it was opened for; open it "
-                                    "with a larger ?max_collections= (LMDB keeps a fixed table of "
-                                    "databases)") from exc
+                    raise StoreFull(_COLLECTIONS_FULL % self.path) from exc
             return number, serializer
 
         found: tuple[Any, str] = self.write(make, 0.0)
@@ -861,6 +872,8 @@ class LMDBEngine(Engine):
         self.shared.detach()
 
 
+_COLLECTIONS_FULL = ("%s holds as many collections as it was opened for; open it with a larger "
+                     "?max_collections= (LMDB keeps a fixed table of databases)")
 _BLOCK_FULL = ("the LMDB map filled up inside a transaction() block, which cannot be retried inside it: "
                "nothing of the block lands; the map grows once the block is over: run it again")
 
@@ -884,6 +897,8 @@ def _translate(exc: lmdb.Error, path: str) -> KvliteError:
         return ReadOnlyError(f"{path}: {exc}")
     if isinstance(exc, (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError)):
         return CorruptStore(f"{path}: damaged LMDB environment: {exc}")
+    if isinstance(exc, lmdb.DbsFullError):  # a collection opened past max_collections
+        return StoreFull(_COLLECTIONS_FULL % path)
     if isinstance(exc, (lmdb.MapFullError, lmdb.DiskError)):
         return StoreFull(f"{path}: {exc}")
     if isinstance(exc, lmdb.ReadersFullError):
@@ -973,8 +988,9 @@ class LMDBTable(Table):
                     raw = txn.get(enc if len(enc) <= _PREFIX else _stored(enc), db=found[1])
                     if raw is None:
                         self._still_registered(txn)
-                except lmdb.BadDbiError as exc:  # another process dropped the collection's database
-                    self._still_registered(txn)
+                except lmdb.Error as exc:
+                    if isinstance(exc, lmdb.BadDbiError):  # another process dropped the collection's database
+                        self._still_registered(txn)
                     raise _translate(exc, engine.path) from exc
                 finally:
                     txn.abort()
