@@ -574,7 +574,34 @@ def in_block(args):
         time.sleep(120)
 
 
-{"serve": serve, "hammer": hammer, "writer": writer, "in-block": in_block}[sys.argv[1]](json.loads(sys.argv[2]))
+def first_read_during_a_block(args):
+    """A collection this process has not read yet is read by one thread while another holds a
+    transaction() block open (with py-lmdb's own open_db this froze the whole process)."""
+    import threading
+    with kvlite.open(args["url"]) as store:
+        store.collection("x").put("k", "v")
+        store.collection("y").put("k", 1)
+    store = kvlite.open(args["url"])  # anew: no database handle open yet
+    inside, done = threading.Event(), threading.Event()
+    y = store.collection("y")
+
+    def block():
+        with store.transaction():
+            y.put("k", 2)
+            inside.set()
+            time.sleep(0.3)  # the main thread's first read comes now
+        done.set()
+
+    thread = threading.Thread(target=block)
+    thread.start()
+    inside.wait()
+    got = store.collection("x").get("k")
+    thread.join()
+    reply({"ok": [got, done.is_set(), y.get("k")]})
+
+
+{"serve": serve, "hammer": hammer, "writer": writer, "in-block": in_block,
+ "first-read-during-a-block": first_read_during_a_block}[sys.argv[1]](json.loads(sys.argv[2]))
 '''
 
 
@@ -989,3 +1016,18 @@ def test_readonly_on_a_missing_folder(folder: Path) -> None:
     with pytest.raises(ReadOnlyError):
         kvlite.open(url(folder), readonly=True)
     assert not folder.exists()
+
+
+# == 7. snapshots, nested transactions, backup =====================================================
+
+def test_first_read_of_a_collection_while_another_thread_writes(folder: Path) -> None:
+    """Run in a child: a deadlock there would freeze this process (the GIL is held)."""
+    proc = spawn("first-read-during-a-block", url=url(folder))
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the process froze: a first read while another thread held a transaction() block")
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"ok": ["v", True, 2]}

@@ -774,26 +774,52 @@ class LMDBEngine(Engine):
 
     def prepare(self, number: int) -> None:
         """Before a read transaction of its own: open collection ``number``'s databases (in a
-        transaction of py-lmdb's, committed) unless published already, so the read can use them."""
+        write transaction, committed) unless published already, so the read can use them.
+
+        The write transaction is this engine's own, begun once the write lock of the process is
+        held: py-lmdb's ``open_db`` without a transaction waits for LMDB's write lock holding
+        the GIL, which froze the whole process while another of its threads was in a write
+        (that thread could never finish it)."""
         if number in self._dbs or self._block() is not None:
             return
-        while True:
+        if not self.shared.writable:  # a read-only environment: py-lmdb opens it in a read transaction
             with self._opening:
                 if number in self._dbs:
                     return
                 try:
-                    opened = {number: (self.env.open_db(b"c%d" % number, create=False),
-                                       self.shared.order)}
-                    break
-                except lmdb.MapResizedError:
-                    pass  # another process grew the map: adopt it (outside the lock) and again
+                    opened = {number: (self.env.open_db(b"c%d" % number, create=False), self.shared.order)}
                 except lmdb.NotFoundError as exc:
                     raise CollectionDropped(f"collection number {number} was dropped") from exc
                 except lmdb.Error as exc:
                     raise _translate(exc, self.path) from exc
-            with self._gate.alone(self.timeout):  # this thread holds no transaction here
-                self.env.set_mapsize(0)
-        self._publish(opened)
+            self._publish(opened)
+            return
+        if not self._writer.acquire(timeout=self.timeout):
+            raise StoreLocked(f"another thread held the write lock of {self.path} for longer than the "
+                              f"timeout ({self.timeout:g} s)")
+        try:
+            if number in self._dbs:
+                return
+            self._gate.enter()
+            try:
+                txn = self._begin(True)  # adopts a map another process grew
+                try:
+                    with self._opening:
+                        opened = {number: (self.env.open_db(b"c%d" % number, txn=txn, create=False),
+                                           self.shared.order)}
+                    txn.commit()
+                except BaseException:
+                    txn.abort()
+                    raise
+            except lmdb.NotFoundError as exc:
+                raise CollectionDropped(f"collection number {number} was dropped") from exc
+            except lmdb.Error as exc:
+                raise _translate(exc, self.path) from exc
+            finally:
+                self._gate.leave()
+            self._publish(opened)
+        finally:
+            self._writer.release()
 
     def _opened_here(self) -> dict[int, tuple[Any, Any]]:
         """Where handles opened in this thread's current transaction wait for its commit."""
