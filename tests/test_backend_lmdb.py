@@ -1031,3 +1031,172 @@ def test_first_read_of_a_collection_while_another_thread_writes(folder: Path) ->
         pytest.fail("the process froze: a first read while another thread held a transaction() block")
     assert proc.returncode == 0, err
     assert json.loads(out) == {"ok": ["v", True, 2]}
+
+
+def test_snapshot_sees_the_start_while_another_thread_commits(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder))
+    coll = store.collection("c")
+    coll.put_many((i, i) for i in range(2 * _PAGE + 10))
+    store.collection("gone").put("k", 1)
+
+    def commit_changes() -> None:
+        c = store.collection("c")
+        c.put("new", 1)
+        c.delete(0)
+        c.put(1, "changed")
+        c.put_many((f"n{i}", i) for i in range(300))
+        store.collection("made").put("x", 1)
+        with store.transaction():
+            c.put(2, "in a block")
+
+    with store.snapshot():
+        it = coll.items()
+        assert next(it) == (0, 0)
+        ranged = coll.keys(start=0)
+        assert next(ranged) == 0
+        other = threading.Thread(target=commit_changes)
+        other.start()
+        other.join(30)
+        assert not other.is_alive()
+        assert coll.get(0) == 0 and coll.get(1) == 1 and coll.get(2) == 2 and coll.get("new") is None
+        assert len(coll) == 2 * _PAGE + 10 and coll.get_many([0, "n5"]) == [0, None]
+        assert list(it) == [(i, i) for i in range(1, 2 * _PAGE + 10)]  # every page from the snapshot
+        assert list(ranged) == list(range(1, 2 * _PAGE + 10))
+        assert list(coll.keys(reverse=True))[:2] == [2 * _PAGE + 9, 2 * _PAGE + 8]
+        assert store.collections() == ["c", "gone"]
+        for write in (lambda: coll.put("x", 1), lambda: coll.delete(5), lambda: coll.incr("n"),
+                      lambda: store.collection("c").put_many({"y": 1}), lambda: store.drop_collection("gone"),
+                      lambda: store.collection("new in snapshot"), lambda: coll.pop(3)):
+            with pytest.raises(ReadOnlyError):
+                write()
+        with pytest.raises(ReadOnlyError):
+            with store.transaction():
+                pass
+    assert coll.get(0) is None and coll.get(1) == "changed" and coll.get(2) == "in a block"
+    assert len(coll) == 2 * _PAGE + 10 - 1 + 1 + 300 and store.collections() == ["c", "gone", "made"]
+
+
+def test_growth_waits_for_a_snapshot_of_another_thread(opened: list[kvlite.Store], folder: Path) -> None:
+    """Growing remaps the file: it waits for this process's open snapshots, and gives up with
+    StoreFull after the timeout (no deadlock); nothing of the failed write lands."""
+    store = open_lmdb(opened, url(folder, map_size=65536), timeout=0.5)
+    coll = store.collection("c")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.snapshot():
+            assert coll.get("big") is None
+            held.set()
+            release.wait(30)
+            assert coll.get("big") is None  # still the snapshot's view
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(30)
+    try:
+        start = time.monotonic()
+        with pytest.raises(StoreFull):
+            coll.put("big", "b" * 200_000)
+        assert time.monotonic() - start < 10
+    finally:
+        release.set()
+        holder.join(30)
+    assert coll.get("big") is None
+    coll.put("big", "b" * 200_000)  # the snapshot is over: the map grows
+    assert coll.get("big") == "b" * 200_000
+
+
+def test_nested_transactions_roll_back_alone(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder))
+    coll = store.collection("c")
+    victim = store.collection("victim")
+    victim.put_many((i, i) for i in range(5))
+    with store.transaction():
+        coll.put("outer", 1)
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                coll.put("inner", 1)
+                coll.delete("outer")
+                store.collection("made inside").put("x", 1)
+                assert store.drop_collection("victim")
+                with store.transaction():
+                    coll.put("innermost", 1)
+                raise RuntimeError("undo the inner block")
+        assert coll.get("outer") == 1 and coll.get("inner") is None and coll.get("innermost") is None
+        assert "made inside" not in store.collections() and victim.get(3) == 3
+        with store.transaction():
+            coll.put("second inner", 2)
+            store.collection("kept").put("x", 1)
+    assert sorted(coll.keys()) == ["outer", "second inner"]
+    assert store.collections() == ["c", "victim", "kept"]
+    assert list(victim.keys()) == [0, 1, 2, 3, 4] and victim.get(4) == 4
+    victim.put(5, 5)  # its databases are usable again after the rolled-back drop
+    assert len(victim) == 6 and list(store.collection("victim").keys(start=0)) == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(RuntimeError):  # the outermost block rolls back everything
+        with store.transaction():
+            coll.put("gone", 1)
+            with store.transaction():
+                coll.put("gone too", 1)
+            raise RuntimeError
+    assert sorted(coll.keys()) == ["outer", "second inner"]
+
+
+def test_backup_while_another_thread_writes(opened: list[kvlite.Store], folder: Path, tmp_path: Path) -> None:
+    store = open_lmdb(opened, url(folder, map_size=65536))
+    coll, other = store.collection("c"), store.collection("other")
+    coll.put_many((i, i) for i in range(500))
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    rounds = [0]
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                n = rounds[0] = rounds[0] + 1
+                with store.transaction():  # the invariant a consistent copy keeps: both or neither
+                    coll.put(f"r{n}", "v" * 2000)
+                    other.put(f"r{n}", n)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while rounds[0] < 50:
+            time.sleep(0.005)
+        copies = [tmp_path / f"copy{i}" for i in range(3)]
+        for copy in copies:
+            store.backup(copy)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert not errors and rounds[0] > 50
+    sizes = []
+    for copy in copies:
+        assert sorted(os.listdir(copy)) == ["data.mdb"] or "data.mdb" in os.listdir(copy)
+        with kvlite.open(url(copy)) as restored:
+            c, o = restored.collection("c"), restored.collection("other")
+            assert [c.get(i) for i in range(500)] == list(range(500))
+            rs = {k for k in c.keys() if isinstance(k, str)}
+            assert rs == {f"r{n}" for n in o.values()} == set(o.keys())
+            assert rs == {f"r{n}" for n in range(1, len(rs) + 1)}  # a prefix of the commits: one state
+            sizes.append(len(rs))
+            c.put("restored copy is writable", 1)
+    assert sizes == sorted(sizes)
+    assert not list(tmp_path.glob(".copy*"))  # no temporary folder left behind
+    with pytest.raises(kvlite.errors.InvalidBackupTarget):
+        store.backup(copies[0])
+
+
+def test_durability_full(opened: list[kvlite.Store], folder: Path) -> None:
+    store = open_lmdb(opened, url(folder), durability="full")
+    assert store.durability == "full"
+    coll = store.collection("c")
+    coll.put("k", 1)
+    with store.transaction():
+        coll.put("b", 2)
+    store.close()
+    store = open_lmdb(opened, url(folder))
+    assert store.durability == "normal" and store.collection("c").get_many(["k", "b"]) == [1, 2]
+    with pytest.raises(ValueError):
+        kvlite.open(url(folder), durability="paranoid")
