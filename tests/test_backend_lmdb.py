@@ -1200,3 +1200,29 @@ def test_durability_full(opened: list[kvlite.Store], folder: Path) -> None:
     assert store.durability == "normal" and store.collection("c").get_many(["k", "b"]) == [1, 2]
     with pytest.raises(ValueError):
         kvlite.open(url(folder), durability="paranoid")
+
+
+def test_a_key_put_again_during_iteration_is_not_seen_twice(opened: list[kvlite.Store], folder: Path) -> None:
+    coll = open_lmdb(opened, url(folder)).collection("c")
+    coll.put_many((i, i) for i in range(2 * _PAGE))
+    for reverse in (False, True):
+        it = coll.keys(reverse=reverse)
+        seen = [next(it) for _ in range(5)]
+        newest = list(coll.keys(reverse=True))[0]
+        coll.delete(newest)  # the newest goes: its sequence number must not be handed out again
+        again = seen[2]
+        coll.delete(again)
+        coll.put(again, "again")  # moves last
+        coll.put(newest, "back")
+        seen += list(it)
+        assert len(seen) == len(set(seen)), reverse
+        assert list(coll.keys())[-2:] == [again, newest] and coll.popitem() == (newest, "back")
+        coll.put(newest, newest)
+    coll.clear()  # numbers go on after a clear: an iteration begun before it sees nothing twice
+    coll.put_many((i, i) for i in range(2 * _PAGE))
+    it = coll.keys()
+    seen = [next(it) for _ in range(5)]
+    coll.clear()
+    coll.put_many((i, i) for i in range(2 * _PAGE))
+    seen += list(it)
+    assert len(seen) == len(set(seen)) and list(coll.keys()) == list(range(2 * _PAGE))

@@ -945,7 +945,10 @@ class LMDBTable(Table):
         self._row_key = b"c:" + name.encode("utf-8")
         self._row_prefix = b"%d\x00" % handle
         self._prefix = _ORDER.pack(handle, 0)[:4]  # of this collection's keys in the order database
-        self._end = _ORDER.pack(handle + 1, 0)  # after them
+        # after its entries in the order database: the record of the next sequence number
+        # (numbers are never reused: a key put again after the newest was deleted must not
+        # take a number an iteration in progress has yet to reach, or it would appear twice)
+        self._end = _ORDER.pack(handle, (1 << 64) - 1)
 
     def _handles(self, txn: Any) -> tuple[Any, Any]:
         """This collection's database handles, checked to be this collection's still."""
@@ -1079,8 +1082,14 @@ class LMDBTable(Table):
         return found and cursor.key()[:4] == self._prefix
 
     def _next_seq(self, txn: Any, order: Any) -> int:
-        cursor = txn.cursor(db=order)
-        return _ORDER.unpack(cursor.key())[1] + 1 if self._newest(cursor) else 1
+        recorded = txn.get(self._end, db=order)
+        if recorded is not None:
+            seq = int(recorded)
+        else:  # none recorded yet
+            cursor = txn.cursor(db=order)
+            seq = _ORDER.unpack(cursor.key())[1] + 1 if self._newest(cursor) else 1
+        txn.put(self._end, b"%d" % (seq + 1), db=order)
+        return seq
 
     def _old(self, txn: Any, dbs: tuple[Any, Any], stored: bytes, now: float) -> bytes | None:
         """The live entry's value under ``stored``; an expired one is removed (it counts as new)."""
@@ -1341,8 +1350,11 @@ class LMDBTable(Table):
     def clear(self) -> None:
         def clear(txn: Any, at: float) -> None:
             entries, order = self._writing(txn)
+            recorded = txn.get(self._end, db=order)
             txn.drop(entries, delete=False)
             _clear_order(txn, order, self.handle)
+            if recorded is not None:  # numbers go on after a clear too
+                txn.put(self._end, recorded, db=order)
 
         self.engine.write(clear, 0.0)
 
