@@ -803,7 +803,8 @@ def kill_after(proc: subprocess.Popen[str], acks: int) -> list[dict[str, Any]]:
         got.append(answer(proc))
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.stdout is not None
-    rest, _ = proc.communicate(timeout=30)
+    rest = proc.stdout.read()  # through the buffer readline() filled (communicate() would skip it)
+    proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     got += [json.loads(line) for line in rest.splitlines()]
     return got[1:]
