@@ -335,14 +335,22 @@ class _Environment:
     def __init__(self, folder: str, options: dict[str, int], writable: bool) -> None:
         max_collections = options.get("max_collections", _DEFAULT_MAX_COLLECTIONS)
         try:
-            self.env = lmdb.open(folder, subdir=True, map_size=options.get("map_size", _DEFAULT_MAP_SIZE),
-                                 max_dbs=max_collections + 2, readonly=not writable, lock=True,
-                                 sync=True, metasync=False, max_readers=1024)
+            for attempt in range(100):
+                try:
+                    self.env = lmdb.open(folder, subdir=True, map_size=options.get("map_size", _DEFAULT_MAP_SIZE),
+                                         max_dbs=max_collections + 2, readonly=not writable, lock=True,
+                                         sync=True, metasync=False, max_readers=1024)
+                    break
+                except lmdb.MapResizedError:  # another process grew the map while this one opened it
+                    if attempt == 99:
+                        raise
         except lmdb.VersionMismatchError as exc:
             raise IncompatibleVersion(f"{folder}: made by another LMDB version: {exc}") from exc
         except lmdb.Error as exc:
             if not writable and isinstance(exc, (lmdb.FileNotFoundError, lmdb.NotFoundError, lmdb.ReadonlyError)):
                 raise ReadOnlyError(f"{folder!r} holds no LMDB store and the store is read-only") from exc
+            if isinstance(exc, lmdb.MapResizedError):
+                raise StoreLocked(f"{folder}: other processes kept growing the map while it was opened") from exc
             raise CorruptStore(f"{folder}: not an LMDB environment, or damaged: {exc}") from exc
         self.folder = folder
         self.writable = writable
