@@ -1014,7 +1014,15 @@ class LMDBTable(Table):
                 enc = b"\x04" + key.encode()
             else:
                 enc = _encode(key)[0]
-            counter = engine._gate.enter()
+            gate = engine._gate  # gate.enter(), inlined: this is kvlite's hottest path
+            try:
+                counter = gate._local.counter
+            except AttributeError:
+                counter = gate.counter()
+            counter[0] += 1
+            if gate.growing:  # wait for the growth (no other transaction of this thread is open)
+                counter[0] -= 1
+                counter = gate.enter()
             try:
                 txn = engine.env.begin()
             except lmdb.Error:
