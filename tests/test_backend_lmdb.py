@@ -1227,3 +1227,22 @@ def test_a_key_put_again_during_iteration_is_not_seen_twice(opened: list[kvlite.
     coll.put_many((i, i) for i in range(2 * _PAGE))
     seen += list(it)
     assert len(seen) == len(set(seen)) and list(coll.keys()) == list(range(2 * _PAGE))
+
+
+def test_a_damaged_value_is_corrupt_store_not_a_raw_decode_error(tmp_path: Path) -> None:
+    """LMDB keeps no checksums: a value whose stored text is no longer UTF-8 raises CorruptStore
+    (on the hot get path, in get_many and in iteration), and the other entries still read."""
+    with kvlite.open(f"lmdb://{tmp_path / 'damaged'}") as store:
+        c = store.collection("c")
+        c.put("a", {"x": "é"})
+        c.put("b", {"x": "fine"})
+        engine = store.engine
+        entries = engine._dbs[c._table.handle][1]
+        with engine.env.begin(write=True) as txn:
+            raw = bytearray(txn.get(b"\x04a", db=entries))
+            raw[raw.index("é".encode()) + 1] = 0xFF  # break the two-byte sequence of "é"
+            txn.put(b"\x04a", bytes(raw), db=entries)
+        for read in (lambda: c.get("a"), lambda: c.get_many(["a"]), lambda: list(c.items())):
+            with pytest.raises(CorruptStore, match="damaged"):
+                read()
+        assert c.get("b") == {"x": "fine"}

@@ -213,7 +213,13 @@ def _data(raw: bytes, flags: int) -> Any:
     if flags & _LONG:
         start += _LEN.size + _LEN.unpack_from(raw, _HEAD_SIZE)[0]
     data = raw[start:]
-    return data.decode("utf-8") if flags & _TEXT else data
+    if not flags & _TEXT:
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptStore(f"a stored value is damaged (its text is not UTF-8: {exc}); LMDB keeps no "
+                           "checksums") from None
 
 
 def _key_of(stored: bytes, raw: bytes, flags: int) -> Any:
@@ -1045,10 +1051,12 @@ class LMDBTable(Table):
         flags, _, expires = _HEAD.unpack_from(raw)
         if flags & _EXPIRES and expires <= self.engine.clock():
             return MISSING
-        if flags & _LONG:
+        if flags & (_LONG | _TEXT) != _TEXT:
             return _data(raw, flags)
-        data = raw[_HEAD_SIZE:]
-        return data.decode("utf-8") if flags & _TEXT else data
+        try:
+            return raw[_HEAD_SIZE:].decode("utf-8")
+        except UnicodeDecodeError:
+            return _data(raw, flags)  # raises CorruptStore
 
     def get_many(self, keys: list[Any], now: float) -> list[Any]:
         """Every key read in one read transaction."""
