@@ -1246,3 +1246,11 @@ def test_a_damaged_value_is_corrupt_store_not_a_raw_decode_error(tmp_path: Path)
             with pytest.raises(CorruptStore, match="damaged"):
                 read()
         assert c.get("b") == {"x": "fine"}
+
+
+def test_read_only_on_an_empty_folder_creates_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(ReadOnlyError, match="holds no LMDB store"):
+        kvlite.open(f"lmdb://{folder}", readonly=True)
+    assert list(folder.iterdir()) == []

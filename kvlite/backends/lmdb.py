@@ -387,6 +387,8 @@ class _Environment:
         with cls._lock:
             shared = cls._open.get(key)
             if shared is None:
+                if readonly and not os.path.exists(os.path.join(folder, "data.mdb")):
+                    raise ReadOnlyError(f"{folder!r} holds no LMDB store and the store is read-only")
                 writable = os.access(folder, os.W_OK)
                 if not writable and not readonly:
                     raise ReadOnlyError(f"folder {folder!r} cannot be written: open the store with readonly=True")
