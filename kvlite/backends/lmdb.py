@@ -476,8 +476,6 @@ class LMDBEngine(Engine):
         #: crash may undo the last commit, never corrupt the file); "full": the meta page too.
         self._sync_meta = durability == "full"
 
-    # -- opening -----------------------------------------------------------------------------
-
     # -- transactions ------------------------------------------------------------------------
 
     def _block(self) -> _Block | None:
