@@ -24,7 +24,6 @@ import json
 import math
 import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -51,7 +50,6 @@ except ImportError:  # pragma: no cover - in a child process without hypothesis
 
 import lmdb
 
-from kvlite.backends import lmdb as engine_module
 from kvlite.backends.lmdb import _PAGE, _PREFIX, _decode, _encode, _stored
 
 HERE = Path(__file__).resolve()

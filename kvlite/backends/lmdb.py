@@ -353,7 +353,7 @@ class _Environment:
         except lmdb.VersionMismatchError as exc:
             raise IncompatibleVersion(f"{folder}: made by another LMDB version: {exc}") from exc
         except lmdb.Error as exc:
-            if not writable and isinstance(exc, (lmdb.FileNotFoundError, lmdb.NotFoundError, lmdb.ReadonlyError)):
+            if not writable and isinstance(exc, (lmdb.NotFoundError, lmdb.ReadonlyError)):
                 raise ReadOnlyError(f"{folder!r} holds no LMDB store and the store is read-only") from exc
             if isinstance(exc, lmdb.MapResizedError):
                 raise StoreLocked(f"{folder}: other processes kept growing the map while it was opened") from exc
@@ -1288,7 +1288,7 @@ class LMDBTable(Table):
                 if decode is False:
                     yield key
                 else:
-                    yield key, decode(_data(raw, flags))  # type: ignore[operator]
+                    yield key, decode(_data(raw, flags))  # type: ignore[misc,operator]
             if not more:
                 return
 
@@ -1328,7 +1328,7 @@ class LMDBTable(Table):
                 count = 0
                 now = self.engine.clock()
                 while found and count < _PAGE:
-                    run = []
+                    run: list[tuple[bytes, bytes, bytes, int]] = []
                     stored = cursor.key()
                     head = stored[:_PREFIX] if len(stored) == _LONG_SIZE else None
                     while found:  # one key, or every long key sharing its prefix
