@@ -19,23 +19,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from helpers_servers import free_port, unavailable
 
 __all__ = ["memcached_address"]
 
 _START_SECONDS = 15.0
-
-
-def _unavailable(reason: str) -> None:
-    """Skip the test for ``reason``, or fail it under ``CI=true`` (a skip must not pass CI)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(port: int) -> bool:
@@ -62,7 +50,7 @@ def _start(binary: str) -> tuple[subprocess.Popen[bytes], int]:
     """Start memcached on a free port; a few attempts, since another process may take the port first."""
     last_error = b""
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         command = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command += ["-u", "nobody"]  # memcached refuses to run as root without a user to switch to
@@ -82,7 +70,7 @@ def memcached_address() -> Iterator[tuple[str, int]]:
     """``("127.0.0.1", PORT)`` of a memcached server that lives for the test session."""
     binary = shutil.which("memcached")
     if binary is None:
-        _unavailable("memcached is not installed (apt-get install memcached)")
+        unavailable("memcached is not installed (apt-get install memcached)")
     proc, port = _start(binary)  # type: ignore[arg-type]
     try:
         yield "127.0.0.1", port

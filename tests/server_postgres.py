@@ -36,18 +36,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from helpers_servers import free_port, unavailable
 
 __all__ = ["postgres_url", "postgres_server", "new_schema_url", "PostgresServer"]
 
 _DATABASE = "kvlite_test"
 _START_TIMEOUT = 60.0
-
-
-def _unavailable(reason: str) -> None:
-    """Skip, or fail under CI (a skipped server test must not pass CI)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"PostgreSQL tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def _find_bindir() -> Path | None:
@@ -64,12 +58,6 @@ def _find_bindir() -> Path | None:
         if all((folder / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
             return folder
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _server_user() -> pwd.struct_passwd | None:
@@ -106,7 +94,7 @@ class PostgresServer:
         self.folder = Path(tempfile.mkdtemp(prefix="kvlite-pg-", dir=_base_dir(self.user)))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{_DATABASE}"
         if self.user is not None:
             os.chown(self.folder, self.user.pw_uid, self.user.pw_gid)
@@ -168,10 +156,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
-        _unavailable(f"psycopg 3 / psycopg_pool are not installed ({exc}); pip install 'psycopg[binary]' psycopg-pool")
+        unavailable(f"psycopg 3 / psycopg_pool are not installed ({exc}); pip install 'psycopg[binary]' psycopg-pool")
     bindir = _find_bindir()
     if bindir is None:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH "
+        unavailable("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH "
                      "or in /usr/lib/postgresql/*/bin; install the 'postgresql' package")
     assert bindir is not None
     server = PostgresServer(bindir)

@@ -24,23 +24,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from helpers_servers import free_port, unavailable
 
-__all__ = ["redis_prefix_url", "redis_url", "unavailable"]
+__all__ = ["redis_prefix_url", "redis_url"]
 
 _START_SECONDS = 15.0
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test for ``reason``, or fail it under ``CI=true`` (a skip must not pass CI)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: a missing server is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _answers(port: int) -> bool:
@@ -57,7 +45,7 @@ def _start(binary: str, folder: str) -> tuple[subprocess.Popen[bytes], int]:
     """Start ``binary`` on a free port; a few attempts, since another process may take the port first."""
     last_error = ""
     for _attempt in range(3):
-        port = _free_port()
+        port = free_port()
         log = open(os.path.join(folder, f"server-{port}.log"), "wb")  # noqa: SIM115 - closed below
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

@@ -38,6 +38,7 @@ import pytest
 from conftest import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import helpers_servers
 import server_postgres
 from helpers_dictview import DocumentedSetdefault
 from helpers_query import ENTRIES, FIELDS, NUMERIC_STRINGS, filters, jsonpaths, strict
@@ -1201,10 +1202,10 @@ def test_strings_compare_by_code_point(query_pair: Callable[..., tuple[Any, Any]
 def test_missing_server_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception):
-        server_postgres._unavailable("no server")
+        helpers_servers.unavailable("no server")
     monkeypatch.setenv("CI", "false")
     with pytest.raises(pytest.skip.Exception):
-        server_postgres._unavailable("no server")
+        helpers_servers.unavailable("no server")
 
 
 def test_numeric_strings_stay_strings(db: Any) -> None:
