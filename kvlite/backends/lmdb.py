@@ -1268,25 +1268,37 @@ class LMDBTable(Table):
                     found = cursor.set_range(after)
                     if found and cursor.key() == after:
                         found = cursor.next()
-                found = found and cursor.key()[:4] == self._prefix
                 now = self.engine.clock()
+                # The loop of every iteration and query: names bound once.
+                step, item, get, unpack, prefix = (cursor.prev if reverse else cursor.next), cursor.item, \
+                    txn.get, _HEAD.unpack_from, self._prefix
+                append = page.append
                 while found and len(page) < _PAGE:
-                    seq_key, stored = cursor.item()
-                    if last is not None and seq_key > last:
+                    seq_key, stored = item()
+                    if seq_key[:4] != prefix or last is not None and seq_key > last:
                         found = False
                         break
                     after = seq_key
-                    raw = txn.get(stored, db=entries)
+                    raw = get(stored, db=entries)
                     if raw is not None:
-                        flags, _, expires = _HEAD.unpack_from(raw)
-                        if _live(flags, expires, now):
-                            page.append((stored, raw, flags))
-                    found = (cursor.prev() if reverse else cursor.next()) and cursor.key()[:4] == self._prefix
+                        flags, _, expires = unpack(raw)
+                        if not flags & _EXPIRES or expires > now:
+                            append((stored, raw, flags))
+                    found = step()
                 more = found
             for stored, raw, flags in page:
-                key = _key_of(stored, raw, flags)
+                if flags & (7 | _LONG) == _STR:  # a str key, stored whole
+                    key = stored[1:].decode("utf-8")
+                else:
+                    key = _key_of(stored, raw, flags)
                 if decode is False:
                     yield key
+                elif flags & (_LONG | _TEXT) == _TEXT:
+                    try:
+                        data = raw[_HEAD_SIZE:].decode("utf-8")
+                    except UnicodeDecodeError:
+                        data = _data(raw, flags)  # raises CorruptStore
+                    yield key, decode(data)  # type: ignore[misc,operator]
                 else:
                     yield key, decode(_data(raw, flags))  # type: ignore[misc,operator]
             if not more:
