@@ -168,15 +168,18 @@ def non_negative_int(text: str) -> int:
 
 def open_file(path: str, *, write: bool, create: bool = False,
               clock: Callable[[], float] = time.time, shown: str | None = None) -> Store:
-    """Open the store at ``path``: read-only unless ``write``; it must exist unless ``create``.
+    """Open the store at ``path``, a file or a store URL (``lmdb://``, ``postgresql://``, ...):
+    read-only unless ``write``; a file must exist unless ``create`` (a URL's store is opened as
+    :func:`kvlite.open` opens it: read-only, an LMDB folder that does not exist is refused).
 
     ``shown``: the name used in error messages (default ``path``; the user's FILE when
     ``path`` is the temporary file a new store is built in)."""
     shown = path if shown is None else shown
-    if not create and not os.path.exists(path):
-        raise CliError(f"no such file: {shown!r}")
-    if os.path.isdir(path):
-        raise CliError(f"{shown!r} is a directory, not a kvlite file")
+    if "://" not in path:
+        if not create and not os.path.exists(path):
+            raise CliError(f"no such file: {shown!r}")
+        if os.path.isdir(path):
+            raise CliError(f"{shown!r} is a directory, not a kvlite file")
     try:
         return open_store(path, readonly=not write, clock=clock)
     except KvliteError as exc:

@@ -13,7 +13,7 @@ import argparse
 import time
 from typing import Any
 
-from ..errors import InvalidCollectionName
+from ..errors import InvalidCollectionName, NotSupported
 from ..store import Store
 from .common import CliError, Subparsers, add_command, file_arg, file_size, open_file
 from .text import printable, shown_name
@@ -60,24 +60,37 @@ def _run_collections(args: argparse.Namespace) -> int:
 
 
 def setup_stats(sub: Subparsers) -> None:
-    p = add_command(sub, "stats", "show file size, schema version and totals", handler=_run_stats)
+    p = add_command(sub, "stats", "show file size, schema version and totals (another engine: its facts)",
+                    handler=_run_stats)
     file_arg(p)
 
 
 def _run_stats(args: argparse.Namespace) -> int:
     started = time.time()  # every entry judged live or expired at one instant
     with open_file(args.file, write=False, clock=lambda: started) as store, store.snapshot():
-        info: dict[str, Any] = store.info()
+        try:
+            info: dict[str, Any] = store.info()
+        except NotSupported:  # a server store: no file facts
+            info = {}
         rows = _collection_rows(store)
     live = sum(row[1] for row in rows)
     expired = sum(row[2] for row in rows)
-    made = "" if info["created_by"] is None else f" (created by kvlite {printable(str(info['created_by']))})"
+    if "schema_version" in info:  # an SQLite file
+        made = "" if info["created_by"] is None else f" (created by kvlite {printable(str(info['created_by']))})"
+        facts = [
+            f"file:            {printable(args.file)}",
+            f"size:            {info['size']:,} bytes (+ {info['wal_size']:,} bytes of WAL)",
+            f"schema version:  {info['schema_version']}{made}",
+            f"pages:           {info['pages']:,} of {info['page_size']:,} bytes ({info['free_pages']:,} free)",
+            f"journal mode:    {printable(str(info['journal_mode']))}",
+        ]
+    else:  # another engine: what its info() reports, as it names it
+        facts = [f"store:           {printable(args.file)}"] + [
+            f"{(name.replace('_', ' ') + ':'):<17}{value:,}" if type(value) is int else
+            f"{(name.replace('_', ' ') + ':'):<17}{printable(str(value))}"
+            for name, value in info.items() if name != "path"]
     print("\n".join([
-        f"file:            {printable(args.file)}",
-        f"size:            {info['size']:,} bytes (+ {info['wal_size']:,} bytes of WAL)",
-        f"schema version:  {info['schema_version']}{made}",
-        f"pages:           {info['pages']:,} of {info['page_size']:,} bytes ({info['free_pages']:,} free)",
-        f"journal mode:    {printable(str(info['journal_mode']))}",
+        *facts,
         f"collections:     {len(rows)}",
         f"entries:         {live:,} live, {expired:,} expired (not yet purged)",
     ]))
