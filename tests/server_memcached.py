@@ -13,37 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
-from helpers_servers import free_port, unavailable
+from helpers_servers import answers, free_port, stop, unavailable
 
 __all__ = ["memcached_address"]
 
 _START_SECONDS = 15.0
-
-
-def _answers(port: int) -> bool:
-    """True when a server on ``port`` replies to ``version``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"version\r\n")
-            return sock.recv(64).startswith(b"VERSION")
-    except OSError:
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _start(binary: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -57,10 +36,10 @@ def _start(binary: str) -> tuple[subprocess.Popen[bytes], int]:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline and proc.poll() is None:
-            if _answers(port):
+            if answers(port, b"version\r\n", b"VERSION"):
                 return proc, port
             time.sleep(0.05)
-        _stop(proc)
+        stop(proc)
         last_error = proc.stderr.read() if proc.stderr else b""
     raise RuntimeError(f"memcached did not start: {last_error[-2000:].decode('utf-8', 'replace')}")
 
@@ -75,6 +54,6 @@ def memcached_address() -> Iterator[tuple[str, int]]:
     try:
         yield "127.0.0.1", port
     finally:
-        _stop(proc)
+        stop(proc)
         if proc.stderr:
             proc.stderr.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,21 +23,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from helpers_servers import free_port, unavailable
+from helpers_servers import answers, free_port, stop, unavailable
 
 __all__ = ["redis_prefix_url", "redis_url"]
 
 _START_SECONDS = 15.0
-
-
-def _answers(port: int) -> bool:
-    """True when a server on ``port`` replies ``+PONG`` to ``PING``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _start(binary: str, folder: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -54,23 +43,13 @@ def _start(binary: str, folder: str) -> tuple[subprocess.Popen[bytes], int]:
         log.close()
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline and proc.poll() is None:
-            if _answers(port):
+            if answers(port, b"PING\r\n", b"+PONG"):
                 return proc, port
             time.sleep(0.05)
-        _stop(proc)
+        stop(proc)
         with open(os.path.join(folder, f"server-{port}.log"), "rb") as f:
             last_error = f.read()[-2000:].decode("utf-8", "replace")
     raise RuntimeError(f"{binary} did not start: {last_error}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +68,7 @@ def redis_url() -> Iterator[str]:
         try:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            _stop(proc)
+            stop(proc)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
