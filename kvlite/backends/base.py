@@ -41,7 +41,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
+import uuid
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -49,6 +52,7 @@ from .. import keys as _keys
 from .. import serializers as _serializers
 from ..errors import (
     CollectionDropped,
+    InvalidBackupTarget,
     KvliteError,
     NotSupported,
     ReadOnlyError,
@@ -58,6 +62,7 @@ from ..query import rfc9535 as _rfc
 from ..query.matches import Tracker
 
 __all__ = ["Engine", "Table", "MISSING", "KEEP", "entry_pairs", "validate_settings", "store_stats", "collection_stats",
+           "sync_folder", "backup_folder",
            "STAT_COUNTERS"]
 
 
@@ -139,6 +144,39 @@ def collection_stats(opened: list[Any], recorded: tuple[Any, str] | None,
     return make(recorded[0], _serializers.stand_in(recorded[1])).stats()  # type: ignore[no-any-return]
 
 
+
+
+def sync_folder(folder: str) -> None:
+    """Put a rename made in ``folder`` on disk (fsync of the folder; nothing where the system
+    cannot open a folder)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder or ".", os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextlib.contextmanager
+def backup_folder(path: str, source: str, kind: str) -> Iterator[str]:
+    """For a backup that is a new folder at ``path``: the temporary folder to write it in,
+    ``.NAME.<random>.tmp`` beside ``path``, renamed to ``path`` (and the rename synced) when the
+    block ends, removed when it raises.  ``path`` must not exist, or be an empty folder (else
+    :class:`~kvlite.errors.InvalidBackupTarget`, naming ``source`` and ``kind``)."""
+    if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)):
+        raise InvalidBackupTarget(f"cannot back up {source} to {path!r}: it exists ({kind} is a new folder)")
+    parent, base = os.path.split(path)
+    temp = os.path.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
+    os.mkdir(temp)
+    try:
+        yield temp
+        if os.path.isdir(path):
+            os.rmdir(path)  # the empty folder that was there
+        os.replace(temp, path)
+        sync_folder(parent)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
 
 
 class Engine(ABC):

@@ -76,19 +76,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import string
 import threading
 import time
 import urllib.parse
-import uuid
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .. import serializers as _serializers
 from ..errors import (
-    InvalidBackupTarget,
     CollectionDropped,
     CorruptStore,
     KvliteError,
@@ -96,7 +93,7 @@ from ..errors import (
     ReadOnlyError,
     StoreLocked,
 )
-from .base import MISSING, Engine
+from .base import MISSING, Engine, backup_folder
 from .sqlite import SQLiteEngine
 from .sqlite.table import SQLiteTable
 
@@ -649,13 +646,7 @@ class DirectoryEngine(Engine):
         """A new folder at ``path`` holding a backup of each collection file (each file's own
         snapshot: consistent file by file, not across them), made in a temporary folder beside
         it and renamed to ``path`` once every file is copied."""
-        if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)):
-            raise InvalidBackupTarget(f"cannot back up the folder {self.path!r} to {path!r}: it exists "
-                                      "(a per-collection backup is a new folder)")
-        parent, base = os.path.split(path)
-        temp = os.path.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-        os.mkdir(temp)
-        try:
+        with backup_folder(path, f"the folder {self.path!r}", "a per-collection backup") as temp:
             names = self.names()
             for number, name in enumerate(names):
                 with self._folder_lock.hold(exclusive=False):
@@ -668,10 +659,6 @@ class DirectoryEngine(Engine):
                         progress(number * 1000 + (1000 * done // total if total else 1000), len(names) * 1000)
 
                 engine.backup(os.path.join(temp, os.path.basename(self._file(name))), step)
-            os.replace(temp, path)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
 
     def info(self) -> dict[str, Any]:
         raise NotSupported("a per-collection folder is not one file: info() has nothing to report on; "

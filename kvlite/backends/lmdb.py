@@ -52,12 +52,10 @@ import functools
 import hashlib
 import math
 import os
-import shutil
 import struct
 import threading
 import time
 import urllib.parse
-import uuid
 import weakref
 from typing import Any, Callable, Iterable, Iterator
 
@@ -72,14 +70,13 @@ from ..errors import (
     CollectionDropped,
     CorruptStore,
     IncompatibleVersion,
-    InvalidBackupTarget,
     KvliteError,
     NotSupported,
     ReadOnlyError,
     StoreFull,
     StoreLocked,
 )
-from .base import KEEP, MISSING, Engine, Table
+from .base import KEEP, MISSING, Engine, Table, backup_folder
 
 __all__ = ["LMDBEngine", "LMDBTable"]
 
@@ -865,13 +862,7 @@ class LMDBEngine(Engine):
         """A compacted copy of the environment (LMDB's own copy, from one read transaction) in
         a new folder ``path``, written beside it under a temporary name and renamed once synced."""
         self.check_open()
-        if os.path.exists(path) and not (os.path.isdir(path) and not os.listdir(path)):
-            raise InvalidBackupTarget(f"cannot back up {self.path!r} to {path!r}: it exists "
-                                      "(an LMDB backup is a new folder)")
-        parent, base = os.path.split(path)
-        temp = os.path.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp")
-        os.mkdir(temp)
-        try:
+        with backup_folder(path, repr(self.path), "an LMDB backup") as temp:
             if progress is not None:
                 progress(0, 1)
             while True:
@@ -893,19 +884,8 @@ class LMDBEngine(Engine):
             for name in os.listdir(temp):
                 with open(os.path.join(temp, name), "rb+") as copied:
                     os.fsync(copied.fileno())
-            if os.path.isdir(path):
-                os.rmdir(path)  # the empty folder that was there
-            os.replace(temp, path)
-            descriptor = os.open(parent or ".", os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-            if progress is not None:
-                progress(1, 1)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
+        if progress is not None:
+            progress(1, 1)
 
     def close(self) -> None:
         super().close()

@@ -37,7 +37,7 @@ from ...errors import (
     StoreClosed,
     TransactionLost,
 )
-from ..base import MISSING, Engine
+from ..base import MISSING, Engine, sync_folder
 from . import changes as _changes
 from . import migrate, rfc9535_sql
 from .errors import DB_ERRORS, needs_wal_index, translate_error
@@ -712,12 +712,7 @@ class SQLiteEngine(Engine):
             with open(temp, "rb") as done:
                 os.fsync(done.fileno())
             os.replace(temp, path)
-            with contextlib.suppress(OSError):  # the rename itself, on disk
-                fd = os.open(folder, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            sync_folder(folder)  # the rename itself, on disk
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
