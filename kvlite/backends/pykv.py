@@ -761,35 +761,37 @@ class PyKVTable(Table):
                 return now + remaining if remaining > 0 else MISSING
         return MISSING
 
-    def expiry_many(self, keys: list[Any], now: float) -> list[Any]:
+    def _first_of_forms(self, method: Callable[..., Awaitable[list[Any]]], keys: list[Any],
+                        convert: Callable[[Any], Any]) -> list[Any]:
+        """For each key, the first of its forms' ``convert(entry)`` that is not ``MISSING`` (else
+        ``MISSING``), every form of every key read in one ``method`` call (``get_many``, whose
+        entries are documents, or ``ttl_many``: ``(document, remaining)``)."""
         self.check()
         groups = [self._all_forms(key) for key in keys]
         flat = [form for forms in groups for form in forms]
-        found = iter(self.engine.run(_unique(self.store.ttl_many, flat, self.collection)) if flat else [])
+        found = iter(self.engine.run(_unique(method, flat, self.collection)) if flat else [])
         out = []
         for forms in groups:
             result = MISSING
             for _ in forms:
-                document, remaining = next(found)
-                if result is MISSING and document is not None:
-                    result = None if remaining is None else (now + remaining if remaining > 0 else MISSING)
+                entry = next(found)
+                if result is MISSING:
+                    result = convert(entry)
             out.append(result)
         return out
 
+    def expiry_many(self, keys: list[Any], now: float) -> list[Any]:
+        def expiry(entry: tuple[Any, float | None]) -> Any:
+            document, remaining = entry
+            if document is None:
+                return MISSING
+            return None if remaining is None else (now + remaining if remaining > 0 else MISSING)
+
+        return self._first_of_forms(self.store.ttl_many, keys, expiry)
+
     def get_many(self, keys: list[Any], now: float) -> list[Any]:
-        self.check()
-        groups = [self._all_forms(key) for key in keys]
-        flat = [form for forms in groups for form in forms]
-        found = iter(self.engine.run(_unique(self.store.get_many, flat, self.collection)) if flat else [])
-        out = []
-        for forms in groups:
-            result = MISSING
-            for _ in forms:
-                document = next(found)
-                if result is MISSING and document is not None:
-                    result = self.data_of(document)
-            out.append(result)
-        return out
+        return self._first_of_forms(self.store.get_many, keys,
+                                    lambda document: MISSING if document is None else self.data_of(document))
 
     async def _targets(self, groups: list[list[str]]) -> list[str]:
         """For each key's forms: the form already stored (live), else its own."""
